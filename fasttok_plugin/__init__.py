@@ -1,0 +1,82 @@
+"""fasttok_plugin: FAST action tokenizers fit with the exact normalization your policy trains with.
+
+The public names below are imported lazily, so `import fasttok_plugin` (and the CLIs) start fast and
+never pull in torch or Lightning until a name that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # codec
+    "FastTokenizer": "fasttok_plugin.codec",
+    "EncodedBatch": "fasttok_plugin.codec",
+    "DecodedBatch": "fasttok_plugin.codec",
+    "CodecError": "fasttok_plugin.codec",
+    "TokenizerFormatError": "fasttok_plugin.codec",
+    # mixture, metadata, resolution
+    "MixtureConfig": "fasttok_plugin.mixture",
+    "MixtureError": "fasttok_plugin.mixture",
+    "DatasetEntry": "fasttok_plugin.mixture",
+    "load_mixture": "fasttok_plugin.mixture",
+    "DatasetError": "fasttok_plugin.lerobot",
+    "DatasetMeta": "fasttok_plugin.lerobot",
+    "read_dataset_meta": "fasttok_plugin.lerobot",
+    "ResolvedMixture": "fasttok_plugin.resolve",
+    "resolve_mixture": "fasttok_plugin.resolve",
+    # norm heads and normalization
+    "NormHeads": "fasttok_plugin.heads",
+    "NormHeadsError": "fasttok_plugin.heads",
+    "build_norm_heads": "fasttok_plugin.heads",
+    "Normalize": "fasttok_plugin.normalize",
+    "Unnormalize": "fasttok_plugin.normalize",
+    "NormMode": "fasttok_plugin.normalize",
+    # sampling and fitting
+    "ChunkSampler": "fasttok_plugin.sampling",
+    "ChunkBatch": "fasttok_plugin.sampling",
+    "FitSettings": "fasttok_plugin.fitting",
+    "FitReport": "fasttok_plugin.fitting",
+    "fit_tokenizer": "fasttok_plugin.fitting",
+    "fit_fingerprint": "fasttok_plugin.fitting",
+    # preflight
+    "run_preflight": "fasttok_plugin.preflight",
+    "PreflightResult": "fasttok_plugin.preflight",
+    "PreflightError": "fasttok_plugin.preflight",
+    "Finding": "fasttok_plugin.preflight",
+    "Severity": "fasttok_plugin.preflight",
+    # Lightning
+    "MixtureDataModule": "fasttok_plugin.lightning",
+    "FastTokenizerCallback": "fasttok_plugin.lightning",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fasttok_plugin' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: the next lookup skips __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from fasttok_plugin.codec import CodecError, DecodedBatch, EncodedBatch, FastTokenizer, TokenizerFormatError
+    from fasttok_plugin.fitting import FitReport, FitSettings, fit_fingerprint, fit_tokenizer
+    from fasttok_plugin.heads import NormHeads, NormHeadsError, build_norm_heads
+    from fasttok_plugin.lerobot import DatasetError, DatasetMeta, read_dataset_meta
+    from fasttok_plugin.lightning import FastTokenizerCallback, MixtureDataModule
+    from fasttok_plugin.mixture import DatasetEntry, MixtureConfig, MixtureError, load_mixture
+    from fasttok_plugin.normalize import Normalize, NormMode, Unnormalize
+    from fasttok_plugin.preflight import Finding, PreflightError, PreflightResult, Severity, run_preflight
+    from fasttok_plugin.resolve import ResolvedMixture, resolve_mixture
+    from fasttok_plugin.sampling import ChunkBatch, ChunkSampler
