@@ -7,7 +7,7 @@ never pull in torch or Lightning until a name that needs them is used.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -67,16 +67,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fasttok_plugin.codec import CodecError, DecodedBatch, EncodedBatch, FastTokenizer, TokenizerFormatError
-    from fasttok_plugin.fitting import FitReport, FitSettings, fit_fingerprint, fit_tokenizer
-    from fasttok_plugin.heads import NormHeads, NormHeadsError, build_norm_heads
-    from fasttok_plugin.lerobot import DatasetError, DatasetMeta, read_dataset_meta
-    from fasttok_plugin.lightning import FastTokenizerCallback, MixtureDataModule
-    from fasttok_plugin.mixture import DatasetEntry, MixtureConfig, MixtureError, load_mixture
-    from fasttok_plugin.normalize import Normalize, NormMode, Unnormalize
-    from fasttok_plugin.preflight import Finding, PreflightError, PreflightResult, Severity, run_preflight
-    from fasttok_plugin.resolve import ResolvedMixture, resolve_mixture
-    from fasttok_plugin.sampling import ChunkBatch, ChunkSampler

@@ -5,16 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import fasttok_plugin
 
 
 def test_unknown_attribute_raises_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="definitely_not_exported"):
         fasttok_plugin.definitely_not_exported  # noqa: B018
-    except AttributeError as exc:
-        assert "definitely_not_exported" in str(exc)
-    else:  # pragma: no cover - the assertion is the point
-        raise AssertionError("expected AttributeError")
 
 
 def test_import_does_not_pull_torch_or_lightning() -> None:
