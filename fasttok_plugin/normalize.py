@@ -1,0 +1,218 @@
+"""Per-head action normalization as torch modules (DESIGN §6).
+
+`Normalize` and `Unnormalize` hold the stacked ``(H, D)`` statistics of a `NormHeads` as float32
+buffers (so they are saved in ``state_dict`` and move with ``.to()``) and, for every row of a batch,
+use the stats of that row's head. The tokenizer fit normalizes its corpus with this very module, so
+fit-time and train-time values are identical bit for bit.
+
+Conventions:
+
+* ``MIN_MAX`` (default) maps ``[min, max]`` to ``[-1, 1]``: ``y = (x - min) / (max - min) * 2 - 1``.
+  A zero-range dim (``|max - min| < eps``, e.g. a zero-padded dim) gets denominator 1 and, with
+  ``zero_range="center"`` (default), offset 0 instead of -1, so ``x == min`` maps to ``0.0``;
+  ``zero_range="legacy"`` keeps offset -1 (``x == min`` maps to ``-1.0``) like older pipelines.
+  Non-degenerate dims are identical under both conventions.
+* ``MEAN_STD``: ``y = (x - mean) / std``; a ``std < eps`` (a constant or padded dim) is snapped to 1,
+  so such a dim is only centered, never blown up.
+* ``IDENTITY``: returns the input unchanged (inputs are still validated).
+
+`Unnormalize` applies the exact algebraic inverse, so ``Unnormalize(Normalize(x)) == x`` up to float
+rounding on every dim whose range is not degenerate, and exactly ``x == min`` on degenerate ones.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fasttok_plugin.heads import NormHeads
+
+__all__ = ["NormMode", "Normalize", "Unnormalize"]
+
+ZeroRange = Literal["center", "legacy"]
+
+
+class NormMode(str, Enum):
+    """How actions are mapped before tokenization."""
+
+    MIN_MAX = "min_max"
+    MEAN_STD = "mean_std"
+    IDENTITY = "identity"
+
+
+def _parse_mode(mode: NormMode | str) -> NormMode:
+    if isinstance(mode, NormMode):
+        return mode
+    try:
+        return NormMode(str(mode).lower())
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in NormMode)
+        raise ValueError(f"unknown normalization mode {mode!r}; expected one of {choices}") from None
+
+
+class _HeadStats(nn.Module):
+    """Shared buffers, validation and per-row gathering of `Normalize` / `Unnormalize`."""
+
+    min: Tensor
+    max: Tensor
+    mean: Tensor
+    std: Tensor
+
+    def __init__(
+        self,
+        heads: NormHeads,
+        *,
+        mode: NormMode | str = NormMode.MIN_MAX,
+        zero_range: ZeroRange = "center",
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.mode = _parse_mode(mode)
+        if zero_range not in ("center", "legacy"):
+            raise ValueError(f"zero_range must be 'center' or 'legacy', got {zero_range!r}")
+        if not (float(eps) > 0.0):
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+        self.zero_range: ZeroRange = zero_range
+        self.eps = float(eps)
+        self.keys: tuple[str, ...] = tuple(heads.keys)
+        self.fingerprint: str = heads.fingerprint
+        shape = (len(heads.keys), int(heads.max_action_dim))
+        for name in ("min", "max", "mean", "std"):
+            # np.array copies: NormHeads arrays are read-only and torch wants writable memory.
+            values = torch.from_numpy(np.array(getattr(heads, name), dtype=np.float64))
+            if tuple(values.shape) != shape:
+                raise ValueError(f"NormHeads.{name} has shape {tuple(values.shape)}, expected {shape}")
+            if not bool(torch.isfinite(values).all()):
+                raise ValueError(f"NormHeads.{name} holds non-finite values; rebuild with build_norm_heads")
+            self.register_buffer(name, values.to(torch.float32).contiguous())
+
+    @property
+    def num_heads(self) -> int:
+        """Number of heads ``H``."""
+        return int(self.min.shape[0])
+
+    @property
+    def action_dim(self) -> int:
+        """Padded action width ``D``."""
+        return int(self.min.shape[1])
+
+    def extra_repr(self) -> str:
+        return (
+            f"heads={self.num_heads}, action_dim={self.action_dim}, mode={self.mode.value}, "
+            f"zero_range={self.zero_range}, eps={self.eps}"
+        )
+
+    def _check(self, actions: Tensor, head_index: Tensor) -> None:
+        heads, dim = self.num_heads, self.action_dim
+        if not isinstance(actions, Tensor) or not isinstance(head_index, Tensor):
+            raise ValueError(
+                f"expected tensors: actions (B, T, {dim}) or (B, {dim}) and head_index (B,), got "
+                f"{type(actions).__name__} and {type(head_index).__name__}"
+            )
+        if actions.dim() not in (2, 3) or actions.shape[-1] != dim:
+            raise ValueError(
+                f"actions must have shape (B, T, {dim}) or (B, {dim}), got {tuple(actions.shape)}"
+            )
+        if not actions.is_floating_point():
+            raise ValueError(f"actions must be a floating point tensor, got dtype {actions.dtype}")
+        batch = actions.shape[0]
+        if head_index.dim() != 1 or head_index.shape[0] != batch:
+            raise ValueError(
+                f"head_index must have shape ({batch},) to match actions {tuple(actions.shape)}, "
+                f"got {tuple(head_index.shape)}"
+            )
+        if head_index.is_floating_point() or head_index.is_complex() or head_index.dtype == torch.bool:
+            raise ValueError(f"head_index must be an integer tensor, got dtype {head_index.dtype}")
+        out_of_range = (head_index < 0) | (head_index >= heads)
+        if batch and bool(out_of_range.any()):
+            bad = head_index[out_of_range]
+            raise ValueError(
+                f"head_index values must be in [0, {heads}) (there are {heads} heads), "
+                f"got {sorted({int(v) for v in bad.tolist()})}"
+            )
+
+    def _gather(self, actions: Tensor, head_index: Tensor) -> tuple[Tensor, ...]:
+        """Return the per-row ``min, max, mean, std`` broadcastable to ``actions``, in the compute dtype."""
+        # Half precision inputs are computed in float32 and cast back; float64 stays float64.
+        dtype = torch.promote_types(actions.dtype, torch.float32)
+        index = head_index.to(device=self.min.device, dtype=torch.long)
+        rows = []
+        for buffer in (self.min, self.max, self.mean, self.std):
+            row = buffer.index_select(0, index).to(device=actions.device, dtype=dtype)
+            rows.append(row.unsqueeze(1) if actions.dim() == 3 else row)
+        return tuple(rows)
+
+    def _min_max_terms(self, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(denominator, offset)`` with ``y = (x - lo) / denominator * 2 + offset``."""
+        span = hi - lo
+        degenerate = span.abs() < self.eps
+        denominator = torch.where(degenerate, torch.ones_like(span), span)
+        offset = torch.full_like(span, -1.0)
+        if self.zero_range == "center":
+            offset = torch.where(degenerate, torch.zeros_like(span), offset)
+        return denominator, offset
+
+    def _std_terms(self, std: Tensor) -> Tensor:
+        return torch.where(std < self.eps, torch.ones_like(std), std)
+
+
+class Normalize(_HeadStats):
+    """Normalize raw zero-padded actions with the stats of each row's head.
+
+    Args:
+        heads: The mixture's `NormHeads` (from `build_norm_heads`).
+        mode: ``"min_max"`` (default), ``"mean_std"`` or ``"identity"``.
+        zero_range: Value of a zero-range dim under MIN_MAX: ``"center"`` -> 0.0, ``"legacy"`` -> -1.0.
+        eps: Threshold below which a range (MIN_MAX) or a std (MEAN_STD) counts as zero.
+
+    Raises:
+        ValueError: On an unknown mode/convention, or (in ``forward``) on a wrong shape, dtype or
+            out-of-range ``head_index``; the message names the expected shape.
+    """
+
+    def forward(self, actions: Tensor, head_index: Tensor) -> Tensor:
+        """Normalize ``actions`` (B, T, D) or (B, D); ``head_index`` (B,) picks each row's head."""
+        self._check(actions, head_index)
+        if self.mode is NormMode.IDENTITY:
+            return actions
+        lo, hi, mean, std = self._gather(actions, head_index)
+        x = actions.to(lo.dtype)
+        if self.mode is NormMode.MIN_MAX:
+            denominator, offset = self._min_max_terms(lo, hi)
+            y = (x - lo) / denominator * 2.0 + offset
+        else:
+            y = (x - mean) / self._std_terms(std)
+        return y.to(actions.dtype)
+
+
+class Unnormalize(_HeadStats):
+    """Invert `Normalize` (same constructor arguments): normalized actions back to raw units.
+
+    Args:
+        heads: The mixture's `NormHeads` (from `build_norm_heads`).
+        mode: ``"min_max"`` (default), ``"mean_std"`` or ``"identity"``.
+        zero_range: Must match the `Normalize` that produced the values.
+        eps: Must match the `Normalize` that produced the values.
+
+    Raises:
+        ValueError: As for `Normalize`.
+    """
+
+    def forward(self, actions: Tensor, head_index: Tensor) -> Tensor:
+        """Unnormalize ``actions`` (B, T, D) or (B, D); ``head_index`` (B,) picks each row's head."""
+        self._check(actions, head_index)
+        if self.mode is NormMode.IDENTITY:
+            return actions
+        lo, hi, mean, std = self._gather(actions, head_index)
+        y = actions.to(lo.dtype)
+        if self.mode is NormMode.MIN_MAX:
+            denominator, offset = self._min_max_terms(lo, hi)
+            x = (y - offset) / 2.0 * denominator + lo
+        else:
+            x = y * self._std_terms(std) + mean
+        return x.to(actions.dtype)

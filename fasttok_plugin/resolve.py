@@ -1,0 +1,135 @@
+"""Resolve a mixture: read every entry's dataset metadata once, name entries, apply tag overrides.
+
+The :class:`ResolvedMixture` is what ``build_norm_heads``, the sampler, the fit and the preflight all read,
+so they cannot disagree. Resolution never raises for a dataset problem: the :class:`DatasetError` is kept
+on the entry for the preflight to report alongside every other problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fasttok_plugin.lerobot import DatasetError, DatasetMeta, read_dataset_meta
+from fasttok_plugin.mixture import DatasetEntry, MixtureConfig, load_mixture
+
+__all__ = [
+    "ResolvedEntry",
+    "ResolvedMixture",
+    "dataset_names",
+    "entry_label",
+    "resolve_entry",
+    "resolve_mixture",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_names(repo_ids: Sequence[str]) -> list[str]:
+    """Entry names: the ``repo_id``, with ``#i`` on every occurrence of a repeated one.
+
+    ``["A", "B", "A"] -> ["A#0", "B", "A#1"]``.
+    """
+    totals = Counter(repo_ids)
+    seen: Counter[str] = Counter()
+    names = []
+    for repo_id in repo_ids:
+        if totals[repo_id] > 1:
+            names.append(f"{repo_id}#{seen[repo_id]}")
+            seen[repo_id] += 1
+        else:
+            names.append(repo_id)
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedEntry:
+    """One mixture entry with its dataset metadata.
+
+    Attributes:
+        entry: The mixture entry.
+        name: Entry name (see :func:`dataset_names`).
+        robot_type: Effective tag: the entry's override, else ``info.json`` (``None`` when neither).
+        control_mode: Effective tag: the entry's override, else ``info.json``.
+        meta: Dataset metadata, ``None`` when it could not be read.
+        error: Why ``meta`` is ``None``.
+    """
+
+    entry: DatasetEntry
+    name: str
+    robot_type: str | None
+    control_mode: str | None
+    meta: DatasetMeta | None
+    error: DatasetError | None
+
+    @property
+    def index(self) -> int:
+        """Position of the entry in the mixture."""
+        return self.entry.index
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedMixture:
+    """A mixture with every entry resolved, in mixture order."""
+
+    config: MixtureConfig
+    entries: tuple[ResolvedEntry, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Entry names in mixture order."""
+        return tuple(e.name for e in self.entries)
+
+    @property
+    def errors(self) -> tuple[ResolvedEntry, ...]:
+        """Entries whose metadata could not be read."""
+        return tuple(e for e in self.entries if e.error is not None)
+
+
+def entry_label(index: int, name: str) -> str:
+    """How messages name an entry: ``entry 3 (org/name)``."""
+    return f"entry {index} ({name})"
+
+
+def resolve_entry(entry: DatasetEntry, name: str) -> ResolvedEntry:
+    """Read one entry's dataset metadata and apply its tag overrides; a DatasetError is stored, not raised."""
+    meta: DatasetMeta | None = None
+    error: DatasetError | None = None
+    try:
+        meta = read_dataset_meta(
+            entry.root,
+            action_key=entry.action_key,
+            episodes=entry.episodes,
+            excluded_episodes=entry.excluded_episodes,
+            name=entry_label(entry.index, name),
+        )
+    except DatasetError as exc:
+        error = exc
+        logger.debug("cannot read %s: %s", name, exc)
+    # An override given in the mixture wins even when it is blank/"unknown": heads then report it as missing.
+    robot_type = entry.robot_type if entry.robot_type is not None else (meta.robot_type if meta else None)
+    control_mode = (
+        entry.control_mode if entry.control_mode is not None else (meta.control_mode if meta else None)
+    )
+    return ResolvedEntry(entry, name, robot_type, control_mode, meta, error)
+
+
+def resolve_mixture(mixture: str | os.PathLike[str] | MixtureConfig) -> ResolvedMixture:
+    """Resolve every entry of a mixture.
+
+    Args:
+        mixture: A mixture file path or a parsed :class:`MixtureConfig`.
+
+    Returns:
+        The resolved mixture; dataset problems are stored on the entries.
+
+    Raises:
+        MixtureError: Only when ``mixture`` is a path that cannot be loaded.
+    """
+    config = mixture if isinstance(mixture, MixtureConfig) else load_mixture(mixture)
+    names = dataset_names([e.repo_id for e in config.datasets])
+    entries = tuple(resolve_entry(entry, name) for entry, name in zip(config.datasets, names, strict=True))
+    return ResolvedMixture(config, entries)
