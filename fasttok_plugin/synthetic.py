@@ -244,9 +244,11 @@ def write_lerobot_dataset(
         episodes = [np.ascontiguousarray(a, dtype=np.float32) for a in actions]
         if not episodes:
             raise ValueError("actions must hold at least one episode")
-        action_dim = int(episodes[0].shape[1])
+        action_dim = int(episodes[0].shape[1]) if episodes[0].ndim == 2 else -1
         if any(a.ndim != 2 or a.shape[1] != action_dim for a in episodes):
             raise ValueError("every episode in actions must be a (len_i, d) array with the same d")
+    if any(a.shape[0] < 1 for a in episodes):
+        raise ValueError("every episode needs at least one frame (LeRobot has no empty episodes)")
     states = [(a * 0.5 + 0.1).astype(np.float32) for a in episodes]
     lengths = [int(a.shape[0]) for a in episodes]
     total_frames = int(sum(lengths))

@@ -501,3 +501,20 @@ def test_action_array_rejects_malformed_rows(array, fragment):
     assert info.value.reason == "data_invalid"
     assert fragment in str(info.value)
     assert "entry 0 (d)" in str(info.value)
+
+
+def test_v20_layout_is_read_like_v21(make_dataset):
+    ds = make_dataset(
+        "v20", version="v2.1", write_episode_stats=False, info_overrides={"codebase_version": "v2.0"}
+    )
+    meta = read_dataset_meta(ds.root)
+    assert meta.version == "v2.0"
+    _assert_stats_equal(meta.stats, ds.concatenated())
+
+
+def test_repeated_episode_indices_in_metadata_raise(make_dataset):
+    ds = make_dataset("rep", version="v2.1", episode_lengths=(3, 3))
+    path = ds.root / "meta/episodes.jsonl"
+    path.write_text(path.read_text() + json.dumps({"episode_index": 1, "length": 3}) + "\n")
+    with pytest.raises(DatasetError, match=r"episodes \[1\] are listed more than once"):
+        read_dataset_meta(ds.root)

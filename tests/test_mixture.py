@@ -8,8 +8,10 @@ import pickle
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fasttok_plugin.mixture import MixtureConfig, MixtureError, load_mixture, parse_mixture
+from fasttok_plugin.mixture import MixtureConfig, MixtureError, _index_lines, load_mixture, parse_mixture
 
 
 def _line_containing(path: Path, needle: str) -> int:
@@ -536,3 +538,61 @@ def test_missing_datasets_mentions_a_misspelt_wrapper(write_mixture_file):
         load_mixture(write_mixture_file({"dataset_mixtures": {"datasets": [{"repo_id": "a"}]}}))
     problem = _only(info.value.problems, "/datasets")
     assert "did you mean 'dataset_mixture'?" in problem.message
+
+
+# --- the line index ----------------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _pointers(value, pointer=""):
+    yield pointer, value
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _pointers(child, pointer + "/" + key.replace("~", "~0").replace("/", "~1"))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from _pointers(child, f"{pointer}/{i}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(document=json_values, indent=st.sampled_from([None, 1, 2]))
+def test_line_index_covers_every_value_and_points_at_its_first_character(document, indent):
+    text = json.dumps(document, indent=indent)
+    lines: dict[str, int] = {}
+    duplicates: list[tuple[str, int]] = []
+    _index_lines(text, lines, duplicates)
+    expected = dict(_pointers(document))
+    assert set(lines) == set(expected)
+    assert duplicates == []
+    text_lines = text.splitlines()
+    for pointer, value in expected.items():
+        first_char = json.dumps(value)[0]
+        assert first_char in text_lines[lines[pointer] - 1]
+
+
+def test_problems_and_unknown_keys_inside_an_included_file_point_into_that_file(tmp_path):
+    (tmp_path / "parts").mkdir()
+    part = tmp_path / "parts" / "entry.json"
+    part.write_text('{\n  "repo_id": "a",\n  "weight": -1,\n  "robot_tpye": "arm"\n}\n')
+    path = tmp_path / "m.json"
+    path.write_text('{\n  "datasets": [\n    {"$ref": "parts/entry.json"}\n  ]\n}\n')
+    config = load_mixture(path)
+    problem = _only(config.problems, "/datasets/0/weight")
+    assert (problem.file, problem.line) == (part, 3)
+    unknown = config.unknown_keys[0]
+    assert (unknown.pointer, unknown.file, unknown.line, unknown.suggestion) == (
+        "/datasets/0/robot_tpye",
+        part,
+        4,
+        "robot_type",
+    )
+    assert config.location_of("/datasets/0/weight") == (part, 3)
+    # The entry itself is located where it is written: the $ref object in the mixture.
+    assert (config.datasets[0].file, config.datasets[0].line) == (path, 3)

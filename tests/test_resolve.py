@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import pickle
+
 import numpy as np
 import pytest
 
-from fasttok_plugin.lerobot import DatasetError
+from fasttok_plugin.lerobot import DatasetError, read_episode_frames
 from fasttok_plugin.mixture import MixtureError, load_mixture
 from fasttok_plugin.resolve import ResolvedMixture, dataset_names, resolve_mixture
+from fasttok_plugin.synthetic import write_lerobot_dataset
 
 
 @pytest.mark.parametrize(
@@ -90,8 +94,6 @@ def test_dataset_errors_are_stored_on_the_entry_never_raised(make_dataset, write
 
 
 def test_default_root_under_hf_lerobot_home(lerobot_home, write_mixture_file):
-    from fasttok_plugin.synthetic import write_lerobot_dataset
-
     written = write_lerobot_dataset(lerobot_home / "org" / "home_ds", action_dim=3)
     resolved = resolve_mixture(write_mixture_file({"datasets": [{"repo_id": "org/home_ds"}]}))
     entry = resolved.entries[0]
@@ -148,3 +150,59 @@ def test_resolves_both_layouts_and_list_types(make_dataset, write_mixture_file):
         values = written[entry.name].concatenated().astype(np.float64)
         np.testing.assert_array_equal(entry.meta.stats.min, values.min(0))
         np.testing.assert_array_equal(entry.meta.stats.max, values.max(0))
+
+
+def test_every_bad_input_names_entry_file_and_fix(make_dataset, write_mixture_file, tmp_path):
+    make_dataset("ok")
+    make_dataset("no_features", info_overrides={"features": None})
+    make_dataset("short_stats", action_dim=4, stats_override={"std": [1.0, 1.0]})
+    wrong_dim = make_dataset("wrong_dim", action_dim=5)
+    info_path = wrong_dim.root / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["features"]["action"]["shape"] = [6]
+    info_path.write_text(json.dumps(info))
+    names = ["ok", "gone", "no_features", "short_stats", "wrong_dim"]
+    document = {"datasets": [{"repo_id": f"org/{n}", "root": f"datasets/{n}"} for n in names]}
+    ok, gone, no_features, short_stats, dim = resolve_mixture(write_mixture_file(document)).entries
+    assert ok.error is None
+    assert ok.meta.stats_error is None
+
+    cases = [
+        (gone.error, "root_missing", "entry 1 (org/gone)", tmp_path / "datasets/gone"),
+        (
+            no_features.error,
+            "info_invalid",
+            "entry 2 (org/no_features)",
+            tmp_path / "datasets/no_features/meta/info.json",
+        ),
+        (
+            short_stats.meta.stats_error,
+            "stats_invalid",
+            "entry 3 (org/short_stats)",
+            tmp_path / "datasets/short_stats/meta/stats.json",
+        ),
+    ]
+    with pytest.raises(DatasetError) as info_error:
+        read_episode_frames(dim.meta, dim.meta.episodes[0])
+    cases.append(
+        (info_error.value, "data_invalid", "entry 4 (org/wrong_dim)", dim.meta.episodes[0].data_file)
+    )
+    for error, reason, label, path in cases:
+        assert error.reason == reason
+        assert error.path == path
+        message = str(error)
+        assert label in message
+        assert str(path) in message
+        assert "Fix:" in message
+        assert error.hint
+
+
+def test_resolved_mixture_pickles_for_worker_processes(example_mixture):
+    resolved = resolve_mixture(example_mixture)
+    clone = pickle.loads(pickle.dumps(resolved))
+    assert clone.names == resolved.names
+    assert clone.config.sha256 == resolved.config.sha256
+    for a, b in zip(clone.entries, resolved.entries, strict=True):
+        assert a.entry == b.entry
+        np.testing.assert_array_equal(a.meta.stats.mean, b.meta.stats.mean)
+        assert a.meta.episodes == b.meta.episodes

@@ -192,6 +192,10 @@ def test_rejects_bad_arguments(tmp_path: Path):
         write_lerobot_dataset(tmp_path / "x", version="v2.0")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="same d"):
         write_lerobot_dataset(tmp_path / "y", actions=[np.zeros((2, 3)), np.zeros((2, 4))])
+    with pytest.raises(ValueError, match="same d"):
+        write_lerobot_dataset(tmp_path / "z", actions=[np.zeros(3)])
+    with pytest.raises(ValueError, match="at least one frame"):
+        write_lerobot_dataset(tmp_path / "w", episode_lengths=(3, 0))
 
 
 def test_example_mixture_covers_robots_dims_versions_and_fallback(tmp_path: Path):
