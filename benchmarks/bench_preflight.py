@@ -1,0 +1,128 @@
+"""Benchmark: ``fasttok-preflight`` on a generated 400-dataset mixture, end to end (target: under 2 s).
+
+Generates (once, cached in ``--workdir``; not timed) the example mixture of
+:func:`fasttok_plugin.synthetic.make_example_mixture`: both LeRobot layouts, about 30 heads, fallback
+entries, v2.1 datasets whose stats are aggregated from per-episode stats. Then runs the real console
+script as a subprocess ``--repeat`` times, process start included, in every output format, and prints the
+times next to two baselines measured in the same run: a bare ``python -c pass`` start and the in-process
+``run_preflight`` call (so the split between interpreter start, imports and checking is visible).
+
+Usage::
+
+    python benchmarks/bench_preflight.py [--datasets 400] [--workdir DIR] [--repeat 5] [--regenerate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fasttok_plugin.synthetic import make_example_mixture
+
+TARGET_SECONDS = 2.0
+GENERATOR_VERSION = 1
+
+
+def generate(workdir: Path, n_datasets: int) -> Path:
+    """Write the mixture and its datasets under ``workdir`` unless a matching copy is cached."""
+    params = {"version": GENERATOR_VERSION, "datasets": n_datasets}
+    marker = workdir / "params.json"
+    mixture = workdir / "mixture.json"
+    if marker.exists() and mixture.exists() and json.loads(marker.read_text()) == params:
+        return mixture
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    started = time.perf_counter()
+    mixture = make_example_mixture(workdir, n_datasets=n_datasets)
+    marker.write_text(json.dumps(params))
+    print(f"generated {n_datasets} datasets in {time.perf_counter() - started:.1f} s (not timed)")
+    return mixture
+
+
+def cli_command() -> list[str]:
+    script = Path(sys.executable).parent / "fasttok-preflight"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "fasttok_plugin.preflight.cli"]
+
+
+def time_process(command: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    return time.perf_counter() - started, proc
+
+
+def describe(name: str, values: list[float]) -> str:
+    median = statistics.median(values)
+    return f"{name:>28}: first {values[0]:6.3f} s  best {min(values):6.3f} s  median {median:6.3f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the numbers; exit 1 when the median end-to-end time misses the target."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=int, default=400)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "fasttok_bench_preflight"
+    )
+    parser.add_argument("--regenerate", action="store_true", help="rewrite the cached datasets")
+    args = parser.parse_args(argv)
+
+    if args.regenerate:
+        (args.workdir / "params.json").unlink(missing_ok=True)
+    mixture = generate(args.workdir, args.datasets)
+    repeat = max(1, args.repeat)
+
+    # Baseline 1: interpreter start alone.
+    bare = [time_process([sys.executable, "-c", "pass"], args.workdir)[0] for _ in range(repeat)]
+
+    # The real thing: the console script, text output (what a person runs), then every machine format.
+    text_times: list[float] = []
+    proc = None
+    for _ in range(repeat):
+        seconds, proc = time_process([*cli_command(), str(mixture)], args.workdir)
+        text_times.append(seconds)
+    assert proc is not None
+    if proc.returncode not in (0, 1):
+        print(proc.stdout[-2000:], proc.stderr[-2000:], sep="\n")
+        raise SystemExit(f"fasttok-preflight failed with exit {proc.returncode}")
+    summary = proc.stdout.strip().splitlines()[-1]
+    format_times = {}
+    for fmt in ("json", "github", "junit", "sarif"):
+        format_times[fmt] = time_process([*cli_command(), str(mixture), "--format", fmt], args.workdir)[0]
+
+    # Baseline 2: the same checks in-process (no interpreter start, imports already warm).
+    from fasttok_plugin.preflight import run_preflight
+
+    in_process = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = run_preflight(mixture)
+        in_process.append(time.perf_counter() - started)
+
+    print(f"mixture: {result.n_datasets} datasets, {len(result.findings)} findings ({summary})")
+    print(describe("python -c pass", bare))
+    print(describe("run_preflight (in-process)", in_process))
+    print(describe("fasttok-preflight (text)", text_times))
+    for fmt, seconds in format_times.items():
+        print(f"{'fasttok-preflight (' + fmt + ')':>28}: {seconds:6.3f} s")
+    median = statistics.median(text_times)
+    print(
+        f"end to end / in-process: {median / statistics.median(in_process):.1f}x; "
+        f"interpreter start is {statistics.median(bare) / median:.0%} of the end-to-end time"
+    )
+    verdict = "OK" if median < TARGET_SECONDS else "MISSED"
+    print(
+        f"target: end to end < {TARGET_SECONDS:.1f} s for {result.n_datasets} datasets -> "
+        f"median {median:.3f} s: {verdict}"
+    )
+    return 0 if median < TARGET_SECONDS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""``fasttok-preflight``: check mixture files like a linter (exit 0 clean, 1 errors, 2 usage/unreadable).
+
+Start-up matters (it runs in CI and pre-commit), so this path never imports torch or Lightning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from fasttok_plugin.preflight.config import ProjectConfig, find_project_config
+from fasttok_plugin.preflight.context import OptionRegistry
+from fasttok_plugin.preflight.findings import PreflightResult, PreflightUsageError
+from fasttok_plugin.preflight.formats import FORMATS, github_annotation, render
+
+__all__ = ["build_parser", "main"]
+
+PROG = "fasttok-preflight"
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return value
+
+
+def build_parser(
+    registry: OptionRegistry | None = None, *, for_prepass: bool = False
+) -> argparse.ArgumentParser:
+    """The argument parser; ``registry`` adds the options declared by plugins."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        add_help=not for_prepass,
+        description="Check LeRobot mixture files before any compute is spent (metadata only).",
+        epilog="Exit status: 0 clean (warnings allowed unless --strict), 1 errors found, 2 usage error or "
+        "unreadable input. Defaults may come from [tool.fasttok.preflight] in the nearest pyproject.toml; "
+        "the command line wins. Codes and plugins: docs/preflight.md.",
+    )
+    parser.add_argument(
+        "mixtures", nargs="*" if for_prepass else "+", metavar="MIXTURE", help="mixture JSON file(s) to check"
+    )
+    parser.add_argument(
+        "--max-action-dim", type=_positive_int, metavar="N", help="policy action dim (default 32)"
+    )
+    parser.add_argument(
+        "--chunk-size", type=_positive_int, metavar="N", help="steps per action chunk (default 50)"
+    )
+    parser.add_argument("--format", choices=tuple(FORMATS), help="output format (default text)")
+    parser.add_argument(
+        "--select",
+        action="append",
+        metavar="CODES",
+        help="report only these codes or prefixes (comma-separated)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        metavar="CODES",
+        help="do not report these codes or prefixes (comma-separated)",
+    )
+    parser.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="treat warnings as errors (duplicate fallbacks included)",
+    )
+    parser.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin module, or disable a plugin with no:NAME (repeatable)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour text output (default: on a TTY)",
+    )
+    parser.add_argument("--isolated", action="store_true", help="ignore pyproject.toml configuration")
+    if registry is not None and len(registry):
+        group = parser.add_argument_group("plugin options")
+        for option in registry:
+            if option.type is bool:
+                group.add_argument(
+                    option.flag,
+                    dest=f"plugin__{option.name}",
+                    action=argparse.BooleanOptionalAction,
+                    default=None,
+                    help=f"{option.help} [plugin {option.plugin}]",
+                )
+            else:
+                group.add_argument(
+                    option.flag,
+                    dest=f"plugin__{option.name}",
+                    default=None,
+                    metavar=option.metavar or option.name.upper(),
+                    help=f"{option.help} (default {option.default!r}) [plugin {option.plugin}]",
+                )
+    return parser
+
+
+def _project_config(mixture: str, isolated: bool) -> ProjectConfig:
+    if isolated:
+        return ProjectConfig()
+    return find_project_config(Path(mixture).expanduser().absolute().parent)
+
+
+def _use_color(choice: str, stream: TextIO) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    from fasttok_plugin.mixture import MixtureError
+    from fasttok_plugin.preflight import PreflightPlugins, run_preflight
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # Pass 1: find the mixtures and -p before the plugins that define the remaining options are loaded.
+    pre, _unknown = build_parser(for_prepass=True).parse_known_args(args_list)
+    projects = {m: _project_config(m, pre.isolated) for m in pre.mixtures}
+    specs: list[str] = []
+    for project in projects.values():
+        for spec in project.builtin.get("plugins", ()):
+            if spec not in specs:
+                specs.append(spec)
+    specs += pre.plugins
+    manager = PreflightPlugins(specs)
+    registry = manager.options()
+
+    # Pass 2: the full parser, plugin options included (argparse exits 2 on usage errors itself).
+    parser = build_parser(registry)
+    args = parser.parse_args(args_list)
+    cli_options = {
+        key.removeprefix("plugin__"): value
+        for key, value in vars(args).items()
+        if key.startswith("plugin__") and value is not None
+    }
+    known_keys = {option.name for option in registry}
+
+    results: list[PreflightResult] = []
+    exit_code = EXIT_OK
+    fmt = args.format
+    unreadable: list[tuple[Path, MixtureError]] = []
+    for mixture in args.mixtures:
+        project = projects.get(mixture) or _project_config(mixture, args.isolated)
+        project.check_plugin_keys(known_keys)
+        settings = dict(project.builtin)
+        fmt = fmt or settings.get("format")
+        options = registry.resolve(
+            (project.plugin_options, project.source), (cli_options, "the command line")
+        )
+        try:
+            result = run_preflight(
+                mixture,
+                max_action_dim=args.max_action_dim or settings.get("max_action_dim"),
+                chunk_size=args.chunk_size or settings.get("chunk_size"),
+                strict=args.strict if args.strict is not None else bool(settings.get("strict", False)),
+                select=args.select if args.select is not None else settings.get("select", ()),
+                ignore=args.ignore if args.ignore is not None else settings.get("ignore", ()),
+                plugins=manager,
+                options=options,
+            )
+        except MixtureError as exc:
+            if not exc.unreadable:
+                raise
+            unreadable.append((Path(mixture), exc))
+            exit_code = EXIT_USAGE
+            continue
+        results.append(result)
+        if not result.ok:
+            exit_code = max(exit_code, EXIT_ERRORS)
+
+    fmt = fmt or "text"
+    for path, exc in unreadable:
+        message = _one_line(exc)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        if fmt == "github":
+            print(github_annotation("error", message, file=str(path), title="unreadable mixture"))
+    if results or fmt != "text":
+        sys.stdout.write(render(results, fmt, color=_use_color(args.color, sys.stdout)))
+    sys.stdout.flush()
+    return exit_code
+
+
+def _one_line(exc: Exception) -> str:
+    problems = getattr(exc, "problems", ())
+    if problems:
+        return "; ".join(str(p) for p in problems)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 clean, 1 errors, 2 usage or unreadable input)."""
+    try:
+        return _run(argv)
+    except PreflightUsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        return EXIT_OK
+    except Exception as exc:
+        # A bug, not a user mistake: one readable line; FASTTOK_DEBUG=1 shows the traceback.
+        if os.environ.get("FASTTOK_DEBUG"):
+            raise
+        import traceback
+
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        print(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc}{where}; please report it "
+            "(set FASTTOK_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
