@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fasttok_plugin.resolve import resolve_mixture
-
 from fasttok_plugin.heads import build_norm_heads
 from fasttok_plugin.mixture import load_mixture
+from fasttok_plugin.resolve import resolve_mixture
 from fasttok_plugin.synthetic import write_lerobot_dataset, write_mixture
 
 TARGET_SECONDS = 2.0

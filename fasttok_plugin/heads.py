@@ -189,8 +189,9 @@ class DuplicateFallback:
         """Return a one-line description and the likely fix."""
         return (
             f"repo_id {self.repo_id!r} appears in fallback entries {list(self.entries)} "
-            f"({', '.join(self.names)}): each becomes its own head with identical stats; remove the "
-            f"duplicate or set robot_type/control_mode on the entries"
+            f"({', '.join(self.names)}): each becomes its own singleton head instead of sharing one "
+            f"(identical stats unless their episode selections differ); remove the duplicate or set "
+            f"robot_type/control_mode on the entries"
         )
 
 
@@ -434,6 +435,7 @@ def build_norm_heads(resolved: ResolvedMixture, max_action_dim: int) -> NormHead
             head_members.append([])
             head_rows.append([])
         head_members[head].append(index)
+        # A stats.json "count" of 0 (seen from some writers) says nothing: weigh by info.json's frames.
         weight = int(stats.count) if int(stats.count) > 0 else int(meta.total_frames)
         head_rows[head].append((position, dim, max(weight, 0), np.stack([_pad(a, width) for a in arrays])))
         dataset_to_head.append(head)

@@ -184,7 +184,8 @@ class DatasetMeta:
 def load_json(path: Path) -> Any:
     """Read a JSON file, accepting the ``NaN`` / ``Infinity`` / ``-Infinity`` tokens found in the wild."""
     # Python's json accepts these tokens by default; this function pins that contract in one place.
-    with open(path, encoding="utf-8") as handle:
+    # utf-8-sig: a byte-order mark written by some editors/tools is not a JSON error.
+    with open(path, encoding="utf-8-sig") as handle:
         return json.load(handle)
 
 
@@ -290,6 +291,9 @@ def aggregate_stats(parts: Sequence[ActionStats], source: str) -> ActionStats:
 
     Returns:
         The pooled stats.
+
+    Raises:
+        ValueError: ``parts`` is empty.
     """
     if not parts:
         raise ValueError("aggregate_stats needs at least one part")
@@ -318,7 +322,7 @@ def _v2_episode_stats(
     source = "meta/episodes_stats.jsonl"
     found: dict[int, ActionStats] = {}
     hint = "recompute per-episode stats or fix the line"
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -518,9 +522,19 @@ def _v2_episodes(root: Path, info: Mapping[str, Any], name: str | None) -> list[
             dataset=name,
         )
     template = info.get("data_path") or DEFAULT_V2_DATA_PATH
-    chunks_size = info.get("chunks_size") or DEFAULT_CHUNKS_SIZE
+    chunks_size = info.get("chunks_size", DEFAULT_CHUNKS_SIZE)
+    if chunks_size is None:
+        chunks_size = DEFAULT_CHUNKS_SIZE
+    if not isinstance(chunks_size, int) or isinstance(chunks_size, bool) or chunks_size < 1:
+        # It places every episode's data file (chunk = index // chunks_size): a bad value must not guess.
+        raise _info_error(
+            f"meta/info.json chunks_size is {chunks_size!r}, expected a positive integer",
+            root / "meta" / "info.json",
+            f'write the episodes per chunk folder, e.g. "chunks_size": {DEFAULT_CHUNKS_SIZE}',
+            name,
+        )
     episodes = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -622,6 +636,16 @@ def _v3_episodes(
         file_starts[key] = min(start, file_starts.get(key, start))
     episodes = []
     for index, length, chunk, fidx, start, stop in rows:
+        if stop - start != length:
+            # Readers slice data files by this range and by length: they must agree or frames go astray.
+            raise DatasetError(
+                "episodes_invalid",
+                f"episode {index}: dataset_to_index - dataset_from_index = {stop - start} "
+                f"but length = {length}",
+                path=root / "meta" / "episodes",
+                hint="the episode metadata is corrupt: re-download or re-convert the dataset",
+                dataset=name,
+            )
         try:
             rel = template.format(chunk_index=chunk, file_index=fidx)
         except (KeyError, IndexError, ValueError) as exc:
@@ -653,6 +677,14 @@ def _select(
 ) -> list[EpisodeInfo]:
     by_index = {ep.index: ep for ep in episodes}
     known = sorted(by_index)
+    if not known:
+        raise DatasetError(
+            "episodes_invalid",
+            "the dataset lists no episodes",
+            path=path,
+            hint="the dataset is empty or its episode metadata is incomplete: re-download or re-convert it",
+            dataset=name,
+        )
     span = f"{known[0]}..{known[-1]}" if known else "none"
     for label, values in (("episodes", selected), ("excluded_episodes", excluded)):
         unknown = sorted(set(values or ()) - set(by_index))
@@ -728,7 +760,7 @@ def read_dataset_meta(
     if version not in SUPPORTED_VERSIONS:
         raise DatasetError(
             "unsupported_version",
-            f"codebase_version {version!r} is not supported (supported: v2.1, v3.0)",
+            f"codebase_version {version!r} is not supported (supported: {', '.join(SUPPORTED_VERSIONS)})",
             path=info_path,
             hint="convert the dataset with LeRobot's conversion scripts "
             "(e.g. lerobot.datasets.v30.convert_dataset_v21_to_v30)",

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,14 +210,23 @@ class MixtureConfig:
 
     def location_of(self, pointer: str) -> tuple[Path | None, int | None]:
         """``(file, line)`` of the value at ``pointer``; falls back to the closest enclosing value."""
-        current = pointer
-        while True:
-            found = self.locations.get(current)
-            if found is not None:
-                return found
-            if not current:
-                return (self.path, None)
-            current = current.rsplit("/", 1)[0]
+        return _closest(pointer, self.locations.get, (self.path, None))
+
+
+def _closest(
+    pointer: str,
+    lookup: Callable[[str], tuple[Path | None, int | None] | None],
+    default: tuple[Path | None, int | None],
+) -> tuple[Path | None, int | None]:
+    """``lookup`` of ``pointer`` or of its closest enclosing pointer (a value may lack its own line)."""
+    current = pointer
+    while True:
+        found = lookup(current)
+        if found is not None:
+            return found
+        if not current:
+            return default
+        current = current.rsplit("/", 1)[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -501,15 +510,11 @@ class _Validator:
         self.unknown: list[UnknownKey] = []
 
     def location(self, pointer: str) -> tuple[Path | None, int | None]:
-        current = pointer
-        while True:
-            origin = self.expander.origins.get(current)
-            if origin is not None:
-                source, fptr = origin
-                return source.path, source.line(fptr)
-            if not current:
-                return self.path, None
-            current = current.rsplit("/", 1)[0]
+        def lookup(ptr: str) -> tuple[Path | None, int | None] | None:
+            origin = self.expander.origins.get(ptr)
+            return None if origin is None else (origin[0].path, origin[0].line(origin[1]))
+
+        return _closest(pointer, lookup, (self.path, None))
 
     def problem(self, pointer: str, message: str, hint: str = "", *, fatal: bool = True) -> None:
         file, line = self.location(pointer)

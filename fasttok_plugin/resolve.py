@@ -95,7 +95,15 @@ def entry_label(index: int, name: str) -> str:
 
 
 def resolve_entry(entry: DatasetEntry, name: str) -> ResolvedEntry:
-    """Read one entry's dataset metadata and apply its tag overrides; a DatasetError is stored, not raised."""
+    """Read one entry's dataset metadata and apply its tag overrides; a DatasetError is stored, not raised.
+
+    Args:
+        entry: The mixture entry (root, episode selection, action key, tag overrides).
+        name: The entry's name from :func:`dataset_names` (messages say ``entry <index> (<name>)``).
+
+    Returns:
+        The resolved entry, with ``meta`` or ``error`` set.
+    """
     meta: DatasetMeta | None = None
     error: DatasetError | None = None
     try:

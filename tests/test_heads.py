@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -277,6 +278,27 @@ def test_episode_selection_changes_the_stats(
         np.testing.assert_allclose(heads.mean[0], data.mean(axis=0), atol=1e-12)
         np.testing.assert_allclose(heads.std[0], data.std(axis=0), rtol=1e-9, atol=1e-12)
     assert len({full.fingerprint, picked.fingerprint, dropped.fingerprint}) == 3
+
+
+@pytest.mark.parametrize("count", [[0], None])
+def test_a_member_whose_stats_lack_a_frame_count_weighs_by_its_total_frames(
+    count: object, make_dataset: MakeDataset, write_mixture_file: WriteMixture
+) -> None:
+    short = make_dataset("short", action_dim=2, control_mode="ee", episode_lengths=(10,), seed=1)
+    long = make_dataset("long", action_dim=2, control_mode="ee", episode_lengths=(70, 50), seed=2)
+    path = long.root / "meta/stats.json"
+    stats = json.loads(path.read_text())
+    if count is None:
+        del stats["action"]["count"]
+    else:
+        stats["action"]["count"] = count
+    path.write_text(json.dumps(stats))
+    heads = heads_for(write_mixture_file, [{"repo_id": "short"}, {"repo_id": "long"}], 2)
+
+    data = np.concatenate([read_actions(short.root, 2), read_actions(long.root, 2)])
+    assert int(heads.counts[0]) == 130
+    np.testing.assert_allclose(heads.mean[0], data.mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(heads.std[0], data.std(axis=0), rtol=1e-9, atol=1e-12)
 
 
 # --- non-finite stats ----------------------------------------------------------------------------

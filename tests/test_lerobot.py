@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -115,6 +116,18 @@ def test_explicit_action_key_selects_another_feature(make_dataset):
     assert meta.action_key == "observation.state"
     states = ds.concatenated() * np.float32(0.5) + np.float32(0.1)
     np.testing.assert_allclose(meta.stats.mean, states.astype(np.float64).mean(0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_metadata_files_with_a_byte_order_mark_are_read(make_dataset, version):
+    ds = make_dataset("bom", version=version, write_stats=False)
+    files = ["info.json"] + (["episodes.jsonl", "episodes_stats.jsonl"] if version == "v2.1" else [])
+    for name in files:
+        path = ds.root / "meta" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    meta = read_dataset_meta(ds.root)
+    assert meta.stats_error is None
+    _assert_stats_equal(meta.stats, ds.concatenated())
 
 
 def test_load_json_accepts_nan_and_infinity(tmp_path):
@@ -375,6 +388,9 @@ def test_dataset_error_survives_pickling(tmp_path):
         info.value.dataset,
     )
     assert str(clone) == str(info.value)
+    renamed = info.value.with_dataset("entry 9 (org/x)")
+    assert (renamed.reason, renamed.detail, renamed.path) == (clone.reason, clone.detail, clone.path)
+    assert str(renamed).startswith("dataset entry 9 (org/x): dataset folder does not exist")
 
 
 # --- action data -----------------------------------------------------------------------------------------
@@ -518,3 +534,127 @@ def test_repeated_episode_indices_in_metadata_raise(make_dataset):
     path.write_text(path.read_text() + json.dumps({"episode_index": 1, "length": 3}) + "\n")
     with pytest.raises(DatasetError, match=r"episodes \[1\] are listed more than once"):
         read_dataset_meta(ds.root)
+
+
+# --- edge cases --------------------------------------------------------------------------------------------
+
+
+def _shift_episode_indices(root: Path, version: str, offset: int) -> None:
+    """Renumber the episodes in the metadata only (data files untouched): indices need not start at 0."""
+    if version == "v2.1":
+        for name in ("episodes.jsonl", "episodes_stats.jsonl"):
+            path = root / "meta" / name
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            for row in rows:
+                row["episode_index"] += offset
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return
+    for path in sorted((root / "meta/episodes").rglob("*.parquet")):
+        table = pq.read_table(path)
+        shifted = pc.add(table["episode_index"], offset)
+        table = table.set_column(table.schema.get_field_index("episode_index"), "episode_index", shifted)
+        pq.write_table(table, path)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_episode_indices_need_not_start_at_zero(make_dataset, version):
+    ds = make_dataset("late", version=version, write_stats=False, episode_lengths=(6, 9, 12), seed=3)
+    _shift_episode_indices(ds.root, version, 40)
+    meta = read_dataset_meta(ds.root)
+    assert [(e.index, e.length) for e in meta.episodes] == [(40, 6), (41, 9), (42, 12)]
+    _assert_stats_equal(meta.stats, ds.concatenated())
+    picked = read_dataset_meta(ds.root, episodes=[42, 40])
+    _assert_stats_equal(picked.stats, ds.concatenated([0, 2]))
+    with pytest.raises(DatasetError, match=r"\[0\] that the dataset does not have .*indices 40..42"):
+        read_dataset_meta(ds.root, episodes=[0])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_single_frame_episodes_and_one_dim_actions_aggregate_like_numpy(make_dataset, version):
+    actions = [np.array([[0.5]], np.float32), np.array([[-2.0], [1.0], [4.0]], np.float32), np.array([[3.0]])]
+    ds = make_dataset("tiny", version=version, actions=actions, write_stats=False, episodes_per_file=2)
+    meta = read_dataset_meta(ds.root)
+    assert meta.action_dim == 1
+    assert [e.length for e in meta.episodes] == [1, 3, 1]
+    _assert_stats_equal(meta.stats, ds.concatenated())
+    _assert_stats_equal(read_dataset_meta(ds.root, episodes=[2]).stats, ds.concatenated([2]))
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [([64], 64), (64, 64), ([64.0], 64), (None, 64)],  # None: absent -> info.json's total_frames
+)
+def test_stats_json_count_as_list_or_int(make_dataset, count, expected):
+    ds = make_dataset("counted", episode_lengths=(30, 34))
+    _edit_json(
+        ds.root / "meta/stats.json",
+        lambda d: d["action"].update(count=count) if count is not None else d["action"].pop("count"),
+    )
+    assert read_dataset_meta(ds.root).stats.count == expected
+
+
+@pytest.mark.parametrize("count", [[float("nan")], -5, "many", []])
+def test_unusable_stats_count_is_stats_invalid_not_a_guess(make_dataset, count):
+    ds = make_dataset("badcount")
+    _edit_json(ds.root / "meta/stats.json", lambda d: d["action"].update(count=count))
+    meta = read_dataset_meta(ds.root, name="entry 3 (badcount)")
+    assert meta.stats is None
+    assert meta.stats_error.reason == "stats_invalid"
+    assert "count" in str(meta.stats_error)
+    assert "entry 3 (badcount)" in str(meta.stats_error)
+
+
+@pytest.mark.parametrize("chunks_size", [0, -1, "1000", 2.5])
+def test_invalid_v21_chunks_size_is_info_invalid(make_dataset, chunks_size):
+    ds = make_dataset("chunky", version="v2.1", info_overrides={"chunks_size": chunks_size})
+    with pytest.raises(DatasetError) as info:
+        read_dataset_meta(ds.root, name="entry 0 (chunky)")
+    assert info.value.reason == "info_invalid"
+    assert "chunks_size" in str(info.value)
+    assert info.value.path == ds.root / "meta/info.json"
+
+
+def test_v21_chunks_size_places_episodes_in_chunk_folders(make_dataset):
+    ds = make_dataset("chunks", version="v2.1", episode_lengths=(3, 3, 3, 3, 3), files_per_chunk=2)
+    meta = read_dataset_meta(ds.root)
+    chunks = [e.data_file.parent.name for e in meta.episodes]
+    assert chunks == ["chunk-000", "chunk-000", "chunk-001", "chunk-001", "chunk-002"]
+    for episode in meta.episodes:
+        np.testing.assert_array_equal(read_episode_frames(meta, episode)[1], ds.actions[episode.index])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_dataset_without_episodes_is_episodes_invalid(make_dataset, version):
+    ds = make_dataset("empty", version=version)
+    if version == "v2.1":
+        (ds.root / "meta/episodes.jsonl").write_text("")
+    else:
+        for path in (ds.root / "meta/episodes").rglob("*.parquet"):
+            pq.write_table(pq.read_table(path).slice(0, 0), path)
+    with pytest.raises(DatasetError, match="lists no episodes") as info:
+        read_dataset_meta(ds.root, name="entry 2 (empty)")
+    assert info.value.reason == "episodes_invalid"
+
+
+def test_v30_episode_range_disagreeing_with_length_is_episodes_invalid(make_dataset):
+    ds = make_dataset("range", version="v3.0", episode_lengths=(4, 5))
+    path = next((ds.root / "meta/episodes").rglob("*.parquet"))
+    table = pq.read_table(path)
+    column = table.schema.get_field_index("dataset_to_index")
+    table = table.set_column(column, "dataset_to_index", pa.array([4, 10], type=pa.int64()))
+    pq.write_table(table, path)
+    with pytest.raises(DatasetError, match="episode 1: dataset_to_index - dataset_from_index = 6"):
+        read_dataset_meta(ds.root)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_v30_and_v21_episodes_spread_over_several_files_and_chunks(make_dataset, version):
+    ds = make_dataset(
+        "spread", version=version, episode_lengths=(3, 4, 5, 6, 7), episodes_per_file=2, files_per_chunk=2
+    )
+    meta = read_dataset_meta(ds.root, excluded_episodes=[1])
+    assert [e.index for e in meta.episodes] == [0, 2, 3, 4]
+    assert len({e.data_file for e in meta.episodes}) == (3 if version == "v3.0" else 4)
+    _assert_stats_equal(meta.stats, ds.concatenated([0, 2, 3, 4]))
+    for episode in meta.episodes:
+        np.testing.assert_array_equal(read_episode_frames(meta, episode)[1], ds.actions[episode.index])

@@ -125,6 +125,19 @@ def test_default_root_is_hf_lerobot_home_slash_repo_id(write_mixture_file, lerob
     assert config.datasets[0].root == lerobot_home / "org" / "name"
 
 
+@pytest.mark.parametrize("value", [None, ""])
+def test_without_hf_lerobot_home_the_default_root_is_the_hugging_face_cache(
+    write_mixture_file, tmp_path, monkeypatch, value
+):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    if value is None:
+        monkeypatch.delenv("HF_LEROBOT_HOME", raising=False)
+    else:
+        monkeypatch.setenv("HF_LEROBOT_HOME", value)
+    config = load_mixture(write_mixture_file({"datasets": [{"repo_id": "org/name"}]}))
+    assert config.datasets[0].root == tmp_path / "home/.cache/huggingface/lerobot/org/name"
+
+
 # --- $ref ------------------------------------------------------------------------------------------------
 
 
@@ -162,6 +175,43 @@ def test_ref_includes_relative_to_including_file_and_siblings_deep_merge(tmp_pat
     assert a.root == tmp_path / "a"
     # The entries were written in parts/datasets.json: their location says so.
     assert a.file == tmp_path / "parts" / "datasets.json"
+
+
+def test_ref_siblings_deep_merge_objects_and_replace_everything_else(tmp_path):
+    (tmp_path / "base.json").write_text(
+        json.dumps(
+            {
+                "dataset_mixture": {
+                    "datasets": [{"repo_id": "a", "robot_type": "arm"}, {"repo_id": "b"}],
+                    "weights": [1, 2],
+                    "action_freq": 10,
+                    "require_non_empty_robot_type": True,
+                }
+            }
+        )
+    )
+    # Nested objects merge key by key (datasets/weights survive); lists and scalars are replaced whole.
+    (tmp_path / "m.json").write_text(
+        json.dumps(
+            {
+                "$ref": "base.json",
+                "dataset_mixture": {
+                    "datasets": [{"repo_id": "c"}],
+                    "weights": [5],
+                    "require_non_empty_robot_type": None,
+                },
+            }
+        )
+    )
+    config = load_mixture(tmp_path / "m.json")
+    assert [e.repo_id for e in config.datasets] == ["c"]  # the list is replaced, not concatenated
+    assert config.weights == (5.0,)
+    assert config.action_freq == 10.0  # kept from base.json: a shallow merge would lose it
+    assert config.require_non_empty_robot_type is False  # null overrides like any value
+    assert config.problems == ()
+    # The entry (and its line) comes from the including file, the kept value from the included one.
+    assert config.datasets[0].file == tmp_path / "m.json"
+    assert config.location_of("/dataset_mixture/action_freq")[0] == tmp_path / "base.json"
 
 
 def test_top_level_ref_with_sibling_override(tmp_path):
