@@ -1,0 +1,219 @@
+"""FAST action processor for ``transformers.AutoProcessor`` (shipped as ``processing_fasttok.py``).
+
+fasttok_plugin copies this file into every tokenizer directory it saves and points ``auto_map`` in
+``processor_config.json`` at it, so stacks that load FAST tokenizers with
+``AutoProcessor.from_pretrained(path, trust_remote_code=True)`` (LeRobot ``pi0_fast``, openpi, OpenTau)
+use our fits unchanged. The interface is that of Physical Intelligence's ``UniversalActionProcessor``
+(``__call__(chunks) -> list of id lists``, ``decode(tokens, time_horizon=, action_dim=)``), and the ids are
+those of ``fasttok_plugin.FastTokenizer``.
+
+Differences from the reference, all deliberate:
+- encode clamps quantized values to the fitted range on both sides (the reference only clamps below and
+  silently drops values above); clamped values are counted in ``last_clamped_values`` and logged;
+- decode never prints: rows that do not decode to ``time_horizon * action_dim`` values in the range are
+  zero-filled *for drop-in compatibility*, listed in ``last_invalid_rows`` and logged as a warning;
+  ``decode(..., strict=True)`` raises instead;
+- work is batched (one DCT over the batch, one ``encode_batch``/``decode_batch`` call).
+
+Self-contained on purpose: it depends only on numpy, scipy and transformers (not on fasttok_plugin).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.fft import dct, idct
+from transformers import PreTrainedTokenizerFast
+from transformers.processing_utils import ProcessorMixin
+
+logger = logging.getLogger(__name__)
+
+_SURROGATE_START = 0xD800
+_SUBFOLDER = "bpe_tokenizer"
+
+
+def _byte_level_map() -> dict[int, str]:
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+def _remap_table(vocab: dict[str, int], byte_level: bool, limit: int, trim: bool) -> np.ndarray:
+    """code -> nearest code whose value the vocabulary can encode (identity where it can)."""
+    limit = min(limit, _SURROGATE_START - 1)
+    byte_map = _byte_level_map()
+    mask = np.zeros(limit + 1, dtype=bool)
+    for v in range(limit + 1):
+        if byte_level:
+            mask[v] = all(byte_map[b] in vocab for b in chr(v).encode("utf-8"))
+        else:
+            mask[v] = chr(v) in vocab
+    good = np.flatnonzero(mask)
+    if good.size == 0:
+        raise ValueError("the tokenizer vocabulary represents no value at all")
+    if trim:
+        mask = mask[: int(good[-1]) + 1]
+    codes = np.arange(mask.size)
+    right = np.searchsorted(good, codes).clip(0, good.size - 1)
+    left = (right - 1).clip(0, good.size - 1)
+    pick_left = np.abs(codes - good[left]) <= np.abs(good[right] - codes)
+    return np.where(pick_left, good[left], good[right]).astype(np.int64)
+
+
+class UniversalActionProcessor(ProcessorMixin):
+    """FAST (DCT + BPE) action tokenizer with the reference processor's interface."""
+
+    attributes: ClassVar[list[str]] = ["bpe_tokenizer"]
+    bpe_tokenizer_class: str = "AutoTokenizer"
+
+    def __init__(
+        self,
+        bpe_tokenizer: PreTrainedTokenizerFast,
+        scale: float = 10,
+        vocab_size: int = 1024,
+        min_token: int = 0,
+        *,
+        action_dim: int | None = None,
+        time_horizon: int | None = None,
+        max_token: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.scale = scale
+        self.vocab_size = vocab_size
+        self.min_token = min_token
+        self.time_horizon = time_horizon
+        self.action_dim = action_dim
+        self.called_time_horizon = time_horizon
+        self.called_action_dim = action_dim
+        self.last_clamped_values = 0
+        self.last_invalid_rows: tuple[int, ...] = ()
+        super().__init__(bpe_tokenizer)
+        backend = bpe_tokenizer.backend_tokenizer
+        state = json.loads(backend.to_str())
+        byte_level = (state.get("pre_tokenizer") or {}).get("type") == "ByteLevel"
+        limit = (max_token - min_token) if max_token is not None else vocab_size
+        self._remap = _remap_table(backend.get_vocab(), byte_level, limit, trim=max_token is None)
+        self.max_token = min_token + self._remap.size - 1
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> Any:
+        """Load from a directory (or hub repo) in the transformers 4.x or 5.x FAST layout."""
+
+        def locate(name: str, subfolder: str = "") -> str | None:
+            root = os.fspath(pretrained_model_name_or_path)
+            if os.path.isdir(root):
+                path = os.path.join(root, subfolder, name)
+                return path if os.path.isfile(path) else None
+            from transformers.utils import cached_file
+
+            hub = {
+                k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs
+            }
+            return cached_file(
+                root, name, subfolder=subfolder, _raise_exceptions_for_missing_entries=False, **hub
+            )
+
+        config_file = locate("processor_config.json")
+        if config_file is None:
+            raise OSError(f"{pretrained_model_name_or_path}: no processor_config.json")
+        with open(config_file, encoding="utf-8") as fh:
+            config = json.load(fh)
+        max_token = None
+        sidecar_file = locate("fasttok.json")
+        if sidecar_file is not None:
+            with open(sidecar_file, encoding="utf-8") as fh:
+                max_token = json.load(fh).get("max_token")
+        tokenizer_file = locate("tokenizer.json") or locate("tokenizer.json", _SUBFOLDER)
+        if tokenizer_file is None:
+            raise OSError(f"{pretrained_model_name_or_path}: no tokenizer.json (flat or under {_SUBFOLDER}/)")
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=tokenizer_file, clean_up_tokenization_spaces=False)
+        return cls(
+            tokenizer,
+            scale=config["scale"],
+            vocab_size=config["vocab_size"],
+            min_token=config["min_token"],
+            action_dim=config.get("action_dim"),
+            time_horizon=config.get("time_horizon"),
+            max_token=max_token,
+        )
+
+    def __call__(self, action_chunk: np.ndarray) -> list[list[int]]:
+        """Encode ``(N, T, D)`` (or one ``(T, D)``) action chunks to lists of token ids."""
+        action_chunk = np.asarray(action_chunk)
+        if action_chunk.ndim == 2:
+            action_chunk = action_chunk[None, ...]
+        if action_chunk.ndim != 3:
+            raise ValueError(f"action chunks have shape {action_chunk.shape}, expected (N, T, D) or (T, D)")
+        if not np.isfinite(action_chunk).all():
+            rows = np.flatnonzero(~np.isfinite(action_chunk).all(axis=(1, 2))).tolist()
+            raise ValueError(f"action chunks contain NaN or Inf in rows {rows[:20]}")
+        if action_chunk.dtype == np.float16 or action_chunk.dtype.kind in "iu":
+            action_chunk = action_chunk.astype(np.float32 if action_chunk.dtype == np.float16 else np.float64)
+        self.called_time_horizon = action_chunk.shape[-2]
+        self.called_action_dim = action_chunk.shape[-1]
+        n = action_chunk.shape[0]
+        coeff = np.around(dct(action_chunk, axis=1, norm="ortho") * self.scale)
+        codes = coeff.reshape(n, -1).astype(np.int64) - self.min_token
+        clipped = self._remap[np.clip(codes, 0, self._remap.size - 1)]
+        self.last_clamped_values = int(np.count_nonzero(clipped != codes))
+        if self.last_clamped_values:
+            logger.warning(
+                "%d quantized value(s) outside the fitted range were clamped", self.last_clamped_values
+            )
+        width = codes.shape[1]
+        text = np.ascontiguousarray(clipped, dtype="<u4").tobytes().decode("utf-32-le")
+        texts = [text[i * width : (i + 1) * width] for i in range(n)]
+        return [e.ids for e in self.bpe_tokenizer.backend_tokenizer.encode_batch(texts)]
+
+    def decode(
+        self,
+        tokens: list[list[int]],
+        *,
+        time_horizon: int | None = None,
+        action_dim: int | None = None,
+        strict: bool = False,
+    ) -> np.ndarray:
+        """Decode id lists to ``(N, T, D)`` actions (invalid rows: zeros, counted and logged)."""
+        self.time_horizon = time_horizon or self.time_horizon or self.called_time_horizon
+        self.action_dim = action_dim or self.action_dim or self.called_action_dim
+        self.called_time_horizon = self.time_horizon
+        self.called_action_dim = self.action_dim
+        if self.time_horizon is None or self.action_dim is None:
+            raise ValueError("time_horizon and action_dim are unknown: call the processor once or pass them")
+        t, d = self.time_horizon, self.action_dim
+        backend = self.bpe_tokenizer.backend_tokenizer
+        size = backend.get_vocab_size()
+        rows = [[int(i) for i in row] for row in tokens]
+        known = [all(0 <= i < size for i in row) for row in rows]
+        texts = backend.decode_batch([r if ok else [] for r, ok in zip(rows, known, strict=True)])
+        out = np.zeros((len(rows), t, d), dtype=np.float64)
+        invalid = []
+        for i, (text, ok) in enumerate(zip(texts, known, strict=True)):
+            codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+            if not ok or codes.size != t * d or (codes.size and codes.max() >= self._remap.size):
+                invalid.append(i)
+                continue
+            coeff = (codes.astype(np.float64) + self.min_token).reshape(t, d) / self.scale
+            out[i] = idct(coeff, axis=0, norm="ortho")
+        self.last_invalid_rows = tuple(invalid)
+        if invalid:
+            message = (
+                f"{len(invalid)} of {len(rows)} row(s) did not decode to {t}x{d} values: rows {invalid[:20]}"
+            )
+            if strict:
+                raise ValueError(message)
+            logger.warning("%s (zero-filled; see last_invalid_rows)", message)
+        return out

@@ -1,0 +1,664 @@
+"""FastTokenizer: reference compatibility, round trips, bad input, file layouts and atomic saves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.fft import dct, idct
+
+from fasttok_plugin.codec import (
+    CodecError,
+    DecodedBatch,
+    EncodedBatch,
+    FastTokenizer,
+    TokenizerFormatError,
+)
+
+# The per-chunk baseline lives next to this file; make it importable without a conftest.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+from reference_fast import ReferenceFast, smooth_chunks
+
+SCALE = 10.0
+
+
+@pytest.fixture(scope="module")
+def corpus() -> np.ndarray:
+    return smooth_chunks(600, 20, 6, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(corpus: np.ndarray) -> dict[str, FastTokenizer]:
+    return {
+        p: FastTokenizer.fit(corpus, vocab_size=512, scale=SCALE, pipeline=p) for p in ("char", "reference")
+    }
+
+
+@pytest.fixture(scope="module")
+def baseline(corpus: np.ndarray) -> ReferenceFast:
+    return ReferenceFast.fit(list(corpus), scale=SCALE, vocab_size=512, time_horizon=20, action_dim=6)
+
+
+def quantized(actions: np.ndarray, scale: float = SCALE) -> np.ndarray:
+    return np.around(dct(actions.astype(np.float64), axis=1, norm="ortho") * scale).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- reference compatibility
+@pytest.mark.parametrize(
+    ("t", "d", "dtype"), [(10, 4, np.float32), (50, 8, np.float32), (16, 32, np.float64)]
+)
+def test_reference_pipeline_matches_the_per_chunk_baseline(t: int, d: int, dtype: type) -> None:
+    chunks = smooth_chunks(250, t, d, seed=t + d).astype(dtype)
+    base = ReferenceFast.fit(list(chunks), scale=SCALE, vocab_size=1024)
+    ours = FastTokenizer.fit(chunks, vocab_size=1024, scale=SCALE, pipeline="reference")
+
+    assert ours.min_token == base.min_token
+    assert ours.tokenizer.to_str(pretty=True) == base.tokenizer.to_str(pretty=True)
+    base_ids = base(chunks)
+    assert ours.encode(chunks) == base_ids
+    decoded = ours.decode(base_ids)
+    assert decoded.valid.all()
+    np.testing.assert_array_equal(
+        decoded.actions, base.decode(base_ids, time_horizon=t, action_dim=d).astype(np.float32)
+    )
+    assert base.failed_rows == []
+
+
+def test_streaming_fit_equals_fit_on_the_whole_array(
+    corpus: np.ndarray, fitted: dict[str, FastTokenizer]
+) -> None:
+    batches = (corpus[i : i + 128] for i in range(0, len(corpus), 128))  # one-shot generator
+    streamed = FastTokenizer.fit(batches, vocab_size=512, scale=SCALE, pipeline="char")
+    assert streamed.tokenizer.to_str() == fitted["char"].tokenizer.to_str()
+    assert (streamed.min_token, streamed.max_token) == (fitted["char"].min_token, fitted["char"].max_token)
+
+
+def test_fit_works_in_slices_of_large_batches(
+    corpus: np.ndarray, fitted: dict[str, FastTokenizer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fasttok_plugin.codec._STRING_BATCH", 37)
+    sliced = FastTokenizer.fit(corpus, vocab_size=512, scale=SCALE, pipeline="char")
+    assert sliced.tokenizer.to_str() == fitted["char"].tokenizer.to_str()
+
+
+def test_float16_and_integer_chunks_are_accepted(corpus: np.ndarray) -> None:
+    assert FastTokenizer.fit(corpus.astype(np.float16), vocab_size=512).time_horizon == 20
+    ints = (corpus * 100).astype(np.int32)
+    tok = FastTokenizer.fit(ints, vocab_size=4096, scale=0.1)
+    assert tok.decode(tok.encode(ints)).valid.all()
+
+
+def test_empty_batches_encode_and_decode_to_empty_results(fitted: dict[str, FastTokenizer]) -> None:
+    tok = fitted["char"]
+    assert tok.encode(np.zeros((0, 20, 6), dtype=np.float32)) == []
+    assert tok.encode_padded(np.zeros((0, 20, 6))).ids.shape == (0, 0)
+    assert tok.decode([]).actions.shape == (0, 20, 6)
+
+
+# --------------------------------------------------------------------------------------- round trip
+@pytest.mark.parametrize("pipeline", ["char", "reference"])
+def test_round_trip_error_is_bounded_by_the_quantization_step(
+    corpus: np.ndarray, fitted: dict[str, FastTokenizer], pipeline: str
+) -> None:
+    tok = fitted[pipeline]
+    chunks = corpus[:200]
+    out = tok.decode(tok.encode(chunks))
+    assert isinstance(out, DecodedBatch)
+    assert out.actions.shape == chunks.shape
+    assert out.actions.dtype == np.float32
+    assert out.valid.all()
+    assert out.invalid_rows == ()
+    # Each coefficient is off by at most 0.5/scale and the orthonormal DCT preserves the L2 norm.
+    err = out.actions.astype(np.float64) - chunks
+    half_step = 0.5 / SCALE
+    if pipeline == "char" or tok._holes == 0:
+        assert math.sqrt(np.mean(err**2)) <= half_step
+        assert np.abs(err).max() <= half_step * math.sqrt(2 * chunks.shape[1]) + 1e-5
+    # Decoding reproduces the quantized coefficients exactly.
+    np.testing.assert_array_equal(
+        quantized(out.actions), quantized(tok.decode(tok.encode(out.actions)).actions)
+    )
+
+
+def test_char_pipeline_represents_every_value_of_the_fitted_range(fitted: dict[str, FastTokenizer]) -> None:
+    tok = fitted["char"]
+    t, d = tok.time_horizon, tok.action_dim
+    span = tok.max_token - tok.min_token + 1
+    # Chunks whose quantized DCT coefficients sweep every value min_token..max_token.
+    values = tok.min_token + np.arange(span * 2) % span
+    n = math.ceil(values.size / (t * d))
+    coeff = np.resize(values, n * t * d).reshape(n, t, d).astype(np.float64)
+    chunks = idct(coeff / SCALE, axis=1, norm="ortho")
+    np.testing.assert_array_equal(quantized(chunks), coeff)
+
+    encoded = tok.encode_padded(chunks)
+    assert encoded.clamped_values == 0
+    out = tok.decode(encoded)
+    assert out.valid.all()
+    np.testing.assert_array_equal(quantized(out.actions), coeff)
+
+
+def test_reference_pipeline_has_holes_the_char_pipeline_does_not(
+    fitted: dict[str, FastTokenizer], baseline: ReferenceFast
+) -> None:
+    """The reference byte-level BPE cannot encode values that never occurred (documented defect)."""
+    ref = fitted["reference"]
+    t, d = ref.time_horizon, ref.action_dim
+    codes = np.arange(ref.max_token - ref.min_token + 1)
+    # Per value: does the baseline round-trip a chunk made only of it?
+    lost = []
+    for code in codes:
+        coeff = np.full((1, t, d), float(ref.min_token + code))
+        chunk = idct(coeff / SCALE, axis=1, norm="ortho")
+        base_out = baseline.decode(baseline(chunk), time_horizon=t, action_dim=d)
+        if baseline.failed_rows or not np.array_equal(quantized(base_out), coeff):
+            lost.append(int(code))
+        ours = ref.encode_padded(chunk)
+        # Never dropped: either exact, or replaced by the nearest representable value and counted.
+        assert ref.decode(ours).valid.all()
+        assert (ours.clamped_values > 0) == (int(code) in lost)
+    assert lost, "this corpus is expected to leave holes in the reference alphabet"
+    assert (
+        fitted["char"]
+        .encode_padded(idct(np.full((1, t, d), ref.min_token + lost[0]) / SCALE, axis=1, norm="ortho"))
+        .clamped_values
+        == 0
+    )
+
+
+def test_char_pipeline_is_not_longer_than_reference_on_held_out_chunks() -> None:
+    train = smooth_chunks(1500, 30, 8, seed=11)
+    held_out = smooth_chunks(300, 30, 8, seed=12)
+    held_out = np.clip(held_out, train.min(axis=(0, 1)), train.max(axis=(0, 1)))
+    lengths = {}
+    for pipeline in ("char", "reference"):
+        tok = FastTokenizer.fit(train, vocab_size=1024, scale=SCALE, pipeline=pipeline)
+        lengths[pipeline] = np.array([len(r) for r in tok.encode(held_out)])
+    assert lengths["char"].mean() <= lengths["reference"].mean()
+
+
+# ------------------------------------------------------------------------------------------ encode
+def test_encode_padded_pads_masks_and_counts_truncation(
+    corpus: np.ndarray, fitted: dict[str, FastTokenizer], caplog: pytest.LogCaptureFixture
+) -> None:
+    tok = fitted["char"]
+    rows = tok.encode(corpus[:50])
+    full = np.array([len(r) for r in rows])
+    padded = tok.encode_padded(corpus[:50], pad_id=7)
+    assert isinstance(padded, EncodedBatch)
+    assert padded.ids.dtype == np.int64
+    assert padded.ids.shape == (50, full.max())
+    np.testing.assert_array_equal(padded.lengths, full)
+    np.testing.assert_array_equal(padded.attention_mask.sum(axis=1), full)
+    for row, ids, n in zip(rows, padded.ids, full, strict=True):
+        assert ids[:n].tolist() == row
+        assert (ids[n:] == 7).all()
+    assert padded.truncated_rows == 0
+    assert padded.clamped_values == 0
+
+    cut = int(np.median(full))
+    with caplog.at_level(logging.WARNING, logger="fasttok_plugin.codec"):
+        short = tok.encode_padded(corpus[:50], max_length=cut)
+    assert short.ids.shape == (50, cut)
+    assert short.truncated_rows == int((full > cut).sum()) > 0
+    np.testing.assert_array_equal(short.lengths, np.minimum(full, cut))
+    assert "truncated" in caplog.text
+
+
+def test_single_chunk_encodes_like_a_batch_of_one(
+    corpus: np.ndarray, fitted: dict[str, FastTokenizer]
+) -> None:
+    tok = fitted["char"]
+    assert tok.encode(corpus[3]) == tok.encode(corpus[3:4])
+
+
+def test_out_of_range_values_are_clamped_counted_and_logged_never_dropped(
+    corpus: np.ndarray,
+    fitted: dict[str, FastTokenizer],
+    baseline: ReferenceFast,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wild = corpus[:4] * 40.0  # far outside the fitted range
+    for tok in fitted.values():
+        with caplog.at_level(logging.WARNING, logger="fasttok_plugin.codec"):
+            enc = tok.encode_padded(wild)
+        expected = np.clip(quantized(wild).reshape(4, -1), tok.min_token, tok.max_token)
+        outside = int((quantized(wild).reshape(4, -1) != expected).sum())
+        assert "clamped" in caplog.text
+        out = tok.decode(enc, strict=True)  # every row still decodes to T*D values
+        if tok.pipeline == "char":
+            assert enc.clamped_values == outside > 0
+            np.testing.assert_array_equal(quantized(out.actions).reshape(4, -1), expected)
+        else:  # values in the reference's holes are moved to a neighbour and counted as well
+            assert enc.clamped_values >= outside > 0
+    # The reference drops values above its range: its decode fails on the same chunks.
+    baseline.decode(baseline(wild), time_horizon=20, action_dim=6)
+    assert baseline.failed_rows
+
+
+# ---------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rows_are_named(corpus: np.ndarray, fitted: dict[str, FastTokenizer], bad: float) -> None:
+    chunks = corpus[:10].copy()
+    chunks[3, 5, 1] = bad
+    chunks[7, 0, 0] = bad
+    with pytest.raises(CodecError, match=r"2 chunk\(s\) contain NaN or Inf, rows 3, 7"):
+        FastTokenizer.fit(chunks, vocab_size=512)
+    with pytest.raises(CodecError, match=r"rows 3, 7"):
+        fitted["char"].encode(chunks)
+
+
+def test_non_finite_rows_are_named_by_corpus_index_when_streaming(corpus: np.ndarray) -> None:
+    second = corpus[100:200].copy()
+    second[42, 0, 0] = np.nan
+    with pytest.raises(CodecError, match=r"rows 142\b"):
+        FastTokenizer.fit(iter([corpus[:100], second]), vocab_size=512)
+
+
+def test_value_range_larger_than_vocab_names_the_fixes(corpus: np.ndarray) -> None:
+    with pytest.raises(CodecError, match=r"raise vocab_size.*lower scale.*normalized"):
+        FastTokenizer.fit(corpus, vocab_size=32)
+
+
+def test_value_range_reaching_the_surrogate_block_is_refused(corpus: np.ndarray) -> None:
+    with pytest.raises(CodecError, match=r"surrogate"):
+        FastTokenizer.fit(corpus[:20], vocab_size=100_000, scale=20_000.0)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        (np.zeros((5, 6)), r"shape \(5, 6\), expected \(N, T, D\)"),
+        (np.zeros((2, 3, 4, 5)), r"expected \(N, T, D\)"),
+        (np.zeros((2, 0, 4)), r"empty axis"),
+        (np.array([["a"]]), r"dtype <U1, expected a real float"),
+        (np.zeros((2, 3, 4), dtype=complex), r"dtype complex128"),
+        (np.zeros((2, 3, 4), dtype=bool), r"dtype bool"),
+    ],
+)
+def test_wrong_shapes_and_dtypes_at_fit(chunks: object, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        FastTokenizer.fit(chunks, vocab_size=512)
+
+
+def test_ragged_chunks_are_an_error(fitted: dict[str, FastTokenizer]) -> None:
+    with pytest.raises(CodecError, match=r"cannot read the chunks as an array.*expected shape \(N, 20, 6\)"):
+        fitted["char"].encode([[[1.0, 2.0]], [[1.0]]])
+
+
+def test_a_list_of_single_chunks_gets_a_hint(corpus: np.ndarray) -> None:
+    with pytest.raises(CodecError, match=r"shape \(20, 6\), expected \(N, T, D\).*np.stack"):
+        FastTokenizer.fit(list(corpus[:5]), vocab_size=512)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scale": 0.0}, "scale=0.0"),
+        ({"vocab_size": 0}, "vocab_size=0"),
+        ({"pipeline": "bpe"}, "pipeline=.bpe. is not one of"),
+    ],
+)
+def test_bad_fit_settings_are_errors(corpus: np.ndarray, kwargs: dict, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        FastTokenizer.fit(corpus, **kwargs)
+    assert FastTokenizer.fit(corpus, vocab_size=np.int64(512), scale=np.float32(10)).vocab_size == 512
+
+
+def test_batches_must_agree_on_shape(corpus: np.ndarray) -> None:
+    with pytest.raises(CodecError, match=r"shape \(3, 20, 5\), expected \(N, 20, 6\)"):
+        FastTokenizer.fit([corpus[:10], corpus[:3, :, :5]], vocab_size=512)
+
+
+def test_empty_fit_is_an_error() -> None:
+    with pytest.raises(CodecError, match="no chunks"):
+        FastTokenizer.fit([], vocab_size=512)
+
+
+def test_encode_checks_the_fitted_shape(corpus: np.ndarray, fitted: dict[str, FastTokenizer]) -> None:
+    with pytest.raises(CodecError, match=r"shape \(2, 19, 6\), expected \(N, 20, 6\)"):
+        fitted["char"].encode(corpus[:2, :19])
+    with pytest.raises(CodecError, match=r"expected \(N, 20, 6\)"):
+        fitted["char"].encode(np.zeros(6))
+
+
+@pytest.mark.parametrize("pipeline", ["char", "reference"])
+def test_rows_that_do_not_decode_to_t_times_d_values_are_invalid(
+    corpus: np.ndarray, fitted: dict[str, FastTokenizer], pipeline: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tok = fitted[pipeline]
+    rows = tok.encode(corpus[:6])
+    rows[1] = rows[1][:-1]  # too short
+    rows[2] = [*rows[2], rows[2][0]]  # too long
+    rows[3] = []
+    rows[4] = [*rows[4][:-1], tok.tokenizer.get_vocab_size() + 5]  # unknown id
+    rows[5] = [-1, *rows[5]]  # negative id
+    with caplog.at_level(logging.WARNING, logger="fasttok_plugin.codec"):
+        out = tok.decode(rows)
+    assert out.valid.tolist() == [True, False, False, False, False, False]
+    assert out.invalid_rows == (1, 2, 3, 4, 5)
+    assert np.isnan(out.actions[1:]).all()
+    assert np.isfinite(out.actions[0]).all()
+    assert "rows 1, 2, 3, 4, 5" in caplog.text
+    with pytest.raises(CodecError, match="must be a sequence of integer id lists"):
+        tok.decode(rows[0])
+    with pytest.raises(CodecError, match=r"5 of 6 row\(s\) did not decode to exactly 120 values"):
+        tok.decode(rows, strict=True)
+
+
+@pytest.mark.parametrize("pipeline", ["char", "reference"])
+def test_vectorized_decode_agrees_with_the_tokenizers_decoder(
+    corpus: np.ndarray, fitted: dict[str, FastTokenizer], pipeline: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random id rows (mostly garbage): same validity and values as decoding each row with tokenizers."""
+    monkeypatch.setattr("fasttok_plugin.codec._DECODE_BLOCK", 7)  # several blocks, valid and invalid mixed
+    tok = fitted[pipeline]
+    rng = np.random.default_rng(0)
+    good = tok.encode(corpus[:30])
+    rows = [
+        r if i % 3 else rng.integers(0, tok.tokenizer.get_vocab_size(), len(r)).tolist()
+        for i, r in enumerate(good)
+    ]
+    out = tok.decode(rows)
+    for row, ok, actions in zip(rows, out.valid, out.actions, strict=True):
+        codes = [ord(c) for c in tok.tokenizer.decode(row)]
+        expected_ok = len(codes) == 120 and max(codes) <= tok.max_token - tok.min_token
+        assert ok == expected_ok
+        if ok:
+            coeff = (np.array(codes, dtype=np.float64) + tok.min_token).reshape(20, 6) / SCALE
+            np.testing.assert_array_equal(actions, idct(coeff, axis=0, norm="ortho").astype(np.float32))
+    assert out.valid[1::3].all()
+    assert not out.valid[::3].all()
+
+
+def test_reference_ids_decoding_to_replacement_characters_are_invalid(corpus: np.ndarray) -> None:
+    """A lone UTF-8 lead byte decodes to U+FFFD (65533): the reference returns garbage, we flag the row."""
+    tok = FastTokenizer.fit(corpus, vocab_size=1024, scale=40.0, pipeline="reference")
+    assert tok.max_token - tok.min_token >= 0x80  # values need two UTF-8 bytes, so lead bytes are tokens
+    vocab = tok.tokenizer.get_vocab()
+    lead = next(tok_id for s, tok_id in vocab.items() if s in ("Â", "Ã"))  # byte-level 0xC2 / 0xC3
+    assert tok.tokenizer.decode([lead]) == "\ufffd"
+    row = tok.encode(corpus[:1])[0]
+    last = max(i for i, tid in enumerate(row) if len(tok.tokenizer.decode([tid])) == 1)
+    row[last] = lead
+    out = tok.decode([row])
+    assert out.invalid_rows == (0,)
+    assert np.isnan(out.actions).all()
+
+
+def test_decode_needs_the_chunk_shape(tmp_path: Path, baseline: ReferenceFast, corpus: np.ndarray) -> None:
+    directory = write_reference_dir(
+        tmp_path / "ref", baseline, layout="4.x", time_horizon=None, action_dim=None
+    )
+    tok = FastTokenizer.load(directory)
+    ids = tok.encode(corpus[:3])  # any shape may be encoded when the directory does not fix one
+    with pytest.raises(CodecError, match="time_horizon and action_dim are unknown"):
+        tok.decode(ids)
+    assert tok.decode(ids, time_horizon=20, action_dim=6).valid.all()
+
+
+# ----------------------------------------------------------------------------------------- save/load
+@pytest.mark.parametrize("pipeline", ["char", "reference"])
+def test_save_load_round_trip(
+    tmp_path: Path, corpus: np.ndarray, fitted: dict[str, FastTokenizer], pipeline: str
+) -> None:
+    tok = fitted[pipeline]
+    tok.metadata["fingerprint"] = "abc123"
+    saved = tok.save(tmp_path / "tok")
+    names = {p.name for p in saved.iterdir()}
+    assert names == {
+        "processor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "fasttok.json",
+        "processing_fasttok.py",
+    }
+    config = json.loads((saved / "processor_config.json").read_text())
+    assert config == {
+        "action_dim": 6,
+        "auto_map": {"AutoProcessor": "processing_fasttok.UniversalActionProcessor"},
+        "min_token": tok.min_token,
+        "processor_class": "UniversalActionProcessor",
+        "scale": SCALE,
+        "time_horizon": 20,
+        "vocab_size": 512,
+    }
+    sidecar = json.loads((saved / "fasttok.json").read_text())
+    assert sidecar["pipeline"] == pipeline
+    assert sidecar["metadata"] == {"fingerprint": "abc123"}
+    assert (saved / "tokenizer.json").read_text() == tok.tokenizer.to_str(pretty=True)
+
+    loaded = FastTokenizer.load(saved)
+    for attr in (
+        "scale",
+        "vocab_size",
+        "min_token",
+        "max_token",
+        "time_horizon",
+        "action_dim",
+        "pipeline",
+        "metadata",
+    ):
+        assert getattr(loaded, attr) == getattr(tok, attr)
+    assert loaded.encode(corpus[:100]) == tok.encode(corpus[:100])
+    np.testing.assert_array_equal(
+        loaded.decode(tok.encode(corpus[:100])).actions, tok.decode(tok.encode(corpus[:100])).actions
+    )
+    del tok.metadata["fingerprint"]
+
+
+BOOBY_TRAP = """
+import pathlib
+pathlib.Path({marker!r}).write_text("executed")
+raise RuntimeError("this file must never be executed")
+"""
+
+
+def write_reference_dir(
+    directory: Path,
+    base: ReferenceFast,
+    *,
+    layout: str,
+    time_horizon: int | None = 20,
+    action_dim: int | None = 6,
+    marker: Path | None = None,
+) -> Path:
+    """Write a processor directory the way the reference's ``save_pretrained`` does (4.x flat or 5.x)."""
+    directory.mkdir(parents=True)
+    processor_config = {
+        "action_dim": action_dim,
+        "auto_map": {"AutoProcessor": "processing_action_tokenizer.UniversalActionProcessor"},
+        "min_token": base.min_token,
+        "processor_class": "UniversalActionProcessor",
+        "scale": 10,
+        "time_horizon": time_horizon,
+        "vocab_size": base.vocab_size,
+    }
+    (directory / "processor_config.json").write_text(
+        json.dumps(processor_config, indent=2, sort_keys=True) + "\n"
+    )
+    if layout == "4.x":
+        tok_dir = directory
+        tokenizer_config = {
+            "added_tokens_decoder": {},
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": 1000000000000000019884624838656,
+            "processor_class": "UniversalActionProcessor",
+            "tokenizer_class": "PreTrainedTokenizerFast",
+        }
+        (directory / "special_tokens_map.json").write_text("{}")
+    else:
+        tok_dir = directory / "bpe_tokenizer"
+        tok_dir.mkdir()
+        tokenizer_config = {
+            "backend": "tokenizers",
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": 1000000000000000019884624838656,
+            "processor_class": "UniversalActionProcessor",
+            "tokenizer_class": "TokenizersBackend",
+        }
+    base.tokenizer.save(str(tok_dir / "tokenizer.json"))
+    (tok_dir / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config, indent=2, sort_keys=True) + "\n"
+    )
+    if marker is not None:
+        (directory / "processing_action_tokenizer.py").write_text(BOOBY_TRAP.format(marker=str(marker)))
+    return directory
+
+
+@pytest.mark.parametrize("layout", ["4.x", "5.x"])
+def test_loading_a_reference_directory_gives_identical_ids_and_decodes(
+    tmp_path: Path, corpus: np.ndarray, baseline: ReferenceFast, layout: str
+) -> None:
+    marker = tmp_path / "executed.txt"
+    directory = write_reference_dir(tmp_path / "ref", baseline, layout=layout, marker=marker)
+    modules_before = set(sys.modules)
+
+    tok = FastTokenizer.load(directory)
+    assert tok.pipeline == "reference"
+    assert tok.min_token == baseline.min_token
+    ids = tok.encode(corpus)
+    assert ids == baseline(corpus)
+    out = tok.decode(ids, strict=True)
+    np.testing.assert_array_equal(
+        out.actions, baseline.decode(ids, time_horizon=20, action_dim=6).astype(np.float32)
+    )
+
+    assert not marker.exists(), "a .py file from the tokenizer directory was executed"
+    assert not any("processing_action_tokenizer" in m for m in set(sys.modules) - modules_before)
+
+
+def test_saved_directory_with_a_booby_trapped_module_loads_without_running_it(
+    tmp_path: Path, fitted: dict[str, FastTokenizer], corpus: np.ndarray
+) -> None:
+    saved = fitted["char"].save(tmp_path / "tok")
+    marker = tmp_path / "executed.txt"
+    (saved / "processing_fasttok.py").write_text(BOOBY_TRAP.format(marker=str(marker)))
+    loaded = FastTokenizer.load(saved)
+    assert loaded.decode(loaded.encode(corpus[:5])).valid.all()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: (d / "processor_config.json").unlink(), "no processor_config.json"),
+        (lambda d: (d / "processor_config.json").write_text("{not json"), "not readable JSON"),
+        (lambda d: (d / "tokenizer.json").unlink(), "no tokenizer.json"),
+        (lambda d: (d / "tokenizer.json").write_text("{}"), "not a readable tokenizers file"),
+        (lambda d: _edit(d / "processor_config.json", min_token="-3"), "min_token='-3'.*wrong type"),
+        (lambda d: _edit(d / "processor_config.json", scale=0), "scale=0 must be a positive"),
+        (
+            lambda d: _edit(d / "processor_config.json", vocab_size=999),
+            "vocab_size is 999 in processor_config.json",
+        ),
+        (
+            lambda d: _edit(d / "fasttok.json", pipeline="reference"),
+            "pipeline='reference' but tokenizer.json",
+        ),
+        (lambda d: _edit(d / "fasttok.json", format_version=99), "format_version=99 is not supported"),
+    ],
+)
+def test_inconsistent_directories_are_rejected(
+    tmp_path: Path, fitted: dict[str, FastTokenizer], mutate: object, message: str
+) -> None:
+    saved = fitted["char"].save(tmp_path / "tok")
+    mutate(saved)  # type: ignore[operator]
+    with pytest.raises(TokenizerFormatError, match=message):
+        FastTokenizer.load(saved)
+
+
+def _edit(path: Path, **changes: object) -> None:
+    document = json.loads(path.read_text())
+    document.update(changes)
+    path.write_text(json.dumps(document))
+
+
+def test_load_rejects_a_tokenizer_that_is_neither_layout(
+    tmp_path: Path, fitted: dict[str, FastTokenizer]
+) -> None:
+    saved = fitted["char"].save(tmp_path / "tok")
+    document = json.loads((saved / "tokenizer.json").read_text())
+    document["decoder"] = None
+    (saved / "tokenizer.json").write_text(json.dumps(document))
+    with pytest.raises(TokenizerFormatError, match="neither the reference FAST layout"):
+        FastTokenizer.load(saved)
+
+
+# ------------------------------------------------------------------------------------- atomic saves
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_a_crash_mid_save_leaves_the_old_directory(
+    tmp_path: Path, fitted: dict[str, FastTokenizer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = fitted["char"].save(tmp_path / "tok")
+    before = _snapshot(target)
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr("fasttok_plugin.codec.os.fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        fitted["reference"].save(target)
+    assert _snapshot(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]  # no temp directory left behind
+
+    calls["n"] = 0
+    with pytest.raises(OSError, match="No space left"):
+        fitted["reference"].save(tmp_path / "fresh")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]  # nothing half-written
+
+
+def test_a_failing_final_rename_restores_the_old_directory(
+    tmp_path: Path, fitted: dict[str, FastTokenizer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = fitted["char"].save(tmp_path / "tok")
+    before = _snapshot(target)
+    real_replace = os.replace
+    failed = []
+
+    def failing_replace(src: object, dst: object) -> None:
+        if Path(str(dst)) == target and not failed:  # the new directory's rename, not the restore
+            failed.append(src)
+            raise OSError("rename failed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("fasttok_plugin.codec.os.replace", failing_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        fitted["reference"].save(target)
+    monkeypatch.undo()
+    assert failed
+    assert _snapshot(target) == before
+    assert FastTokenizer.load(target).pipeline == "char"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+
+
+def test_save_replaces_an_existing_tokenizer_but_never_an_unrelated_directory(
+    tmp_path: Path, fitted: dict[str, FastTokenizer]
+) -> None:
+    target = fitted["char"].save(tmp_path / "tok")
+    fitted["reference"].save(target)
+    assert FastTokenizer.load(target).pipeline == "reference"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
+
+    unrelated = tmp_path / "my_data"
+    unrelated.mkdir()
+    (unrelated / "notes.txt").write_text("keep me")
+    with pytest.raises(CodecError, match="not a tokenizer directory"):
+        fitted["char"].save(unrelated)
+    assert (unrelated / "notes.txt").read_text() == "keep me"
