@@ -1,0 +1,146 @@
+"""`fasttok fit` / `fasttok inspect` as real subprocesses on on-disk mixtures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fasttok_plugin.heads import build_norm_heads
+from fasttok_plugin.resolve import resolve_mixture
+from fasttok_plugin.synthetic import SyntheticDataset
+
+FAST_FIT = ["--chunk-size", "10", "--vocab-size", "300", "--total-chunks", "400", "--max-fit-chunks", "200"]
+
+
+def fasttok(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script (fall back to ``python -m`` when the script is not on disk)."""
+    script = Path(sys.executable).with_name("fasttok")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "fasttok_plugin.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "FASTTOK_DEBUG"}
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_fit_then_inspect_a_multi_robot_mixture(example_mixture: Path, tmp_path: Path) -> None:
+    resolved = resolve_mixture(example_mixture)
+    heads = build_norm_heads(resolved, 32)
+    versions = {entry.meta.version for entry in resolved.entries}
+    assert versions == {"v2.1", "v3.0"}
+    assert heads.fallback_entries
+    out = tmp_path / "tokenizer"
+
+    fit = fasttok("fit", str(example_mixture), "--out", str(out), *FAST_FIT)
+    assert fit.returncode == 0, fit.stderr
+    assert "Traceback" not in fit.stderr
+    assert {"processor_config.json", "tokenizer.json", "fasttok.json", "fit_report.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    report = json.loads((out / "fit_report.json").read_text())
+    assert [h["key"] for h in report["heads"]] == list(heads.keys)
+    assert report["sampled"] == 400
+    assert report["fit"] == 200
+    assert 0 < report["heldout"] == sum(h["heldout"] for h in report["heads"])
+    assert f"wrote {out}" in fit.stdout
+
+    inspect = fasttok("inspect", str(out))
+    assert inspect.returncode == 0, inspect.stderr
+    text = inspect.stdout
+    assert "Token lengths per head (held-out chunks)" in text
+    for key in heads.keys:
+        assert key in text
+    for entry in resolved.entries:
+        assert entry.name in text
+    assert f"p99 {report['token_lengths']['p99']:.0f}" in text
+    assert "|" in text
+    assert "#" in text
+
+    as_json = fasttok("inspect", str(out), "--json")
+    assert json.loads(as_json.stdout)["fit_fingerprint"] == report["fit_fingerprint"]
+
+
+def test_preflight_error_exits_1_listing_findings_before_sampling(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    tagged = make_dataset("tagged", control_mode="joint_pos")
+    untagged = make_dataset("untagged", robot_type=None, seed=1)
+    # Any attempt to read action data would now fail loudly with a different error.
+    for ds in (tagged, untagged):
+        for path in (ds.root / "data").rglob("*.parquet"):
+            path.write_bytes(b"sampling would choke on this")
+    mixture = write_mixture_file(
+        {
+            "datasets": [
+                {"repo_id": "lab/tagged", "root": str(tagged.root)},
+                {"repo_id": "lab/untagged", "root": str(untagged.root)},
+            ],
+            "require_non_empty_robot_type": True,
+        }
+    )
+    out = tmp_path / "tok"
+    result = fasttok("fit", str(mixture), "--out", str(out), *FAST_FIT)
+    assert result.returncode == 1
+    assert "lab/untagged" in result.stdout
+    assert "robot_type" in result.stdout
+    assert "nothing was sampled" in result.stderr
+    assert "could not be sampled" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_unreadable_mixture_exits_2_without_traceback(tmp_path: Path) -> None:
+    missing = fasttok("fit", str(tmp_path / "nope.json"), "--out", str(tmp_path / "tok"))
+    assert missing.returncode == 2
+    assert "nope.json" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{ not json")
+    result = fasttok("fit", str(broken), "--out", str(tmp_path / "tok"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2(example_mixture: Path, tmp_path: Path) -> None:
+    assert fasttok("fit", str(example_mixture)).returncode == 2  # --out missing
+    bad = fasttok("fit", str(example_mixture), "--out", str(tmp_path / "t"), "--vocab-size", "0")
+    assert bad.returncode == 2
+    assert "vocab-size" in bad.stderr
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("x")
+    refused = fasttok("fit", str(example_mixture), "--out", str(precious), *FAST_FIT)
+    assert refused.returncode == 2
+    assert "not a tokenizer directory" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    not_a_tokenizer = fasttok("inspect", str(tmp_path))
+    assert not_a_tokenizer.returncode == 2
+    assert "fit_report.json" in not_a_tokenizer.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None, reason="matplotlib is installed")
+def test_inspect_plot_without_matplotlib_says_how_to_get_it(example_mixture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tok"
+    assert fasttok("fit", str(example_mixture), "--out", str(out), "--quiet", *FAST_FIT).returncode == 0
+    result = fasttok("inspect", str(out), "--plot", str(tmp_path / "lengths.png"))
+    assert result.returncode == 2
+    assert "matplotlib" in result.stderr
+    assert "fasttok-plugin[plot]" in result.stderr
+    assert "Token lengths per head" in result.stdout  # the text report is still printed
+    assert not (tmp_path / "lengths.png").exists()
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from fasttok_plugin import cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'tokenizers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"

@@ -1,0 +1,367 @@
+"""ChunkSampler: weighted budgets, uniform valid starts, resampling, padding, NaN handling, determinism."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy.stats import chisquare
+
+from fasttok_plugin.heads import NormHeads, build_norm_heads
+from fasttok_plugin.resolve import ResolvedMixture, resolve_mixture
+from fasttok_plugin.sampling import (
+    ChunkBatch,
+    ChunkSampler,
+    SamplingError,
+    largest_remainder,
+)
+from fasttok_plugin.synthetic import SyntheticDataset
+
+
+def _setup(mixture: Path, max_action_dim: int = 32) -> tuple[ResolvedMixture, NormHeads]:
+    resolved = resolve_mixture(mixture)
+    return resolved, build_norm_heads(resolved, max_action_dim)
+
+
+def _collect(batches: Any) -> ChunkBatch:
+    batches = list(batches)
+    return ChunkBatch(
+        actions=np.concatenate([b.actions for b in batches]),
+        dataset_index=np.concatenate([b.dataset_index for b in batches]),
+        head_index=np.concatenate([b.head_index for b in batches]),
+        episode_index=np.concatenate([b.episode_index for b in batches]),
+        start_frame=np.concatenate([b.start_frame for b in batches]),
+    )
+
+
+def _single(
+    make_dataset: Callable[..., SyntheticDataset],
+    write_mixture_file: Callable[..., Path],
+    *,
+    action_freq: float | None = None,
+    **dataset_kwargs: Any,
+) -> tuple[SyntheticDataset, ResolvedMixture, NormHeads]:
+    ds = make_dataset("single", **dataset_kwargs)
+    mixture = write_mixture_file(
+        {"datasets": [{"repo_id": "lab/single", "root": str(ds.root)}], "action_freq": action_freq}
+    )
+    resolved, heads = _setup(mixture)
+    return ds, resolved, heads
+
+
+# ------------------------------------------------------------------------------------------- budgets
+
+
+def test_largest_remainder_sums_exactly_and_breaks_ties_by_index() -> None:
+    assert largest_remainder(100, [1, 2, 3.5]).tolist() == [15, 31, 54]
+    assert largest_remainder(2, [1, 1, 1]).tolist() == [1, 1, 0]
+    assert largest_remainder(5, [0, 1]).tolist() == [0, 5]
+
+
+def test_budgets_are_proportional_to_mixture_weights(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    roots = [make_dataset(f"d{i}", seed=i).root for i in range(3)]
+    mixture = write_mixture_file(
+        {
+            "datasets": [{"repo_id": f"lab/d{i}", "root": str(r)} for i, r in enumerate(roots)],
+            "weights": [1, 2, 3.5],
+        }
+    )
+    sampler = ChunkSampler(*_setup(mixture), chunk_size=10)
+    assert sampler.budgets(100).tolist() == [15, 31, 54]
+    chunks = _collect(sampler.sample(100))
+    assert Counter(chunks.dataset_index.tolist()) == {0: 15, 1: 31, 2: 54}
+    assert [r.sampled for r in sampler.report] == [15, 31, 54]
+
+
+@pytest.mark.parametrize(
+    ("weights", "pointer"),
+    [([1.0, -2.0], "/weights/1"), ([1.0, float("nan")], "/weights/1"), ([0.0, 0.0], "/weights")],
+)
+def test_invalid_weights_raise_naming_entry_and_fix(
+    make_dataset: Callable[..., SyntheticDataset],
+    write_mixture_file: Callable[..., Path],
+    weights: list[float],
+    pointer: str,
+) -> None:
+    roots = [make_dataset(f"d{i}", seed=i).root for i in range(2)]
+    mixture = write_mixture_file(
+        {
+            "datasets": [{"repo_id": f"lab/d{i}", "root": str(r)} for i, r in enumerate(roots)],
+            "weights": weights,
+        }
+    )
+    sampler = ChunkSampler(*_setup(mixture), chunk_size=10)
+    with pytest.raises(SamplingError, match=pointer):
+        sampler.budgets(10)
+    with pytest.raises(SamplingError):
+        next(iter(sampler.sample(10)))
+
+
+def test_entry_skipped_by_heads_gets_no_budget_and_is_reported(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    small = make_dataset("small", action_dim=4)
+    wide = make_dataset("wide", action_dim=12, robot_type="wide")
+    mixture = write_mixture_file(
+        {
+            "datasets": [
+                {"repo_id": "lab/small", "root": str(small.root)},
+                {"repo_id": "lab/wide", "root": str(wide.root)},
+            ]
+        }
+    )
+    resolved, heads = _setup(mixture, max_action_dim=8)
+    assert heads.dataset_to_head[1] == -1  # 12 > max_action_dim 8
+    sampler = ChunkSampler(resolved, heads, chunk_size=10)
+    assert sampler.budgets(50).tolist() == [50, 0]
+    chunks = _collect(sampler.sample(50))
+    assert set(chunks.dataset_index.tolist()) == {0}
+    wide_report = sampler.report[1]
+    assert wide_report.requested == 0
+    assert wide_report.sampled == 0
+    assert wide_report.error is not None
+    assert "max_action_dim" in wide_report.error
+
+
+# ---------------------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_identical_chunks_whatever_the_worker_count(example_mixture: Path) -> None:
+    resolved, heads = _setup(example_mixture)
+    in_process = ChunkSampler(resolved, heads, chunk_size=10, workers=0)
+    pooled = ChunkSampler(resolved, heads, chunk_size=10, workers=2)
+    a = _collect(in_process.sample(600, seed=7, batch_size=128))
+    b = _collect(pooled.sample(600, seed=7, batch_size=128))
+    for name in ("actions", "dataset_index", "head_index", "episode_index", "start_frame"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert in_process.report == pooled.report
+    assert in_process.settings() == pooled.settings()
+    json.dumps(in_process.settings())  # JSON-able: it goes into the fit fingerprint
+
+    other = _collect(in_process.sample(600, seed=8, batch_size=128))
+    assert not np.array_equal(a.actions, other.actions)
+
+
+def test_batches_stream_with_the_requested_size(example_mixture: Path) -> None:
+    sampler = ChunkSampler(*_setup(example_mixture), chunk_size=10)
+    sizes = [len(b) for b in sampler.sample(500, batch_size=64)]
+    assert sum(sizes) == 500
+    assert all(s == 64 for s in sizes[:-1])
+    assert 0 < sizes[-1] <= 64
+
+
+# ------------------------------------------------------------------------------------ start positions
+
+
+def test_starts_are_uniform_over_valid_positions_and_episodes_weighted_by_them(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    # Chunks of 10 at the native 30 Hz: valid starts per episode = length - 9 -> 21, 51, 111 (183 total).
+    ds, resolved, heads = _single(make_dataset, write_mixture_file, episode_lengths=(30, 60, 120))
+    sampler = ChunkSampler(resolved, heads, chunk_size=10)
+    starts: Counter[tuple[int, int]] = Counter()
+    for seed in range(40):
+        chunks = _collect(sampler.sample(100, seed=seed))
+        starts.update(zip(chunks.episode_index.tolist(), chunks.start_frame.tolist(), strict=True))
+    assert sampler.report[0].valid_starts == 183
+    valid = [(e, f) for e, n in enumerate(ds.episode_lengths) for f in range(n - 9)]
+    assert set(starts) <= set(valid)  # never a start whose chunk would leave the episode
+    observed = np.array([starts[k] for k in valid], dtype=float)
+    assert chisquare(observed).pvalue > 1e-3  # uniform over the 183 valid starts
+    per_episode = np.array([sum(starts[k] for k in valid if k[0] == e) for e in range(3)], dtype=float)
+    expected = 4000 * np.array([21, 51, 111]) / 183
+    assert chisquare(per_episode, expected).pvalue > 1e-3
+
+
+def test_budget_beyond_valid_starts_repeats_each_start_evenly(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    _, resolved, heads = _single(make_dataset, write_mixture_file, episode_lengths=(20,))
+    sampler = ChunkSampler(resolved, heads, chunk_size=10)  # 11 valid starts
+    chunks = _collect(sampler.sample(25))
+    counts = Counter(chunks.start_frame.tolist())
+    assert sorted(counts) == list(range(11))
+    assert set(counts.values()) <= {2, 3}
+    assert sampler.report[0].repeated_starts == 25 - 11
+
+
+def test_episode_exactly_one_chunk_long_has_one_start_and_shorter_is_an_error(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    _, resolved, heads = _single(make_dataset, write_mixture_file, episode_lengths=(10,))
+    exact = _collect(ChunkSampler(resolved, heads, chunk_size=10).sample(3))
+    assert exact.start_frame.tolist() == [0, 0, 0]
+
+    too_long = ChunkSampler(resolved, heads, chunk_size=11)
+    assert list(too_long.sample(3)) == []
+    report = too_long.report[0]
+    assert report.requested == 3
+    assert report.sampled == 0
+    assert report.error is not None
+    assert "no episode is long enough" in report.error
+
+
+# ---------------------------------------------------------------------------------------- values
+
+
+def test_interpolation_is_exact_on_a_linear_trajectory(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    fps, freq, offset, slope = 30.0, 7.3, np.array([0.5, -1.0, 2.0]), np.array([1.0, -0.25, 3.0])
+    lengths = (90, 75)
+    actions = [offset + slope * (np.arange(n)[:, None] / fps) for n in lengths]
+    ds, resolved, heads = _single(
+        make_dataset, write_mixture_file, action_freq=freq, actions=actions, fps=fps
+    )
+    chunks = _collect(ChunkSampler(resolved, heads, chunk_size=8).sample(200))
+    assert len(chunks.actions) == 200
+    t0 = (chunks.start_frame / fps).astype(np.float32).astype(np.float64)  # timestamps are float32
+    times = t0[:, None] + np.arange(8)[None, :] / freq
+    expected = offset[None, None, :] + slope[None, None, :] * times[:, :, None]
+    np.testing.assert_allclose(chunks.actions[:, :, :3], expected, atol=2e-5)
+    last = np.array([lengths[e] - 1 for e in chunks.episode_index]) / fps
+    assert (times[:, -1] <= last + 1e-6).all()  # every step inside its episode
+    assert ds.fps == fps
+
+
+def test_interpolation_follows_irregular_timestamps(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    # Dropped and late frames: timestamps are not frame_index / fps, so values must follow the column.
+    rng = np.random.default_rng(3)
+    steps = rng.uniform(0.5, 1.5, size=79) / 30.0
+    t = np.concatenate([[0.0], np.cumsum(steps)]).astype(np.float32).astype(np.float64)
+    offset, slope = np.array([1.0, -2.0]), np.array([0.5, 4.0])
+    ds, resolved, heads = _single(
+        make_dataset, write_mixture_file, action_freq=20.0, actions=[offset + slope * t[:, None]], fps=30.0
+    )
+    for path in (ds.root / "data").rglob("*.parquet"):
+        table = pq.read_table(path)
+        frames = table.column("frame_index").to_numpy()
+        column = table.schema.get_field_index("timestamp")
+        table = table.set_column(column, "timestamp", pa.array(t[frames].astype(np.float32)))
+        pq.write_table(table, path)
+    chunks = _collect(ChunkSampler(resolved, heads, chunk_size=6).sample(40))
+    times = t[chunks.start_frame][:, None] + np.arange(6)[None, :] / 20.0
+    assert (times[:, -1] <= t[-1] + 1e-6).all()
+    expected = offset[None, None, :] + slope[None, None, :] * times[:, :, None]
+    np.testing.assert_allclose(chunks.actions[:, :, :2], expected, atol=3e-5)
+
+
+def test_resampling_50hz_to_10hz_takes_every_fifth_frame(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    frames = np.arange(100, dtype=np.float64)
+    actions = [np.stack([frames, -2 * frames], axis=1)]  # value = frame index
+    _, resolved, heads = _single(
+        make_dataset, write_mixture_file, action_freq=10.0, actions=actions, fps=50.0
+    )
+    sampler = ChunkSampler(resolved, heads, chunk_size=5)
+    chunks = _collect(sampler.sample(80))
+    # A 5-step chunk at 10 Hz spans 0.4 s = 20 frames: starts 0..79 are valid.
+    assert sampler.report[0].valid_starts == 80
+    assert sorted(chunks.start_frame.tolist()) == list(range(80))
+    expected = chunks.start_frame[:, None] + 5 * np.arange(5)[None, :]
+    np.testing.assert_allclose(chunks.actions[:, :, 0], expected, atol=1e-3)
+    np.testing.assert_allclose(chunks.actions[:, :, 1], -2 * expected, atol=2e-3)
+
+    native = ChunkSampler(resolved, heads, chunk_size=5, action_freq=None)
+    native_chunks = _collect(native.sample(20))
+    expected_native = native_chunks.start_frame[:, None] + np.arange(5)[None, :]
+    np.testing.assert_allclose(native_chunks.actions[:, :, 0], expected_native, atol=1e-3)
+
+
+def test_chunks_are_zero_padded_and_tagged_with_dataset_and_head(example_mixture: Path) -> None:
+    resolved, heads = _setup(example_mixture)
+    chunks = _collect(ChunkSampler(resolved, heads, chunk_size=10).sample(300))
+    assert chunks.actions.shape == (300, 10, 32)
+    assert chunks.actions.dtype == np.float32
+    assert set(chunks.dataset_index.tolist()) == set(range(len(resolved.entries)))
+    for position, entry in enumerate(resolved.entries):
+        rows = chunks.dataset_index == entry.index
+        assert (chunks.head_index[rows] == heads.dataset_to_head[position]).all()
+        dim = entry.meta.action_dim
+        assert (chunks.actions[rows][:, :, dim:] == 0).all()
+        assert (np.abs(chunks.actions[rows][:, :, :dim]).sum(axis=(0, 1)) > 0).all()
+
+
+def test_chunks_with_nan_or_inf_are_skipped_counted_and_reported(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(size=(60, 3)), rng.normal(size=(60, 3))
+    first[30, 1] = np.nan
+    second[10, 2] = np.inf
+    _, resolved, heads = _single(make_dataset, write_mixture_file, actions=[first, second])
+    sampler = ChunkSampler(resolved, heads, chunk_size=10)
+    chunks = _collect(sampler.sample(102))  # every valid start (51 per episode) exactly once
+    report = sampler.report[0]
+    # Starts 21..30 of episode 0 and 1..10 of episode 1 cover a bad frame: 20 chunks.
+    assert report.skipped_nonfinite == 20
+    assert report.sampled == 82 == len(chunks.actions)
+    assert np.isfinite(chunks.actions).all()
+    starts = set(zip(chunks.episode_index.tolist(), chunks.start_frame.tolist(), strict=True))
+    bad = {(0, s) for s in range(21, 31)} | {(1, s) for s in range(1, 11)}
+    assert not starts & bad
+    assert len(starts) == 82
+
+
+def test_unreadable_data_file_is_reported_per_dataset(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    good = make_dataset("good")
+    broken = make_dataset("broken", version="v2.1", seed=3)
+    victim = sorted((broken.root / "data").rglob("*.parquet"))[0]
+    victim.write_bytes(b"not a parquet file")
+    mixture = write_mixture_file(
+        {
+            "datasets": [
+                {"repo_id": "lab/good", "root": str(good.root)},
+                {"repo_id": "lab/broken", "root": str(broken.root)},
+            ]
+        }
+    )
+    sampler = ChunkSampler(*_setup(mixture), chunk_size=10)
+    chunks = _collect(sampler.sample(40))
+    assert set(chunks.dataset_index.tolist()) == {0}
+    report = sampler.report[1]
+    assert report.sampled == 0
+    assert report.requested == 20
+    assert report.error is not None
+    assert victim.name in report.error
+    assert "lab/broken" in report.error
+
+
+def test_variable_length_list_columns_are_read_like_fixed_size_lists(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    fixed = make_dataset("fixed", list_type="fixed", seed=5)
+    variable = make_dataset("variable", list_type="variable", seed=5)
+    out = []
+    for ds in (fixed, variable):
+        mixture = write_mixture_file(
+            {"datasets": [{"repo_id": "lab/x", "root": str(ds.root)}]}, name=f"{ds.root.name}.json"
+        )
+        out.append(_collect(ChunkSampler(*_setup(mixture), chunk_size=10).sample(30)).actions)
+    assert np.array_equal(out[0], out[1])
+
+
+def test_invalid_constructor_arguments_raise_sampling_error(example_mixture: Path) -> None:
+    resolved, heads = _setup(example_mixture)
+    with pytest.raises(SamplingError, match="chunk_size"):
+        ChunkSampler(resolved, heads, chunk_size=0)
+    with pytest.raises(SamplingError, match="action_freq"):
+        ChunkSampler(resolved, heads, chunk_size=5, action_freq=-1.0)
+    with pytest.raises(SamplingError, match="seed"):
+        ChunkSampler(resolved, heads, chunk_size=5, seed=-1)
+    with pytest.raises(SamplingError, match="workers"):
+        ChunkSampler(resolved, heads, chunk_size=5, workers=-2)
