@@ -32,24 +32,25 @@ class _UsageError(Exception):
     """A user mistake that maps to exit status 2."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
-    return value
+def _int_at_least(minimum: int) -> Any:
+    """An argparse ``type`` accepting integers >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} must be a positive integer" if minimum == 1 else f"{text!r} must be >= {minimum}"
+            )
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _optional_positive_int(text: str) -> int | None:
@@ -245,7 +246,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     except FitError as exc:
         print(f"{PROG} fit: error: {exc}", file=sys.stderr)
         return EXIT_ERRORS
-    except (SamplingError, NormHeadsError, CodecError) as exc:
+    except CodecError as exc:
+        # The codec names the settings (vocab_size, scale); say which options set them here.
+        print(f"{PROG} fit: error: {exc} (options --vocab-size / --scale)", file=sys.stderr)
+        return EXIT_ERRORS
+    except (SamplingError, NormHeadsError) as exc:
         print(f"{PROG} fit: error: {exc}", file=sys.stderr)
         return EXIT_ERRORS
     if not args.quiet:

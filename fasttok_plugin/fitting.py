@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -44,7 +43,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM
-from fasttok_plugin.sampling import ChunkBatch, ChunkSampler, DatasetSampleReport, largest_remainder
+from fasttok_plugin.sampling import (
+    ChunkBatch,
+    ChunkSampler,
+    DatasetSampleReport,
+    largest_remainder,
+    peak_rss_mb,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch/codec are imported lazily
     from fasttok_plugin.codec import FastTokenizer
@@ -120,8 +125,9 @@ class FitSettings:
         max_action_tokens: The policy's token budget the truncation rate is measured against (None: not
             measured).
         seed: Sampling / split seed.
-        workers: Sampler worker processes (0: in-process); never changes the result.
-        normalization: ``"min_max"``, ``"mean_std"`` or ``"identity"``.
+        workers: Sampler worker processes (0: in-process); never changes the result. With a
+            `FitSource`, a positive value overrides its sampler's ``workers`` and 0 keeps them.
+        normalization: ``"min_max"``, ``"mean_std"`` or ``"identity"`` (a `NormMode` is stored as its value).
         zero_range: Zero-range dims under min_max: ``"center"`` (0.0) or ``"legacy"`` (-1.0).
         eps: Range / std threshold of `Normalize`.
         on_dataset_error: ``"raise"`` (default) stops when a dataset's frames cannot be read;
@@ -147,6 +153,11 @@ class FitSettings:
     on_dataset_error: Literal["raise", "skip"] = "raise"
 
     def __post_init__(self) -> None:
+        mode = getattr(self.normalization, "value", self.normalization)
+        if isinstance(mode, str) and type(self.normalization) is not str:
+            # A NormMode member becomes its plain value: str(NormMode.MIN_MAX) is "NormMode.MIN_MAX",
+            # which must never reach the fingerprint or the sidecar.
+            object.__setattr__(self, "normalization", mode)
         problems: list[str] = []
 
         def positive_int(name: str, optional: bool = False, minimum: int = 1) -> None:
@@ -371,7 +382,7 @@ class FitReport:
     Token lengths, truncation and round-trip error are measured on **held-out** chunks only.
     ``compression_ratio`` is ``T * D / mean held-out tokens``. ``timings`` are seconds per phase;
     ``peak_memory_mb`` is this process's peak RSS (``ru_maxrss``), ``peak_memory_workers_mb`` that of
-    the largest sampler worker.
+    the largest sampler worker (0 when sampling in-process).
     """
 
     fit_fingerprint: str
@@ -600,6 +611,8 @@ class FitPlan:
         self.heldout_counts = np.zeros(len(self.budgets), np.int64)
         self.sampled_counts = np.zeros(len(self.budgets), np.int64)
         self.sample_report: tuple[DatasetSampleReport, ...] = ()
+        #: Largest sampler-worker peak RSS (MiB) over the passes so far (0.0 when sampling in-process).
+        self.peak_worker_mb = 0.0
 
     def _batches(self) -> Iterator[ChunkBatch]:
         iterator = self.sampler.sample(self.settings.total_chunks, seed=self.settings.seed)
@@ -608,6 +621,7 @@ class FitPlan:
                 batch = next(iterator, None)
             if batch is None:
                 self.sample_report = self.sampler.report
+                self.peak_worker_mb = max(self.peak_worker_mb, self.sampler.peak_worker_memory_mb)
                 return
             yield batch
 
@@ -831,6 +845,9 @@ def _prepare(
             f"{heads.max_action_dim} wide; pass the same max_action_dim"
         )
     settings = dataclasses.replace(settings, max_action_dim=heads.max_action_dim)
+    if settings.workers > 0 and settings.workers != sampler.workers and isinstance(sampler, ChunkSampler):
+        # settings.workers asks for processes (the Lightning callback's `workers`); 0 keeps the source's.
+        sampler = sampler.with_workers(settings.workers)
     result = None
     if preflight:
         if resolved is None:
@@ -850,27 +867,15 @@ def _bar(progress: bool, total: int | None, desc: str, unit: str = "chunk") -> A
     return tqdm(total=total, desc=desc, unit=unit, disable=not progress, leave=True, file=sys.stderr)
 
 
-def _peak_memory_mb() -> tuple[float, float]:
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    factor = 1024.0 if os.uname().sysname != "Darwin" else 1.0
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * factor / 2**20
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * factor / 2**20
-    return own, children
-
-
 class _CodecNoise(logging.Filter):
-    """Counts (and hides) the codec's per-batch clamp / decode warnings during evaluation."""
+    """Hides the codec's per-batch clamp / decode warnings during evaluation.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.hidden = 0
+    The evaluation counts the same events itself (``clamped_values``, ``invalid_decodes``) and reports
+    each total once, instead of one log line per batch.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = str(record.msg)
-        if message.startswith(("encode:", "decode:")):
-            self.hidden += 1
-            return False
-        return True
+        return not str(record.msg).startswith(("encode:", "decode:"))
 
 
 @dataclass
@@ -895,6 +900,18 @@ def _check_out_dir(out_dir: Path) -> None:
                 f"{out_dir} is a non-empty directory that is not a tokenizer directory; choose "
                 f"another path (nothing was overwritten)"
             )
+        return
+    # The tokenizer is staged next to out_dir: its nearest existing ancestor must be a writable folder,
+    # or the fit would only fail at the very end.
+    ancestor = out_dir.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutDirError(
+            f"cannot create {out_dir}: {ancestor} is a file, not a directory; choose another path"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutDirError(f"cannot create {out_dir}: {ancestor} is not writable; choose another path")
 
 
 def _save_atomically(tokenizer: FastTokenizer, report: FitReport, out_dir: Path) -> Path:
@@ -952,6 +969,7 @@ def fit_tokenizer(
         MixtureError: The mixture file is unreadable.
         NormHeadsError: The heads have errors and ``preflight`` is False.
         SamplingError: Invalid weights.
+        OutDirError: ``out_dir`` is a file, a non-tokenizer folder, or cannot be created (checked first).
         FitError: Invalid settings, unreadable dataset frames, or nothing to fit.
         CodecError: The fit corpus does not fit the vocabulary (raise vocab_size or lower scale).
     """
@@ -1206,7 +1224,7 @@ def _build_report(
     truncated = sum(a.truncated for a in acc)
     sq_error = sum(a.sq_error for a in acc)
     elements = sum(a.elements for a in acc)
-    own, children = _peak_memory_mb()
+    own, children = peak_rss_mb(), plan.peak_worker_mb
     warnings: list[str] = []
     if prepared.preflight is not None:
         warnings += [str(f) for f in prepared.preflight.warnings]
@@ -1229,7 +1247,7 @@ def _build_report(
         sampler_settings=_jsonable(dict(sampler_settings)),
         chunk_size=chunk_size,
         action_dim=width,
-        normalization=str(getattr(settings.normalization, "value", settings.normalization)),
+        normalization=settings.normalization,
         zero_range=settings.zero_range,
         sampled=sum(d.sampled for d in datasets),
         fit=int(fit_counts.sum()),

@@ -15,7 +15,9 @@
 * **Determinism**: each entry gets its own generator from ``SeedSequence([seed, entry index])`` and
   results are assembled in entry order, so the output depends on the seed only, never on ``workers``.
 * **Parallel and bounded**: entries are split into parts of at most `PART_CHUNKS` chunks and run in a
-  process pool (``workers > 0``) with a bounded number of parts in flight; batches stream out.
+  process pool (``workers > 0``; ``forkserver``/``spawn`` workers, never ``fork``) with a bounded number
+  of parts in flight; batches stream out. In a daemonic process (a DataLoader worker) it samples
+  in-process, since those may not have children.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import enum
 import logging
 import math
 import multiprocessing
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +48,7 @@ __all__ = [
     "DatasetSampleReport",
     "SamplingError",
     "largest_remainder",
+    "peak_rss_mb",
 ]
 
 logger = logging.getLogger(__name__)
@@ -148,6 +153,9 @@ def largest_remainder(total: int, weights: Sequence[float] | np.ndarray) -> np.n
 
     Returns:
         ``(len(weights),)`` int64 summing to ``total``; a zero weight always gets 0.
+
+    Raises:
+        ValueError: On a negative ``total`` or invalid weights.
     """
     w = np.asarray(weights, dtype=np.float64)
     if total < 0:
@@ -196,6 +204,7 @@ class _PartResult:
     valid_starts: int
     repeated_starts: int
     error: str | None
+    peak_rss_mb: float = 0.0  # of the worker process that produced it (0 when sampled in-process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +474,26 @@ def _sample_part(task: _Task) -> _PartResult:
     )
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (``ru_maxrss``; 0.0 where unsupported)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    factor = 1.0 if sys.platform == "darwin" else 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * factor / 2**20
+
+
+def _sample_part_in_worker(task: _Task) -> _PartResult:
+    """`_sample_part` plus the worker's peak memory, measured in the worker itself.
+
+    Under forkserver the workers are not children of the sampling process, so ``RUSAGE_CHILDREN`` there
+    cannot see them.
+    """
+    return replace(_sample_part(task), peak_rss_mb=peak_rss_mb())
+
+
 def _empty(task: _Task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (
         np.zeros((0, task.chunk_size, int(task.meta.action_dim)), np.float32),
@@ -474,15 +503,26 @@ def _empty(task: _Task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork where available: workers start in milliseconds and a user's script needs no
-    # ``if __name__ == "__main__"`` guard (spawn/forkserver re-import __main__). The workers only use numpy
-    # and pyarrow (which re-initializes its thread pools after fork), never torch.
+    """``forkserver`` where the platform has it (Linux, macOS), else ``spawn`` (Windows); never ``fork``.
+
+    The sampler runs inside processes that have imported torch and run Lightning (OpenMP pools,
+    DataLoader pin-memory and logger threads): a ``fork`` there copies locks held by other threads and
+    can deadlock the child (Python 3.12 warns about it, 3.14 stops defaulting to it), and macOS/Windows
+    do not default to it. Workers instead fork from a clean server process (which imports the main
+    module once) and unpickle only this module's top-level `_sample_part_in_worker`, so our own entry
+    points (the ``fasttok`` script, pytest) need nothing special.
+    """
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def _run_tasks(tasks: Iterable[_Task], workers: int) -> Iterator[_PartResult]:
     """Run tasks in order; with workers, keep at most ``2 * workers`` parts in flight (bounded memory)."""
+    if workers > 0 and multiprocessing.current_process().daemon:
+        # A daemonic process (e.g. a torch DataLoader worker) may not start children; the result does not
+        # depend on the worker count, so sample in this process instead of failing.
+        logger.debug("sampling in-process: a daemonic process cannot start %d sampler worker(s)", workers)
+        workers = 0
     if workers <= 0:
         for task in tasks:
             yield _sample_part(task)
@@ -492,14 +532,21 @@ def _run_tasks(tasks: Iterable[_Task], workers: int) -> Iterator[_PartResult]:
     iterator = iter(tasks)
     try:
         for task in iterator:
-            pending.append(pool.submit(_sample_part, task))
+            pending.append(pool.submit(_sample_part_in_worker, task))
             if len(pending) >= 2 * workers:
                 break
         while pending:
-            result = pending.popleft().result()
+            try:
+                result = pending.popleft().result()
+            except BrokenProcessPool as exc:
+                raise SamplingError(
+                    f"a sampler worker process died ({exc}): it was killed (out of memory?) or could not "
+                    f'start (a script that samples with workers needs an `if __name__ == "__main__":` '
+                    f"guard); lower workers, or use workers=0"
+                ) from exc
             task = next(iterator, None)
             if task is not None:
-                pending.append(pool.submit(_sample_part, task))
+                pending.append(pool.submit(_sample_part_in_worker, task))
             yield result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -570,7 +617,8 @@ class ChunkSampler:
         action_freq: Resampling rate in Hz; ``None`` keeps each dataset's native fps; default: the
             mixture's ``action_freq``.
         seed: Default seed of `sample`.
-        workers: Worker processes (0 = sample in this process).
+        workers: Worker processes (0 = sample in this process). They start with forkserver/spawn, so a
+            script of your own that sets it needs an ``if __name__ == "__main__":`` guard.
 
     Raises:
         SamplingError: On a non-positive chunk size or rate, a negative seed or worker count, or when
@@ -620,11 +668,35 @@ class ChunkSampler:
         self.seed = int(seed)
         self.workers = int(workers)
         self._report: tuple[DatasetSampleReport, ...] = ()
+        self._peak_worker_mb = 0.0
+
+    def with_workers(self, workers: int) -> ChunkSampler:
+        """A copy drawing the same chunks with another number of worker processes.
+
+        Args:
+            workers: Worker processes (0 = sample in this process).
+
+        Raises:
+            SamplingError: When ``workers`` is not an integer >= 0.
+        """
+        return ChunkSampler(
+            self.resolved,
+            self.heads,
+            chunk_size=self.chunk_size,
+            action_freq=self.action_freq,
+            seed=self.seed,
+            workers=workers,
+        )
 
     @property
     def report(self) -> tuple[DatasetSampleReport, ...]:
         """Per-entry report of the last completed `sample` run (empty before the first)."""
         return self._report
+
+    @property
+    def peak_worker_memory_mb(self) -> float:
+        """Largest peak RSS (MiB) of a worker process in the last completed `sample` run (0.0 without)."""
+        return self._peak_worker_mb
 
     @property
     def max_action_dim(self) -> int:
@@ -776,7 +848,9 @@ class ChunkSampler:
         _FRAMES_CACHE.clear()  # never serve frames read by an earlier run (the files may have changed)
         tallies = [_EntryTally(requested=int(b)) for b in budgets]
         batcher = _Batcher(batch_size, self.chunk_size, self.max_action_dim)
+        peak_worker_mb = 0.0
         for result in _run_tasks(self._tasks(budgets, seed), self.workers):
+            peak_worker_mb = max(peak_worker_mb, result.peak_rss_mb)
             tally = tallies[result.position]
             tally.skipped += result.skipped_nonfinite
             tally.valid = max(tally.valid, result.valid_starts)
@@ -791,6 +865,7 @@ class ChunkSampler:
             yield from batcher.add(result, int(entry.index), int(self.heads.dataset_to_head[result.position]))
         yield from batcher.finish()
         self._report = self._build_report(tallies)
+        self._peak_worker_mb = peak_worker_mb
         skipped = sum(r.skipped_nonfinite for r in self._report)
         if skipped:
             logger.warning("skipped %d chunk(s) holding NaN/Inf (see the per-dataset report)", skipped)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,9 +39,10 @@ def test_fit_then_inspect_a_multi_robot_mixture(example_mixture: Path, tmp_path:
     assert heads.fallback_entries
     out = tmp_path / "tokenizer"
 
-    fit = fasttok("fit", str(example_mixture), "--out", str(out), *FAST_FIT)
+    fit = fasttok("fit", str(example_mixture), "--out", str(out), *FAST_FIT, "--workers", "2")
     assert fit.returncode == 0, fit.stderr
     assert "Traceback" not in fit.stderr
+    assert "sample + normalize" not in fit.stderr  # stderr is not a TTY: no progress bars
     assert {"processor_config.json", "tokenizer.json", "fasttok.json", "fit_report.json"} <= {
         p.name for p in out.iterdir()
     }
@@ -121,6 +126,57 @@ def test_usage_errors_exit_2(example_mixture: Path, tmp_path: Path) -> None:
     not_a_tokenizer = fasttok("inspect", str(tmp_path))
     assert not_a_tokenizer.returncode == 2
     assert "fit_report.json" in not_a_tokenizer.stderr
+
+
+def test_user_mistakes_get_a_message_naming_the_fix_not_a_traceback(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    under_a_file = fasttok("fit", str(example_mixture), "--out", str(a_file / "tok"), *FAST_FIT)
+    assert under_a_file.returncode == 2
+    assert f"{a_file} is a file" in under_a_file.stderr
+    negative = fasttok("fit", str(example_mixture), "--out", str(tmp_path / "t"), "--total-chunks", "-5")
+    assert negative.returncode == 2
+    assert "--total-chunks" in negative.stderr
+    # Normalized data quantizes to about -31..31 at scale 10: a vocabulary of 20 cannot hold it.
+    out = tmp_path / "small_vocab"
+    small_vocab = fasttok("fit", str(example_mixture), "--out", str(out), *FAST_FIT, "--vocab-size", "20")
+    assert small_vocab.returncode == 1
+    assert "raise vocab_size above" in small_vocab.stderr
+    assert "--vocab-size" in small_vocab.stderr
+    for result in (under_a_file, negative, small_vocab):
+        assert "Traceback" not in result.stderr
+        assert "internal error" not in result.stderr
+    assert not out.exists()
+
+
+def test_progress_bars_show_on_a_terminal(example_mixture: Path, tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("fasttok")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "fasttok_plugin.cli"]
+    leader, follower = pty.openpty()
+    # A fresh pty is 0 columns wide, and tqdm draws nothing on a 0-column terminal.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    process = subprocess.Popen(
+        [*command, "fit", str(example_mixture), "--out", str(tmp_path / "tok"), *FAST_FIT],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:  # drain while it runs, or a full terminal buffer would block the child
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert process.wait(timeout=300) == 0
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert "sample + normalize" in terminal
+    assert "evaluate held-out" in terminal
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None, reason="matplotlib is installed")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -297,13 +300,86 @@ def test_fit_source_protocol_object_is_accepted(example_mixture: Path) -> None:
         resolved_mixture: Any
 
     source = Source(heads, ChunkSampler(resolved, heads, chunk_size=10), resolved)
-    settings = dataclasses.replace(SMALL, chunk_size=None)
-    _, from_source = fit_tokenizer(source, settings)
+    # settings.workers (the Lightning callback's `workers`) applies to the source's sampler too.
+    settings = dataclasses.replace(SMALL, chunk_size=None, workers=2)
+    plans: list[FitPlan] = []
+    _, from_source = fit_tokenizer(source, settings, on_plan=plans.append)
+    assert plans[0].sampler.workers == 2
+    assert from_source.peak_memory_workers_mb > 0
     _, from_path = fit_tokenizer(example_mixture, SMALL)
+    assert from_path.peak_memory_workers_mb == 0  # in-process
     assert from_source.fit_fingerprint == from_path.fit_fingerprint
     assert from_source.token_lengths == from_path.token_lengths
+    assert from_source.datasets == from_path.datasets
     with pytest.raises(FitError, match="chunk"):
         fit_tokenizer(source, dataclasses.replace(SMALL, chunk_size=12))
+
+
+_LIGHTNING_FIT = """
+import json, sys
+import torch
+import pytorch_lightning as pl
+from fasttok_plugin.fitting import FitSettings, fit_tokenizer
+
+
+class Tiny(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class FitInSetup(pl.Callback):
+    # Like FastTokenizerCallback: fit while the trainer (and torch's thread pools) are live.
+    def setup(self, trainer, pl_module, stage):
+        torch.randn(256, 256) @ torch.randn(256, 256)  # start torch's intra-op threads first
+        settings = FitSettings(**json.loads(sys.argv[2]))
+        _, report = fit_tokenizer(sys.argv[1], settings, out_dir=sys.argv[3])
+        print(json.dumps(report.to_dict()))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    data = torch.utils.data.TensorDataset(torch.randn(8, 4))
+    trainer = pl.Trainer(
+        max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[FitInSetup()],
+    )
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=4))
+"""
+
+
+def test_pooled_fit_inside_a_lightning_run_matches_the_in_process_fit(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(_LIGHTNING_FIT))
+    settings = dataclasses.replace(SMALL, workers=2)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(example_mixture),
+            json.dumps(settings.to_dict()),
+            str(tmp_path / "tok"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    pooled = FitReport.from_dict(json.loads(run.stdout.strip().splitlines()[-1]))
+    assert pooled.peak_memory_workers_mb > 0  # the worker processes really ran
+    _, in_process = fit_tokenizer(example_mixture, SMALL)
+    assert pooled.fit_fingerprint == in_process.fit_fingerprint
+    assert pooled.token_lengths == in_process.token_lengths
+    assert pooled.heads == in_process.heads
+    assert FastTokenizer.load(tmp_path / "tok").metadata["fit_fingerprint"] == in_process.fit_fingerprint
 
 
 def test_fit_fingerprint_covers_what_changes_the_tokenizer_only(example_mixture: Path) -> None:
@@ -329,6 +405,21 @@ def test_fit_fingerprint_covers_what_changes_the_tokenizer_only(example_mixture:
     assert fit_fingerprint(heads, SMALL, other_sampler) != base
     wider = build_norm_heads(resolved, 33)
     assert fit_fingerprint(wider, dataclasses.replace(SMALL, max_action_dim=None), sampler_settings) != base
+
+
+def test_normalization_given_as_norm_mode_is_stored_as_its_value(example_mixture: Path) -> None:
+    from fasttok_plugin.normalize import NormMode
+
+    settings = dataclasses.replace(SMALL, normalization=NormMode.MEAN_STD)
+    assert settings.normalization == "mean_std"
+    assert type(settings.normalization) is str
+    resolved = resolve_mixture(example_mixture)
+    heads = build_norm_heads(resolved, 32)
+    sampler_settings = ChunkSampler(resolved, heads, chunk_size=10).settings()
+    as_text = dataclasses.replace(SMALL, normalization="mean_std")
+    assert fit_fingerprint(heads, settings, sampler_settings) == fit_fingerprint(
+        heads, as_text, sampler_settings
+    )
 
 
 def test_invalid_settings_list_every_problem() -> None:

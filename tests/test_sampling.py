@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from scipy.stats import chisquare
 
+from fasttok_plugin import sampling
 from fasttok_plugin.heads import NormHeads, build_norm_heads
 from fasttok_plugin.resolve import ResolvedMixture, resolve_mixture
 from fasttok_plugin.sampling import (
@@ -149,6 +153,88 @@ def test_same_seed_gives_identical_chunks_whatever_the_worker_count(example_mixt
 
     other = _collect(in_process.sample(600, seed=8, batch_size=128))
     assert not np.array_equal(a.actions, other.actions)
+
+
+def test_same_chunks_whatever_the_worker_count_when_entries_split_into_many_parts(
+    example_mixture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts of 7 chunks: every entry is cut into many parts of unequal cost, so 3 workers on this machine
+    # finish them out of order; the stream must still be the in-process one.
+    monkeypatch.setattr(sampling, "PART_CHUNKS", 7)
+    resolved, heads = _setup(example_mixture)
+    in_process = ChunkSampler(resolved, heads, chunk_size=10, workers=0)
+    pooled = ChunkSampler(resolved, heads, chunk_size=10, workers=3)
+    a = _collect(in_process.sample(300, seed=5, batch_size=32))
+    b = _collect(pooled.sample(300, seed=5, batch_size=32))
+    for name in ("actions", "dataset_index", "head_index", "episode_index", "start_frame"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert in_process.report == pooled.report
+    monkeypatch.undo()
+    # The part size is a memory bound, not part of the result.
+    c = _collect(in_process.sample(300, seed=5, batch_size=32))
+    assert np.array_equal(a.actions, c.actions)
+
+
+def test_worker_processes_are_started_without_fork_and_report_their_memory(example_mixture: Path) -> None:
+    # fork in a process that imported torch / runs Lightning threads can deadlock the child.
+    assert sampling._pool_context().get_start_method() in ("forkserver", "spawn")
+    resolved, heads = _setup(example_mixture)
+    pooled = ChunkSampler(resolved, heads, chunk_size=10, workers=2)
+    assert sum(len(b) for b in pooled.sample(60)) == 60
+    assert pooled.peak_worker_memory_mb > 10  # a real worker process (numpy + pyarrow loaded)
+    in_process = pooled.with_workers(0)
+    assert in_process.settings() == pooled.settings()
+    assert sum(len(b) for b in in_process.sample(60)) == 60
+    assert in_process.peak_worker_memory_mb == 0.0
+
+
+def test_script_without_main_guard_gets_a_clear_error_instead_of_a_hang(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import sys\n"
+        "from fasttok_plugin.heads import build_norm_heads\n"
+        "from fasttok_plugin.resolve import resolve_mixture\n"
+        "from fasttok_plugin.sampling import ChunkSampler\n"
+        "resolved = resolve_mixture(sys.argv[1])\n"
+        "heads = build_norm_heads(resolved, 32)\n"
+        "print(sum(len(b) for b in ChunkSampler(resolved, heads, chunk_size=10, workers=2).sample(60)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, str(script), str(example_mixture)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode != 0
+    assert "SamplingError" in run.stderr
+    assert 'if __name__ == "__main__":' in run.stderr
+    assert "workers=0" in run.stderr
+
+
+class _SamplerInLoaderWorker(torch.utils.data.IterableDataset):
+    """Runs a pooled sampler inside a (daemonic) DataLoader worker, like a datamodule stream does."""
+
+    def __init__(self, sampler: ChunkSampler) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Any:
+        for batch in self.sampler.sample(120, seed=3, batch_size=40):
+            yield torch.from_numpy(batch.actions), torch.from_numpy(batch.dataset_index)
+
+
+def test_pooled_sampler_inside_a_dataloader_worker_samples_in_process(example_mixture: Path) -> None:
+    # Daemonic processes may not start children: the sampler must fall back, not crash the loader.
+    resolved, heads = _setup(example_mixture)
+    loader = torch.utils.data.DataLoader(
+        _SamplerInLoaderWorker(ChunkSampler(resolved, heads, chunk_size=10, workers=2)),
+        batch_size=None,
+        num_workers=1,
+    )
+    from_loader = [(a.numpy(), d.numpy()) for a, d in loader]
+    expected = list(ChunkSampler(resolved, heads, chunk_size=10).sample(120, seed=3, batch_size=40))
+    assert len(from_loader) == len(expected) == 3
+    for (actions, dataset), batch in zip(from_loader, expected, strict=True):
+        assert np.array_equal(actions, batch.actions)
+        assert np.array_equal(dataset, batch.dataset_index)
 
 
 def test_batches_stream_with_the_requested_size(example_mixture: Path) -> None:
