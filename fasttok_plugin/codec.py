@@ -130,6 +130,7 @@ class DecodedBatch:
 
 
 def _format_rows(rows: Sequence[int]) -> str:
+    """Row indices for an error message, capped so a corrupt corpus does not flood the log."""
     shown = ", ".join(str(r) for r in rows[:_MAX_LISTED_ROWS])
     more = f" and {len(rows) - _MAX_LISTED_ROWS} more" if len(rows) > _MAX_LISTED_ROWS else ""
     return f"{shown}{more}"
@@ -252,6 +253,7 @@ def _nearest_remap(mask: np.ndarray) -> np.ndarray:
 
 
 def _build_tokenizer(pipeline: str) -> Tokenizer:
+    """An untrained BPE tokenizer for ``pipeline`` (``"char"`` or ``"reference"``)."""
     if pipeline == "reference":
         # Exactly what the reference trains: the inner Tokenizer of ByteLevelBPETokenizer() (ByteLevel
         # pre-tokenizer, decoder and post-processor with their default options).
@@ -454,6 +456,7 @@ class FastTokenizer:
 
     @staticmethod
     def _check_range(lo: int, hi: int, vocab_size: int, scale: float) -> None:
+        """Refuse a quantized range ``lo..hi`` that the alphabet or the vocabulary cannot hold."""
         span = hi - lo
         if span >= _SURROGATE_START:
             raise CodecError(
@@ -473,13 +476,12 @@ class FastTokenizer:
         """Validated chunks -> ``(N, T*D)`` codes in ``0 .. max_token - min_token`` and the clamp count."""
         array = _as_batch(chunks, expected=(self.time_horizon, self.action_dim), what="encode", allow_2d=True)
         codes = _quantize(array, self.scale) - self.min_token
-        top = self._remap.size - 1
-        clipped = np.clip(codes, 0, top)
-        clamped = int(np.count_nonzero(clipped != codes))
+        clipped = np.clip(codes, 0, self._remap.size - 1)
         if self._holes:
-            remapped = self._remap[clipped]
-            clamped += int(np.count_nonzero(remapped != clipped))
-            clipped = remapped
+            clipped = self._remap[clipped]
+        # One comparison against the original codes: a value clipped onto a hole and then moved to its
+        # neighbour is one changed value, not two.
+        clamped = int(np.count_nonzero(clipped != codes))
         if clamped:
             logger.warning(
                 "encode: %d quantized value(s) outside the fitted range %d..%d (or not representable by "
@@ -492,6 +494,7 @@ class FastTokenizer:
         return clipped, clamped
 
     def _encode_ids(self, chunks: Any) -> tuple[list[list[int]], int]:
+        """Token id lists of every chunk (one batched tokenizer call) and the clamp count."""
         codes, clamped = self._codes(chunks)
         texts = _strings(codes)
         encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
@@ -538,13 +541,12 @@ class FastTokenizer:
             )
         mask = np.arange(width)[None, :] < lengths[:, None]
         ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-        if rows:
-            flat = np.fromiter(
-                (i for row, n in zip(rows, lengths.tolist(), strict=True) for i in row[:n]),
-                dtype=np.int64,
-                count=int(lengths.sum()),
-            )
-            ids[mask] = flat
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(full.sum()))
+        if truncated:
+            # Position of every id inside its row; keep the first ``lengths[i]`` of row i.
+            position = np.arange(flat.size) - np.repeat(np.cumsum(full) - full, full)
+            flat = flat[position < np.repeat(lengths, full)]
+        ids[mask] = flat
         return EncodedBatch(
             ids=ids, lengths=lengths, attention_mask=mask, truncated_rows=truncated, clamped_values=clamped
         )
@@ -692,8 +694,9 @@ class FastTokenizer:
             index = np.repeat(offsets[flat] - cum[:-1], size_of) + np.arange(cum[-1])
             out = values[index]
             first, last = cum[row_start], cum[row_end]
-            if self.pipeline == "char" or self._ascii_table:
-                # Fuse: code points already; ASCII-only byte-level vocabularies: one byte per character.
+            if self.pipeline == "char" or self._ascii_table or out.size == 0:
+                # Fuse: code points already; ASCII-only byte-level vocabularies: one byte per character;
+                # rows that are all empty have nothing to decode (and no first byte to inspect below).
                 return out, first, last - first
             # Rows that are each valid UTF-8 decode together; a row starting with a continuation byte
             # would glue onto the previous one, so those batches take the per-row path.
@@ -708,7 +711,9 @@ class FastTokenizer:
                     codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
                     return codes, lead[first], lead[last] - lead[first]
         rows = [flat[a:b].tolist() for a, b in zip(row_start.tolist(), row_end.tolist(), strict=True)]
-        texts = self.tokenizer.decode_batch(rows, skip_special_tokens=True)
+        # Keep special tokens: their text makes the row's length wrong, so a row holding one is reported
+        # invalid (as the reference does) instead of the token being dropped silently.
+        texts = self.tokenizer.decode_batch(rows, skip_special_tokens=False)
         counts = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4")
         return codes, np.cumsum(counts) - counts, counts
@@ -901,6 +906,7 @@ class FastTokenizer:
 
     @staticmethod
     def _detect_pipeline(document: Mapping[str, Any], path: Path) -> str:
+        """Which pipeline a ``tokenizer.json`` document was built by, from its pre-tokenizer and decoder."""
         model = document.get("model") or {}
         if model.get("type") != "BPE":
             raise TokenizerFormatError(f"{path}: model type {model.get('type')!r}, expected a BPE tokenizer")

@@ -198,7 +198,11 @@ class UniversalActionProcessor(ProcessorMixin):
         size = backend.get_vocab_size()
         rows = [[int(i) for i in row] for row in tokens]
         known = [all(0 <= i < size for i in row) for row in rows]
-        texts = backend.decode_batch([r if ok else [] for r, ok in zip(rows, known, strict=True)])
+        # Special tokens keep their text (as in the reference), so a row holding one has the wrong length
+        # and is reported invalid instead of the token being dropped silently.
+        texts = backend.decode_batch(
+            [r if ok else [] for r, ok in zip(rows, known, strict=True)], skip_special_tokens=False
+        )
         out = np.zeros((len(rows), t, d), dtype=np.float64)
         invalid = []
         for i, (text, ok) in enumerate(zip(texts, known, strict=True)):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.fft import dct, idct
+from tokenizers import Tokenizer
 
 from fasttok_plugin.codec import (
     CodecError,
@@ -173,15 +174,17 @@ def test_reference_pipeline_has_holes_the_char_pipeline_does_not(
     )
 
 
-def test_char_pipeline_is_not_longer_than_reference_on_held_out_chunks() -> None:
-    train = smooth_chunks(1500, 30, 8, seed=11)
-    held_out = smooth_chunks(300, 30, 8, seed=12)
-    held_out = np.clip(held_out, train.min(axis=(0, 1)), train.max(axis=(0, 1)))
+@pytest.mark.parametrize(("seed", "t", "d"), [(11, 30, 8), (21, 50, 14), (31, 50, 7), (41, 16, 32)])
+def test_char_pipeline_is_not_longer_than_reference_on_held_out_chunks(seed: int, t: int, d: int) -> None:
+    """The default pipeline must never cost the model more tokens than the reference one."""
+    train = smooth_chunks(1200, t, d, seed=seed)
+    held_out = smooth_chunks(300, t, d, seed=seed + 1)
     lengths = {}
     for pipeline in ("char", "reference"):
         tok = FastTokenizer.fit(train, vocab_size=1024, scale=SCALE, pipeline=pipeline)
         lengths[pipeline] = np.array([len(r) for r in tok.encode(held_out)])
     assert lengths["char"].mean() <= lengths["reference"].mean()
+    assert lengths["char"].max() <= lengths["reference"].max()  # the padded width a model pays for
 
 
 # ------------------------------------------------------------------------------------------ encode
@@ -209,6 +212,10 @@ def test_encode_padded_pads_masks_and_counts_truncation(
     assert short.ids.shape == (50, cut)
     assert short.truncated_rows == int((full > cut).sum()) > 0
     np.testing.assert_array_equal(short.lengths, np.minimum(full, cut))
+    for row, ids in zip(rows, short.ids, strict=True):  # each row keeps its first tokens, then padding
+        n = min(len(row), cut)
+        assert ids[:n].tolist() == row[:n]
+        assert (ids[n:] == 0).all()
     assert "truncated" in caplog.text
 
 
@@ -233,6 +240,8 @@ def test_out_of_range_values_are_clamped_counted_and_logged_never_dropped(
         outside = int((quantized(wild).reshape(4, -1) != expected).sum())
         assert "clamped" in caplog.text
         out = tok.decode(enc, strict=True)  # every row still decodes to T*D values
+        # The count is exactly the number of values that came back different.
+        assert enc.clamped_values == int((quantized(out.actions) != quantized(wild)).sum())
         if tok.pipeline == "char":
             assert enc.clamped_values == outside > 0
             np.testing.assert_array_equal(quantized(out.actions).reshape(4, -1), expected)
@@ -241,6 +250,46 @@ def test_out_of_range_values_are_clamped_counted_and_logged_never_dropped(
     # The reference drops values above its range: its decode fails on the same chunks.
     baseline.decode(baseline(wild), time_horizon=20, action_dim=6)
     assert baseline.failed_rows
+
+
+def test_values_that_would_become_surrogate_characters_are_clamped_not_crashed(
+    tmp_path: Path, corpus: np.ndarray, baseline: ReferenceFast
+) -> None:
+    """The reference turns code 0xD800.. into a lone surrogate and crashes in tokenizers; we clamp."""
+    directory = write_reference_dir(tmp_path / "ref", baseline, layout="4.x")
+    config = json.loads((directory / "processor_config.json").read_text())
+    config["vocab_size"] = 70_000  # a directory that claims a range reaching past the surrogate block
+    (directory / "processor_config.json").write_text(json.dumps(config))
+    tok = FastTokenizer.load(directory)
+    assert tok.max_token - tok.min_token < 0xD800
+
+    coeff = quantized(corpus[:2]).astype(np.float64)
+    coeff[:, 3, 2] = tok.min_token + 0xD800 + 7  # one coefficient per chunk lands in the surrogate block
+    chunks = idct(coeff / SCALE, axis=1, norm="ortho")
+    np.testing.assert_array_equal(quantized(chunks), coeff)
+    with pytest.raises(TypeError):  # tokenizers cannot take a str holding a lone surrogate
+        baseline(chunks)
+
+    encoded = tok.encode_padded(chunks)
+    assert encoded.clamped_values == 2
+    out = tok.decode(encoded, strict=True)
+    expected = coeff.copy()
+    expected[:, 3, 2] = tok.max_token
+    np.testing.assert_array_equal(quantized(out.actions), expected)
+
+
+def test_a_value_clipped_onto_a_hole_is_counted_once(
+    tmp_path: Path, corpus: np.ndarray, fitted: dict[str, FastTokenizer]
+) -> None:
+    """A sidecar whose max_token lies past the representable codes: clip + move is one changed value."""
+    saved = fitted["reference"].save(tmp_path / "tok")
+    _edit(saved / "fasttok.json", max_token=fitted["reference"].max_token + 300)
+    tok = FastTokenizer.load(saved)
+    assert tok._holes > 0
+    wild = corpus[:4] * 40.0
+    enc = tok.encode_padded(wild)
+    out = tok.decode(enc, strict=True)
+    assert enc.clamped_values == int((quantized(out.actions) != quantized(wild)).sum()) > 0
 
 
 # ---------------------------------------------------------------------------------------- bad input
@@ -351,6 +400,33 @@ def test_rows_that_do_not_decode_to_t_times_d_values_are_invalid(
         tok.decode(rows[0])
     with pytest.raises(CodecError, match=r"5 of 6 row\(s\) did not decode to exactly 120 values"):
         tok.decode(rows, strict=True)
+
+
+@pytest.mark.parametrize(("pipeline", "scale"), [("char", SCALE), ("reference", SCALE), ("reference", 40.0)])
+def test_a_batch_of_empty_rows_is_reported_invalid(corpus: np.ndarray, pipeline: str, scale: float) -> None:
+    """E.g. a model that generated nothing; scale 40 gives a byte-level alphabet past ASCII."""
+    tok = FastTokenizer.fit(corpus, vocab_size=1024, scale=scale, pipeline=pipeline)
+    out = tok.decode([[], []])
+    assert out.invalid_rows == (0, 1)
+    assert np.isnan(out.actions).all()
+    assert tok.decode([[], tok.encode(corpus[:1])[0]]).invalid_rows == (0,)
+
+
+@pytest.mark.parametrize("pipeline", ["char", "reference"])
+def test_a_special_token_in_a_row_makes_it_invalid_not_skipped(
+    tmp_path: Path, corpus: np.ndarray, fitted: dict[str, FastTokenizer], pipeline: str
+) -> None:
+    """A directory whose tokenizer gained an added token (e.g. ``<eos>``): the token is not a value."""
+    saved = fitted[pipeline].save(tmp_path / "tok")
+    edited = Tokenizer.from_file(str(saved / "tokenizer.json"))
+    edited.add_special_tokens(["<eos>"])
+    edited.save(str(saved / "tokenizer.json"), pretty=True)
+    tok = FastTokenizer.load(saved)
+    rows = tok.encode(corpus[:3])
+    rows[1] = [*rows[1], tok.tokenizer.token_to_id("<eos>")]
+    out = tok.decode(rows)
+    assert out.invalid_rows == (1,)
+    np.testing.assert_array_equal(out.actions[[0, 2]], fitted[pipeline].decode(rows[::2]).actions)
 
 
 @pytest.mark.parametrize("pipeline", ["char", "reference"])

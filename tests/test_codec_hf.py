@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.fft import dct
+from tokenizers import ByteLevelBPETokenizer, Tokenizer
 
 from fasttok_plugin.codec import FastTokenizer
 
@@ -22,7 +24,7 @@ pytest.importorskip("transformers")
 
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
-from reference_fast import smooth_chunks
+from reference_fast import ReferenceFast, smooth_chunks
 
 SCRIPT = """
 import json, sys
@@ -107,3 +109,63 @@ def test_saved_directories_load_with_auto_processor_and_give_our_ids(tmp_path: P
         assert entry["bad_invalid"] == [0]
         assert entry["bad_zero"]
         assert entry["strict_raised"]
+
+
+def test_the_reference_transformers_wrapper_changes_no_id_value_or_file(tmp_path: Path) -> None:
+    """The baseline drops ``PreTrainedTokenizerFast``; the reference wraps its tokenizer in one.
+
+    Wrapped exactly as ``UniversalActionProcessor.fit`` does (the ``ByteLevelBPETokenizer`` object,
+    ``clean_up_tokenization_spaces=False``), per-chunk calls give the baseline's ids and decoded strings,
+    and ``save_pretrained`` writes the ``tokenizer.json`` our ``"reference"`` pipeline saves.
+    """
+    train = smooth_chunks(300, 20, 6, seed=5)
+    base = ReferenceFast.fit(list(train), scale=10, vocab_size=512)
+    bpe = ByteLevelBPETokenizer()
+    bpe._tokenizer = base.tokenizer  # what the reference's bpe holds after train_from_iterator
+    from transformers import PreTrainedTokenizerFast  # optional: the hf extra
+
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=bpe, clean_up_tokenization_spaces=False)
+
+    for chunk, ids in zip(train[:40], base(train[:40]), strict=True):
+        coeff = np.around(dct(chunk, axis=0, norm="ortho") * 10).flatten()
+        text = "".join(map(chr, np.maximum(coeff - base.min_token, 0).astype(int)))
+        assert wrapped(text)["input_ids"] == ids
+        assert wrapped.decode(ids) == base.tokenizer.decode(ids)
+
+    wrapped.save_pretrained(tmp_path / "reference")
+    ours = FastTokenizer.fit(train, vocab_size=512, scale=10.0, pipeline="reference").save(tmp_path / "ours")
+    assert (ours / "tokenizer.json").read_bytes() == (tmp_path / "reference" / "tokenizer.json").read_bytes()
+
+
+SPECIAL_SCRIPT = """
+import json, sys
+import numpy as np
+from transformers import AutoProcessor
+
+chunks = np.load(sys.argv[1])
+proc = AutoProcessor.from_pretrained(sys.argv[2], trust_remote_code=True)
+ids = proc(chunks)
+ids[1] = ids[1] + [proc.bpe_tokenizer.convert_tokens_to_ids("<eos>")]
+proc.decode(ids)
+print(json.dumps(list(proc.last_invalid_rows)))
+"""
+
+
+def test_a_special_token_in_a_row_is_reported_by_the_auto_processor(tmp_path: Path) -> None:
+    train = smooth_chunks(300, 20, 6, seed=4)
+    np.save(tmp_path / "chunks.npy", train[:3])
+    saved = FastTokenizer.fit(train, vocab_size=512).save(tmp_path / "tok")
+    edited = Tokenizer.from_file(str(saved / "tokenizer.json"))
+    edited.add_special_tokens(["<eos>"])
+    edited.save(str(saved / "tokenizer.json"), pretty=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "hf_modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", SPECIAL_SCRIPT, str(tmp_path / "chunks.npy"), str(saved)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [1]
