@@ -1,0 +1,191 @@
+"""MixtureDataModule: one resolution, weighted raw batches, distinct streams per worker / rank / epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from lightning_support import CHUNK_SIZE, MAX_ACTION_DIM
+from torch.utils.data import DataLoader
+
+from fasttok_plugin.heads import NormHeadsError
+from fasttok_plugin.lightning import ChunkStream, MixtureDataModule
+from fasttok_plugin.mixture import load_mixture
+
+
+def _datamodule(path, **kwargs) -> MixtureDataModule:
+    options = {
+        "chunk_size": CHUNK_SIZE,
+        "max_action_dim": MAX_ACTION_DIM,
+        "batch_size": 6,
+        "round_chunks": 24,
+    }
+    options.update(kwargs)
+    return MixtureDataModule(path, **options)
+
+
+def _collect(loader) -> list[dict[str, torch.Tensor]]:
+    return list(loader)
+
+
+def test_setup_builds_heads_once_and_exposes_the_protocol(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path)
+    with pytest.raises(RuntimeError, match=r"setup\(\) has not run yet"):
+        _ = dm.norm_heads
+    dm.setup("fit")
+    heads, sampler, resolved = dm.norm_heads, dm.chunk_sampler, dm.resolved_mixture
+    dm.setup("validate")
+    assert dm.norm_heads is heads
+    assert dm.chunk_sampler is sampler
+    assert dm.resolved_mixture is resolved
+    assert heads.keys == ("arm::joint_pos", "base::velocity")
+    assert heads.max_action_dim == MAX_ACTION_DIM
+    assert sampler.chunk_size == CHUNK_SIZE
+    assert dm.chunk_size == CHUNK_SIZE
+    assert sampler.heads is heads
+    assert sampler.resolved is resolved
+
+
+def test_mixture_values_fill_unset_arguments(make_mixture) -> None:
+    mixture = make_mixture(("arm",), chunk_size=5, max_action_dim=6)
+    dm = MixtureDataModule(mixture.path, batch_size=2)
+    dm.setup("fit")
+    assert (dm.chunk_size, dm.max_action_dim) == (5, 6)
+    batch = next(iter(dm.train_dataloader()))
+    assert tuple(batch["actions"].shape) == (2, 5, 6)
+
+
+def test_accepts_a_parsed_mixture_config(make_mixture) -> None:
+    mixture = make_mixture(("arm",))
+    dm = _datamodule(load_mixture(mixture.path))
+    dm.setup("fit")
+    assert dm.norm_heads.keys == ("arm::joint_pos",)
+
+
+def test_batches_are_raw_padded_chunks_with_consistent_indices(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path, batches_per_epoch=4)
+    dm.setup("fit")
+    batches = _collect(dm.train_dataloader())
+    assert len(batches) == 4
+    dims = {0: 3, 1: 2}  # dataset index -> native action dim
+    raw = {0: mixture.datasets["arm"].concatenated(), 1: mixture.datasets["base"].concatenated()}
+    for batch in batches:
+        assert batch["actions"].dtype == torch.float32
+        assert tuple(batch["actions"].shape) == (6, CHUNK_SIZE, 4)
+        assert batch["head_index"].dtype == torch.long
+        assert batch["dataset_index"].dtype == torch.long
+        expected_heads = np.asarray(dm.norm_heads.dataset_to_head)[batch["dataset_index"].numpy()]
+        np.testing.assert_array_equal(batch["head_index"].numpy(), expected_heads)
+        for chunk, dataset in zip(batch["actions"].numpy(), batch["dataset_index"].tolist(), strict=True):
+            native = dims[dataset]
+            assert np.all(chunk[:, native:] == 0.0), "padding beyond the native dim must be zeros"
+            # Raw (not normalized): at native fps every step is a frame of the dataset, value for value.
+            frames = raw[dataset]
+            for step in chunk[:, :native]:
+                assert np.any(np.all(np.isclose(frames, step, atol=1e-6), axis=1))
+
+
+def test_datasets_are_drawn_in_proportion_to_the_weights(make_mixture) -> None:
+    # One round = 8 chunks split exactly 2:6 by the weights 1:3; two batches of 4 consume one round.
+    mixture = make_mixture(("arm", "base"), weights=(1.0, 3.0))
+    dm = _datamodule(mixture.path, batch_size=4, round_chunks=8, batches_per_epoch=10)
+    dm.setup("fit")
+    counts = np.zeros(2, dtype=int)
+    for batch in dm.train_dataloader():
+        counts += np.bincount(batch["dataset_index"].numpy(), minlength=2)
+    assert counts.tolist() == [10, 30]
+
+
+def test_each_batch_mixes_datasets(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path, batch_size=8, round_chunks=64, batches_per_epoch=4)
+    dm.setup("fit")
+    mixed = [len(set(b["dataset_index"].tolist())) > 1 for b in dm.train_dataloader()]
+    assert all(mixed)
+
+
+def test_epochs_draw_new_training_chunks_but_fixed_evaluation_chunks(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path, batches_per_epoch=2, eval_batches=2)
+    dm.setup("fit")
+    train = dm.train_dataloader()
+    first, second = _collect(train), _collect(train)
+    assert not torch.equal(first[0]["actions"], second[0]["actions"])
+    val = dm.val_dataloader()
+    again = _collect(val)
+    assert all(torch.equal(a["actions"], b["actions"]) for a, b in zip(_collect(val), again, strict=True))
+    # Each stage has its own stream.
+    assert not torch.equal(_collect(dm.test_dataloader())[0]["actions"], again[0]["actions"])
+    assert len(_collect(dm.predict_dataloader())) == 2
+
+
+def test_streams_are_deterministic_per_seed_and_distinct_per_rank(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path)
+    dm.setup("fit")
+
+    def stream(rank: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+        return list(
+            ChunkStream(
+                dm.chunk_sampler,
+                batch_size=6,
+                num_batches=2,
+                round_chunks=24,
+                seed=seed,
+                stage="train",
+                rank=rank,
+            )
+        )
+
+    rank0, rank0_again, rank1 = stream(0), stream(0), stream(1)
+    assert all(torch.equal(a["actions"], b["actions"]) for a, b in zip(rank0, rank0_again, strict=True))
+    assert not torch.equal(rank0[0]["actions"], rank1[0]["actions"])
+    assert not torch.equal(rank0[0]["actions"], stream(0, seed=1)[0]["actions"])
+
+
+def test_dataloader_workers_draw_distinct_chunks_and_share_the_batch_count(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path, batches_per_epoch=5, num_workers=2)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader, DataLoader)
+    assert loader.num_workers == 2
+    batches = _collect(loader)
+    assert len(batches) == 5
+    # Workers alternate: batches 0 and 1 come from different workers and must differ.
+    assert not torch.equal(batches[0]["actions"], batches[1]["actions"])
+    fingerprints = {b["actions"].numpy().tobytes() for b in batches}
+    assert len(fingerprints) == 5
+
+
+def test_loaders_refuse_heads_with_errors(make_mixture) -> None:
+    mixture = make_mixture(("arm", "untagged"), require_non_empty_robot_type=True)
+    dm = _datamodule(mixture.path)
+    dm.setup("fit")  # does not raise: the callback's preflight lists every problem
+    with pytest.raises(NormHeadsError, match="untagged"):
+        dm.train_dataloader()
+
+
+def test_warns_when_a_round_starves_a_dataset(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"), weights=(1.0, 100.0))
+    dm = _datamodule(mixture.path, batch_size=4, round_chunks=8)
+    dm.setup("fit")
+    with pytest.warns(UserWarning, match=r"never drawn \(test/arm\)"):
+        dm.train_dataloader()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"chunk_size": -2}, "chunk_size must be an integer >= 1, got -2"),
+        ({"num_workers": -1}, "num_workers must be an integer >= 0, got -1"),
+        ({"batches_per_epoch": 1.5}, "batches_per_epoch must be an integer >= 1, got 1.5"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        MixtureDataModule("mixture.json", **kwargs)

@@ -1,0 +1,59 @@
+"""DDP on CPU (gloo): one fit on rank 0, the same tokenizer loaded on both ranks, steps run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).with_name("ddp_script.py")
+
+
+def _run_script(mixture: Path, tokenizer_dir: Path, out_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    env.pop("LOCAL_RANK", None)
+    # A hang (a rank stuck in a collective) shows up as TimeoutExpired.
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(mixture), str(tokenizer_dir), str(out_dir)],
+        cwd=SCRIPT.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_two_process_ddp_fits_once_and_both_ranks_load_the_same_tokenizer(tmp_path, make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    tokenizer_dir = tmp_path / "tokenizer"
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    completed = _run_script(mixture.path, tokenizer_dir, out_dir)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+
+    fits = (out_dir / "fits.log").read_text().splitlines()
+    assert len(fits) == 1, fits
+    assert fits[0].startswith("rank=0 "), fits
+    records = [json.loads((out_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["rank"] for r in records] == [0, 1]
+    assert all(r["world_size"] == 2 for r in records)
+    on_disk = json.loads((tokenizer_dir / "fasttok.json").read_text())["metadata"]["fit_fingerprint"]
+    assert records[0]["fingerprint"] == records[1]["fingerprint"] == on_disk
+    assert records[0]["tokenizer_sha256"] == records[1]["tokenizer_sha256"]
+    assert records[0]["ids"] == records[1]["ids"]
+    assert all(r["steps"] == 3 and r["global_step"] == 3 for r in records)
+
+
+def test_a_preflight_error_on_rank_0_stops_every_rank_without_hanging(tmp_path, make_mixture) -> None:
+    mixture = make_mixture(("arm", "untagged"), require_non_empty_robot_type=True)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    completed = _run_script(mixture.path, tmp_path / "tokenizer", out_dir)
+    assert completed.returncode != 0
+    assert "PreflightError" in completed.stderr
+    assert "test/untagged" in completed.stderr
+    assert not (out_dir / "fits.log").exists()
+    assert not list(out_dir.glob("rank*.json"))
+    assert not (tmp_path / "tokenizer").exists()
