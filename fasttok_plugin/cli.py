@@ -11,11 +11,12 @@ import argparse
 import importlib.util
 import logging
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report_internal_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from fasttok_plugin.fitting import FitReport
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["build_parser", "main", "render_histograms", "render_report"]
 
 PROG = "fasttok"
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _BAR_WIDTH = 40
 _UNSET: Any = object()  # argparse converts string defaults with `type`; a sentinel object it leaves alone
 
@@ -507,19 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
-        # A bug, not a user mistake: one readable line; FASTTOK_DEBUG=1 shows the traceback.
-        if os.environ.get("FASTTOK_DEBUG"):
-            raise
-        import traceback
-
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-        print(
-            f"{PROG}: internal error: {type(exc).__name__}: {exc}{where}; please report it "
-            "(set FASTTOK_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return report_internal_error(PROG, exc)
 
 
 if __name__ == "__main__":

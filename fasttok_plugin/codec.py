@@ -60,6 +60,8 @@ from scipy.fft import dct, idct
 from tokenizers import ByteLevelBPETokenizer, Tokenizer, decoders, models
 from tokenizers.trainers import BpeTrainer
 
+from fasttok_plugin.atomic import replace_directory, write_text_atomic
+
 __all__ = [
     "PIPELINES",
     "CodecError",
@@ -784,22 +786,8 @@ class FastTokenizer:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             for name, text in files.items():
-                with open(tmp / name, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-                os.replace(target, old / "dir")
-                try:
-                    os.replace(tmp, target)
-                except BaseException:
-                    os.replace(old / "dir", target)  # put the previous directory back
-                    shutil.rmtree(old, ignore_errors=True)
-                    raise
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+                write_text_atomic(tmp / name, text)
+            replace_directory(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from fasttok_plugin.atomic import replace_directory, write_text_atomic
 from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM
 from fasttok_plugin.sampling import (
     ChunkBatch,
@@ -463,7 +464,7 @@ class FitReport:
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``fit_report.json`` into ``directory`` atomically (temp file + rename)."""
         path = Path(directory) / REPORT_NAME
-        _atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
         return path
 
     @classmethod
@@ -510,20 +511,6 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "value") and isinstance(value.value, str):  # str enums (NormMode)
         return value.value
     return value
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------------
@@ -923,17 +910,7 @@ def _save_atomically(tokenizer: FastTokenizer, report: FitReport, out_dir: Path)
     try:
         staged = tokenizer.save(staging_root / "tokenizer")
         report.save(staged)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / "dir")
-            try:
-                os.replace(staged, target)
-            except BaseException:
-                os.replace(old / "dir", target)  # put the previous tokenizer back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staged, target)
+        replace_directory(staged, target)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
     return target

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from fasttok_plugin.atomic import write_bytes_atomic, write_file_atomic
 
 __all__ = [
     "SyntheticDataset",
@@ -88,37 +88,17 @@ def episode_stats(values: np.ndarray) -> dict[str, list[float]]:
         }
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, document: Any, *, indent: int | None = 4) -> None:
-    _atomic_write_bytes(path, (json.dumps(document, indent=indent, allow_nan=True) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(document, indent=indent, allow_nan=True) + "\n").encode())
 
 
 def _write_jsonl(path: Path, rows: Sequence[Any]) -> None:
     text = "".join(json.dumps(row, allow_nan=True) + "\n" for row in rows)
-    _atomic_write_bytes(path, text.encode())
+    write_bytes_atomic(path, text.encode())
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _smooth_actions(rng: np.random.Generator, length: int, dim: int, fps: float) -> np.ndarray:

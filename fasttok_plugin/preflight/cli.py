@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report_internal_error
 from fasttok_plugin.preflight.config import ProjectConfig, find_project_config
 from fasttok_plugin.preflight.context import OptionRegistry
 from fasttok_plugin.preflight.findings import PreflightResult, PreflightUsageError
@@ -20,7 +21,6 @@ from fasttok_plugin.preflight.formats import FORMATS, github_annotation, render
 __all__ = ["build_parser", "main"]
 
 PROG = "fasttok-preflight"
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
 def _positive_int(text: str) -> int:
@@ -215,19 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         return EXIT_OK
     except Exception as exc:
-        # A bug, not a user mistake: one readable line; FASTTOK_DEBUG=1 shows the traceback.
-        if os.environ.get("FASTTOK_DEBUG"):
-            raise
-        import traceback
-
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-        print(
-            f"{PROG}: internal error: {type(exc).__name__}: {exc}{where}; please report it "
-            "(set FASTTOK_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return report_internal_error(PROG, exc)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""Exit statuses shared by the command-line tools, and how they report their own bugs.
+
+Both `fasttok` and `fasttok-preflight` follow the linter convention CI engineers know: 0 clean,
+1 problems found, 2 usage error or unreadable input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def report_internal_error(prog: str, exc: BaseException) -> int:
+    """Print one readable line for an unexpected exception and return the usage exit status.
+
+    A bug is not a user mistake, so no traceback by default; ``FASTTOK_DEBUG=1`` re-raises ``exc``.
+
+    Args:
+        prog: The command's name, printed first.
+        exc: The exception that escaped the command.
+
+    Returns:
+        `EXIT_USAGE`.
+    """
+    if os.environ.get("FASTTOK_DEBUG"):
+        raise exc
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    print(
+        f"{prog}: internal error: {type(exc).__name__}: {exc}{where}; please report it "
+        "(set FASTTOK_DEBUG=1 for the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
