@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fasttok_plugin.mixture import ENTRY_KEYS
 from fasttok_plugin.synthetic import write_lerobot_dataset
 
 CLI = Path(sys.executable).parent / "fasttok-preflight"
@@ -76,21 +77,8 @@ json_values = st.recursive(
 )
 
 field_values = st.one_of(json_scalars, st.lists(json_scalars, max_size=3), st.just({"$ref": "missing.json"}))
-entry_fields = st.sampled_from(
-    [
-        "repo_id",
-        "root",
-        "robot_type",
-        "control_mode",
-        "episodes",
-        "excluded_episodes",
-        "weight",
-        "action_key",
-        "revision",
-        "data_features_name_mapping",
-        "robot_typ",
-    ]
-)
+# Every key the parser knows plus a typo of one, so the property test follows the schema as it grows.
+entry_fields = st.sampled_from([*ENTRY_KEYS, "robot_typ"])
 
 
 @st.composite
