@@ -61,6 +61,7 @@ from tokenizers import ByteLevelBPETokenizer, Tokenizer, decoders, models
 from tokenizers.trainers import BpeTrainer
 
 from fasttok_plugin.atomic import replace_directory, write_text_atomic
+from fasttok_plugin.errors import CodecError, TokenizerFormatError
 
 __all__ = [
     "PIPELINES",
@@ -87,14 +88,6 @@ _SURROGATE_START: Final = 0xD800
 _MAX_LISTED_ROWS: Final = 20
 _STRING_BATCH: Final = 4096
 _DECODE_BLOCK: Final = 256
-
-
-class CodecError(ValueError):
-    """Bad input to the codec: non-finite rows, a value range the vocabulary cannot hold, wrong shapes."""
-
-
-class TokenizerFormatError(CodecError):
-    """A tokenizer directory that cannot be read or whose files disagree with each other."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_MAX_ACTION_DIM = 32
 DEFAULT_CHUNK_SIZE = 50
@@ -15,3 +18,16 @@ def lerobot_home() -> Path:
     if env:
         return Path(env).expanduser()
     return Path("~/.cache/huggingface/lerobot").expanduser()
+
+
+def resolve_setting(argument: T | None, mixture_value: T | None, default: T) -> T:
+    """The one defaulting rule: the explicit argument, else the mixture file's value, else the default.
+
+    ``None`` means "not given" at both levels; any other value (even one a later check rejects, such as
+    ``0``) is taken as given, so a bad value is reported instead of silently replaced by a default.
+    """
+    if argument is not None:
+        return argument
+    if mixture_value is not None:
+        return mixture_value
+    return default

@@ -44,6 +44,7 @@ import numpy as np
 
 from fasttok_plugin.atomic import replace_directory, write_text_atomic
 from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM
+from fasttok_plugin.errors import FitError, OutDirError
 from fasttok_plugin.sampling import (
     ChunkBatch,
     ChunkSampler,
@@ -94,14 +95,6 @@ DEFAULT_HELDOUT_FRACTION = 0.1
 DEFAULT_MAX_ACTION_TOKENS = 256
 _HISTOGRAM_BINS = 20
 _EVAL_BATCH = 4096
-
-
-class FitError(ValueError):
-    """The fit cannot proceed (bad settings, unreadable data, nothing to fit); the message names the fix."""
-
-
-class OutDirError(FitError):
-    """The output directory cannot receive a tokenizer (exists and is not a tokenizer directory)."""
 
 
 # --------------------------------------------------------------------------------------------------

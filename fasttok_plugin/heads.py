@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fasttok_plugin.errors import NormHeadsError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only; heads never needs these at runtime
     from fasttok_plugin.resolve import ResolvedMixture
 
@@ -210,15 +212,6 @@ class SkippedEntry:
         if label in self.reason:  # dataset errors already name the entry: don't say it twice
             return f"{self.reason} (entry skipped, no norm head{_where(self.pointer)})"
         return f"{label}{_where(self.pointer)} was skipped (no norm head): {self.reason}"
-
-
-class NormHeadsError(ValueError):
-    """Raised by `NormHeads.raise_for_errors`; ``errors`` lists every problem found."""
-
-    def __init__(self, errors: Sequence[str]) -> None:
-        self.errors = tuple(errors)
-        lines = "\n".join(f"  - {e}" for e in self.errors)
-        super().__init__(f"{len(self.errors)} norm-head error(s):\n{lines}")
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compare heads by `fingerprint`, hash by identity

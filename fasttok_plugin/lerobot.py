@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fasttok_plugin.errors import DatasetError
+
 __all__ = [
     "ActionStats",
     "DatasetError",
@@ -49,54 +51,6 @@ V3_EPISODE_COLUMNS = (
     "dataset_from_index",
     "dataset_to_index",
 )
-
-
-class DatasetError(Exception):
-    """A dataset whose metadata or data cannot be used.
-
-    Attributes:
-        reason: Stable code: ``root_missing``, ``info_missing``, ``info_invalid``, ``unsupported_version``,
-            ``action_key_missing``, ``stats_missing``, ``stats_invalid``, ``episodes_invalid``,
-            ``data_missing`` or ``data_invalid``.
-        path: The offending file or folder.
-        hint: How to fix it.
-        dataset: The dataset's name as given by the caller (e.g. ``entry 3 (org/name)``).
-        detail: What is wrong, without the dataset/path/hint decoration.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        detail: str,
-        *,
-        path: Path | None = None,
-        hint: str = "",
-        dataset: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.detail = detail
-        self.path = path
-        self.hint = hint
-        self.dataset = dataset
-        parts = [f"dataset {dataset}: " if dataset else "", detail]
-        if path is not None:
-            parts.append(f" [{path}]")
-        if hint:
-            parts.append(f". Fix: {hint}")
-        super().__init__("".join(parts))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_dataset_error, (self.reason, self.detail, self.path, self.hint, self.dataset))
-
-    def with_dataset(self, dataset: str | None) -> DatasetError:
-        """A copy naming ``dataset`` (used when the caller knows the entry name)."""
-        return DatasetError(self.reason, self.detail, path=self.path, hint=self.hint, dataset=dataset)
-
-
-def _rebuild_dataset_error(
-    reason: str, detail: str, path: Path | None, hint: str, dataset: str | None
-) -> DatasetError:
-    return DatasetError(reason, detail, path=path, hint=hint, dataset=dataset)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,13 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fasttok_plugin.defaults import lerobot_home
+from fasttok_plugin.errors import MixtureError
 
 __all__ = [
     "DatasetEntry",
@@ -97,37 +98,6 @@ class UnknownKey:
     suggestion: str | None
     line: int | None
     file: Path | None = None
-
-
-class MixtureError(ValueError):
-    """A mixture file that cannot be used; lists every problem found, not only the first.
-
-    Attributes:
-        problems: All problems found.
-        unreadable: ``True`` when the file (or a ``$ref`` target) is missing, not JSON, or a ``$ref`` cycle.
-        path: The mixture file, when parsed from a file.
-    """
-
-    def __init__(
-        self, problems: Iterable[MixtureProblem], *, unreadable: bool = False, path: Path | None = None
-    ) -> None:
-        self.problems: tuple[MixtureProblem, ...] = tuple(problems)
-        self.unreadable = unreadable
-        self.path = path
-        head = f"mixture file {path}" if path is not None else "mixture"
-        count = len(self.problems)
-        lines = [f"{head}: {count} problem{'s' if count != 1 else ''}:"]
-        lines += [f"  - {problem}" for problem in self.problems]
-        super().__init__("\n".join(lines))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_mixture_error, (self.problems, self.unreadable, self.path))
-
-
-def _rebuild_mixture_error(
-    problems: tuple[MixtureProblem, ...], unreadable: bool, path: Path | None
-) -> MixtureError:
-    return MixtureError(problems, unreadable=unreadable, path=path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fasttok_plugin.errors import SamplingError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.heads import NormHeads
     from fasttok_plugin.lerobot import DatasetMeta
@@ -69,10 +71,6 @@ class _Default(enum.Enum):
 
 #: Sentinel: take ``action_freq`` from the mixture config.
 FROM_CONFIG = _Default.FROM_CONFIG
-
-
-class SamplingError(ValueError):
-    """Bad sampler input (invalid mixture weights, chunk size, seed); the message names the fix."""
 
 
 @dataclass(frozen=True, slots=True)

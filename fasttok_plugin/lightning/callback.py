@@ -26,6 +26,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only, rank_zero_warn
 from typing_extensions import override
 
+from fasttok_plugin.errors import TokenizerMismatchError
 from fasttok_plugin.fitting import (
     DEFAULT_HELDOUT_FRACTION,
     DEFAULT_MAX_ACTION_TOKENS,
@@ -74,32 +75,6 @@ class TokenizerSource(Protocol):
     norm_heads: NormHeads
     chunk_sampler: ChunkSampler
     resolved_mixture: ResolvedMixture | None
-
-
-class TokenizerMismatchError(RuntimeError):
-    """A tokenizer (in ``tokenizer_dir`` or a resumed checkpoint) was fit for other norm heads or settings.
-
-    Attributes:
-        expected: Fingerprint of the current datamodule's heads and the callback's settings.
-        found: Fingerprint of the existing tokenizer or checkpoint (``None``: the tokenizer records none).
-        tokenizer_dir: The tokenizer folder concerned.
-    """
-
-    def __init__(self, message: str, *, expected: str, found: str | None, tokenizer_dir: Path) -> None:
-        super().__init__(message)
-        self.expected = expected
-        self.found = found
-        self.tokenizer_dir = tokenizer_dir
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only attributes survive pickling (the error is broadcast from rank 0 to the other ranks).
-        return (_rebuild_mismatch, (str(self), self.expected, self.found, self.tokenizer_dir))
-
-
-def _rebuild_mismatch(
-    message: str, expected: str, found: str | None, tokenizer_dir: Path
-) -> TokenizerMismatchError:
-    return TokenizerMismatchError(message, expected=expected, found=found, tokenizer_dir=tokenizer_dir)
 
 
 @dataclass(frozen=True)

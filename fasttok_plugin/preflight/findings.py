@@ -9,6 +9,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from fasttok_plugin.errors import PreflightError, PreflightUsageError
+
 __all__ = [
     "Finding",
     "PreflightError",
@@ -207,21 +209,6 @@ class PreflightResult:
             "checks": list(self.checks),
             "findings": [f.to_dict() for f in self.findings],
         }
-
-
-class PreflightError(Exception):
-    """The preflight found errors; the message lists every finding (errors first)."""
-
-    def __init__(self, result: PreflightResult) -> None:
-        self.result = result
-        name = str(result.mixture) if result.mixture is not None else "the mixture"
-        lines = [f"preflight of {name} failed: {result.summary()}"]
-        lines += [f"  {f}" for f in result.findings]
-        super().__init__("\n".join(lines))
-
-
-class PreflightUsageError(ValueError):
-    """Bad preflight options or plugins (unknown option, plugin that fails to import ...): CLI exit 2."""
 
 
 _SELECTOR = re.compile(r"^(ALL|[A-Z]+[0-9]*)$")
