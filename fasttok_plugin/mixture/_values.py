@@ -1,0 +1,34 @@
+"""JSON value kinds as messages name them, and which values count as JSON numbers."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["is_number", "number_or_nan", "type_name"]
+
+
+def type_name(value: object) -> str:
+    """The JSON name of ``value``'s kind: null, boolean, number, string, list or object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def is_number(value: object) -> bool:
+    """True for a JSON number (``int`` or ``float``); ``true``/``false`` are not numbers."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def number_or_nan(value: object) -> float:
+    """``value`` as a float when it is a JSON number, else NaN (kept, so its problem can be reported)."""
+    return float(value) if is_number(value) else math.nan  # type: ignore[arg-type]
