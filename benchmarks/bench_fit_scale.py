@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one is not None:
         return run_one(args)
 
-    from fasttok_plugin.synthetic import make_example_mixture
+    from fasttok_plugin.testing import make_example_mixture
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or Path(tmp)

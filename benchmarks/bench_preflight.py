@@ -1,7 +1,7 @@
 """Benchmark: ``fasttok-preflight`` on a generated 400-dataset mixture, end to end (target: under 2 s).
 
 Generates (once, cached in ``--workdir``; not timed) the example mixture of
-:func:`fasttok_plugin.synthetic.make_example_mixture`: both LeRobot layouts, about 30 heads, fallback
+:func:`fasttok_plugin.testing.make_example_mixture`: both LeRobot layouts, about 30 heads, fallback
 entries, v2.1 datasets whose stats are aggregated from per-episode stats. Then runs the real console
 script as a subprocess ``--repeat`` times, process start included, in every output format, and prints the
 times next to two baselines measured in the same run: a bare ``python -c pass`` start and the in-process
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fasttok_plugin.synthetic import make_example_mixture
+from fasttok_plugin.testing import make_example_mixture
 
 TARGET_SECONDS = 2.0
 GENERATOR_VERSION = 1

@@ -25,7 +25,7 @@ from typing import Any
 from fasttok_plugin.heads import build_norm_heads
 from fasttok_plugin.mixture import load_mixture
 from fasttok_plugin.resolve import resolve_mixture
-from fasttok_plugin.synthetic import write_lerobot_dataset, write_mixture
+from fasttok_plugin.testing import write_lerobot_dataset, write_mixture
 
 TARGET_SECONDS = 2.0
 ROBOT_HEADS = 22  # tagged heads; fallback entries add one singleton head each

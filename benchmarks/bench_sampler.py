@@ -32,7 +32,7 @@ from scipy.interpolate import interp1d
 from fasttok_plugin.heads import build_norm_heads
 from fasttok_plugin.resolve import ResolvedMixture, resolve_mixture
 from fasttok_plugin.sampling import ChunkSampler
-from fasttok_plugin.synthetic import make_example_mixture, write_mixture
+from fasttok_plugin.testing import make_example_mixture, write_mixture
 
 
 def ours(

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fasttok_plugin.preflight import run_preflight
     from fasttok_plugin.preflight.formats import render_text
-    from fasttok_plugin.synthetic import make_example_mixture
+    from fasttok_plugin.testing import make_example_mixture
 
     print(f"== 1. generate: {args.n_datasets} LeRobot datasets ==")
     mixture = make_example_mixture(workdir / "data", n_datasets=args.n_datasets, seed=0)

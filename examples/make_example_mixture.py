@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fasttok_plugin.synthetic import make_example_mixture
+from fasttok_plugin.testing import make_example_mixture
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

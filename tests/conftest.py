@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fasttok_plugin.synthetic import (
+from fasttok_plugin.testing import (
     SyntheticDataset,
     make_example_mixture,
     write_lerobot_dataset,

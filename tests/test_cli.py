@@ -18,7 +18,7 @@ import pytest
 
 from fasttok_plugin.heads import build_norm_heads
 from fasttok_plugin.resolve import resolve_mixture
-from fasttok_plugin.synthetic import SyntheticDataset
+from fasttok_plugin.testing import SyntheticDataset
 
 FAST_FIT = ["--chunk-size", "10", "--vocab-size", "300", "--total-chunks", "400", "--max-fit-chunks", "200"]
 

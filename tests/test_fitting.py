@@ -31,7 +31,7 @@ from fasttok_plugin.normalize import Normalize
 from fasttok_plugin.preflight import PreflightError
 from fasttok_plugin.resolve import resolve_mixture
 from fasttok_plugin.sampling import ChunkSampler
-from fasttok_plugin.synthetic import SyntheticDataset
+from fasttok_plugin.testing import SyntheticDataset
 
 # Tiny but real: 10-step chunks, a small vocabulary, a few hundred chunks.
 SMALL = FitSettings(chunk_size=10, vocab_size=300, total_chunks=600, max_fit_chunks=300, heldout_fraction=0.2)

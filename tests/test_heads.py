@@ -24,7 +24,7 @@ from fasttok_plugin.heads import (
     is_missing_tag,
 )
 from fasttok_plugin.resolve import resolve_mixture
-from fasttok_plugin.synthetic import SyntheticDataset
+from fasttok_plugin.testing import SyntheticDataset
 
 VERSIONS = ["v2.1", "v3.0"]
 MakeDataset = Callable[..., SyntheticDataset]

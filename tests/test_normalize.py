@@ -12,7 +12,7 @@ import torch
 from fasttok_plugin.heads import NormHeads, build_norm_heads
 from fasttok_plugin.normalize import Normalize, NormMode, Unnormalize
 from fasttok_plugin.resolve import resolve_mixture
-from fasttok_plugin.synthetic import SyntheticDataset
+from fasttok_plugin.testing import SyntheticDataset
 
 MAX_DIM = 6
 

@@ -11,7 +11,7 @@ import pytest
 from fasttok_plugin.lerobot import DatasetError, read_episode_frames
 from fasttok_plugin.mixture import MixtureError, load_mixture
 from fasttok_plugin.resolve import ResolvedMixture, dataset_names, resolve_mixture
-from fasttok_plugin.synthetic import write_lerobot_dataset
+from fasttok_plugin.testing import write_lerobot_dataset
 
 
 @pytest.mark.parametrize(

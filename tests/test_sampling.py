@@ -26,7 +26,7 @@ from fasttok_plugin.sampling import (
     SamplingError,
     largest_remainder,
 )
-from fasttok_plugin.synthetic import SyntheticDataset
+from fasttok_plugin.testing import SyntheticDataset
 
 
 def _setup(mixture: Path, max_action_dim: int = 32) -> tuple[ResolvedMixture, NormHeads]:

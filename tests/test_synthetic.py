@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fasttok_plugin.synthetic import make_example_mixture, write_lerobot_dataset
+from fasttok_plugin.testing import make_example_mixture, write_lerobot_dataset
 
 
 def _stats(values: np.ndarray) -> dict[str, np.ndarray]:

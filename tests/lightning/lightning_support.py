@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from fasttok_plugin.sampling import ChunkSampler
-from fasttok_plugin.synthetic import SyntheticDataset, write_lerobot_dataset, write_mixture
+from fasttok_plugin.testing import SyntheticDataset, write_lerobot_dataset, write_mixture
 
 CHUNK_SIZE = 8
 MAX_ACTION_DIM = 4

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fasttok_plugin.synthetic import write_lerobot_dataset, write_mixture
+from fasttok_plugin.testing import write_lerobot_dataset, write_mixture
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PLUGIN_DIR = REPO_ROOT / "examples" / "preflight_plugin"

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fasttok_plugin.mixture import ENTRY_KEYS
-from fasttok_plugin.synthetic import write_lerobot_dataset
+from fasttok_plugin.testing import write_lerobot_dataset
 
 CLI = Path(sys.executable).parent / "fasttok-preflight"
 COMMAND = [str(CLI)] if CLI.exists() else [sys.executable, "-m", "fasttok_plugin.preflight.cli"]

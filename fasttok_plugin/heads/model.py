@@ -1,0 +1,96 @@
+"""`NormHeads`: per-head normalization stats of a mixture plus every problem met building them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fasttok_plugin.errors import NormHeadsError
+from fasttok_plugin.heads.issues import (
+    DimOverflow,
+    DuplicateFallback,
+    FilledDim,
+    IncompatibleDims,
+    MissingTag,
+    NonFiniteStat,
+    SkippedEntry,
+)
+from fasttok_plugin.heads.keys import HeadKey
+
+__all__ = ["NormHeads"]
+
+
+@dataclass(frozen=True, eq=False)  # arrays: compare heads by `fingerprint`, hash by identity
+class NormHeads:
+    """Per-head normalization statistics of a mixture plus everything a preflight reports.
+
+    Stats arrays are ``(H, max_action_dim)`` float64, finite and read-only; dims beyond a member's
+    native dim are zero-padded exactly like the data.
+
+    One index space for entries: ``dataset_to_head``, ``entry_names``, ``entry_keys`` and ``entry_dims``
+    are indexed by entry position in ``ResolvedMixture.entries``, and ``head_members``,
+    ``fallback_entries`` and every record's ``entry``/``entries`` hold such positions (for
+    `resolve_mixture` output a position is also the entry's index in the mixture file).
+
+    Heads are identified by ``head_keys`` (typed `HeadKey`); ``keys`` holds their display names
+    (``"rt::cm"`` or the fallback entry's name), which two heads may share, e.g. tags
+    ``("x::y", "z")`` and ``("x", "y::z")``.
+    """
+
+    keys: tuple[str, ...]
+    max_action_dim: int
+    min: np.ndarray
+    max: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    counts: np.ndarray
+    native_dims: tuple[int, ...]
+    entry_names: tuple[str, ...]
+    dataset_to_head: tuple[int, ...]
+    head_members: tuple[tuple[int, ...], ...]
+    fallback_entries: tuple[int, ...]
+    missing_tags: tuple[MissingTag, ...]
+    dim_overflows: tuple[DimOverflow, ...]
+    nonfinite: tuple[NonFiniteStat, ...]
+    filled_dims: tuple[FilledDim, ...]
+    incompatible_dims: tuple[IncompatibleDims, ...]
+    duplicate_fallbacks: tuple[DuplicateFallback, ...]
+    skipped_entries: tuple[SkippedEntry, ...]
+    require_non_empty_robot_type: bool
+    require_non_empty_control_mode: bool
+    fingerprint: str
+    entry_keys: tuple[str | None, ...] = ()  # display key per entry; None when metadata could not be read
+    entry_dims: tuple[int | None, ...] = ()  # native action dim per entry; None when unknown
+    head_keys: tuple[HeadKey, ...] = ()  # typed identity per head; keys[h] == head_keys[h].display
+
+    @property
+    def num_heads(self) -> int:
+        """Number of heads ``H``."""
+        return len(self.keys)
+
+    def errors(self) -> list[str]:
+        """Return every problem that makes these heads unfit for training, one readable line each.
+
+        Covers require_non_empty violations, dim overflow, incompatible dims within a head,
+        skipped entries and filled dims. Masked non-finite stats and duplicate fallbacks are
+        warnings (`warnings`).
+        """
+        # Entry problems in mixture order (stable: kinds keep their order per entry), then head problems.
+        per_entry: list[SkippedEntry | MissingTag | DimOverflow] = sorted(
+            [*self.skipped_entries, *self.missing_tags, *self.dim_overflows], key=lambda r: r.entry
+        )
+        per_head: list[IncompatibleDims | FilledDim] = sorted(
+            [*self.incompatible_dims, *self.filled_dims], key=lambda r: r.head
+        )
+        return [r.message() for r in (*per_entry, *per_head)]
+
+    def warnings(self) -> list[str]:
+        """Return non-fatal findings: masked non-finite stats and duplicate fallback repo ids."""
+        return [r.message() for r in (*self.nonfinite, *self.duplicate_fallbacks)]
+
+    def raise_for_errors(self) -> None:
+        """Raise `NormHeadsError` listing all `errors` (does nothing when there are none)."""
+        errors = self.errors()
+        if errors:
+            raise NormHeadsError(errors)
