@@ -84,7 +84,7 @@ def test_streaming_fit_equals_fit_on_the_whole_array(
 def test_fit_works_in_slices_of_large_batches(
     corpus: np.ndarray, fitted: dict[str, FastTokenizer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("fasttok_plugin.codec._STRING_BATCH", 37)
+    monkeypatch.setattr("fasttok_plugin.codec._fit._STRING_BATCH", 37)
     sliced = FastTokenizer.fit(corpus, vocab_size=512, scale=SCALE, pipeline="char")
     assert sliced.tokenizer.to_str() == fitted["char"].tokenizer.to_str()
 
@@ -434,7 +434,8 @@ def test_vectorized_decode_agrees_with_the_tokenizers_decoder(
     corpus: np.ndarray, fitted: dict[str, FastTokenizer], pipeline: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Random id rows (mostly garbage): same validity and values as decoding each row with tokenizers."""
-    monkeypatch.setattr("fasttok_plugin.codec._DECODE_BLOCK", 7)  # several blocks, valid and invalid mixed
+    # Several blocks, valid and invalid mixed.
+    monkeypatch.setattr("fasttok_plugin.codec.tokenizer._DECODE_BLOCK", 7)
     tok = fitted[pipeline]
     rng = np.random.default_rng(0)
     good = tok.encode(corpus[:30])
@@ -688,7 +689,7 @@ def test_a_crash_mid_save_leaves_the_old_directory(
             raise OSError(28, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr("fasttok_plugin.codec.os.fsync", failing_fsync)
+    monkeypatch.setattr("fasttok_plugin.codec.files.os.fsync", failing_fsync)
     with pytest.raises(OSError, match="No space left"):
         fitted["reference"].save(target)
     assert _snapshot(target) == before
@@ -714,7 +715,7 @@ def test_a_failing_final_rename_restores_the_old_directory(
             raise OSError("rename failed")
         real_replace(src, dst)
 
-    monkeypatch.setattr("fasttok_plugin.codec.os.replace", failing_replace)
+    monkeypatch.setattr("fasttok_plugin.codec.files.os.replace", failing_replace)
     with pytest.raises(OSError, match="rename failed"):
         fitted["reference"].save(target)
     monkeypatch.undo()

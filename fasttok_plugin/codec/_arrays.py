@@ -1,0 +1,95 @@
+"""Reading the caller's chunks: one ``(N, T, D)`` batch, checked and in the dtype the DCT uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+
+from fasttok_plugin.errors import CodecError
+
+__all__ = ["as_batch", "format_rows"]
+
+_MAX_LISTED_ROWS: Final = 20
+
+
+def format_rows(rows: Sequence[int]) -> str:
+    """Row indices for an error message, capped so a corrupt corpus does not flood the log."""
+    shown = ", ".join(str(r) for r in rows[:_MAX_LISTED_ROWS])
+    more = f" and {len(rows) - _MAX_LISTED_ROWS} more" if len(rows) > _MAX_LISTED_ROWS else ""
+    return f"{shown}{more}"
+
+
+def as_batch(
+    chunks: Any, *, expected: tuple[int | None, int | None], what: str, allow_2d: bool, offset: int = 0
+) -> np.ndarray:
+    """Validate one ``(N, T, D)`` batch and return it as a float array in the dtype the DCT uses.
+
+    float32 stays float32 and float64 stays float64 (the reference runs ``dct`` in the input dtype, so
+    keeping it keeps the rounding identical); float16 is widened to float32 and integers to float64,
+    which is what scipy.fft does with them.
+
+    Args:
+        chunks: Anything ``np.asarray`` reads.
+        expected: ``(T, D)`` the chunks must have; None accepts any length.
+        what: The caller, for the message (``"fit"``, ``"encode"``).
+        allow_2d: Accept one ``(T, D)`` chunk as a batch of one.
+        offset: Index of the batch's first row in the whole stream, for the NaN/Inf message.
+
+    Raises:
+        CodecError: Not a real array, wrong shape, an empty axis, or rows holding NaN/Inf.
+    """
+    t_exp, d_exp = expected
+    shape_hint = f"(N, {t_exp if t_exp is not None else 'T'}, {d_exp if d_exp is not None else 'D'})"
+    array = _read_array(chunks, what, shape_hint)
+    if array.ndim == 2 and allow_2d:
+        array = array[None]
+    _check_shape(array.shape, expected, what, shape_hint)
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)
+    elif array.dtype.kind in "iu":
+        array = array.astype(np.float64)
+    if array.shape[0]:
+        bad = ~np.isfinite(array).all(axis=(1, 2))
+        if bad.any():
+            rows = (np.flatnonzero(bad) + offset).tolist()
+            raise CodecError(
+                f"{what}: {len(rows)} chunk(s) contain NaN or Inf, rows {format_rows(rows)}; drop or repair "
+                "them (check the normalization statistics) before tokenizing"
+            )
+    return array
+
+
+def _read_array(chunks: Any, what: str, shape_hint: str) -> np.ndarray:
+    """``np.asarray(chunks)``, refusing what is not a real (float or integer) array."""
+    try:
+        array = np.asarray(chunks)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise CodecError(
+            f"{what}: cannot read the chunks as an array ({exc}); expected shape {shape_hint}"
+        ) from exc
+    if array.dtype.kind not in "fiu":
+        raise CodecError(
+            f"{what}: chunks have dtype {array.dtype}, expected a real float (or integer) array of shape "
+            f"{shape_hint}"
+        )
+    return array
+
+
+def _check_shape(
+    shape: tuple[int, ...], expected: tuple[int | None, int | None], what: str, shape_hint: str
+) -> None:
+    """Refuse anything but ``(N, T, D)`` with non-empty ``T``, ``D`` equal to the expected ones."""
+    if len(shape) != 3:
+        hint = " (for a list of (T, D) chunks pass np.stack(chunks))" if len(shape) == 2 else ""
+        raise CodecError(f"{what}: chunks have shape {shape}, expected {shape_hint}{hint}")
+    _, t, d = shape
+    if t == 0 or d == 0:
+        raise CodecError(f"{what}: chunks have shape {shape} with an empty axis, expected {shape_hint}")
+    t_exp, d_exp = expected
+    if (t_exp is not None and t != t_exp) or (d_exp is not None and d != d_exp):
+        raise CodecError(
+            f"{what}: chunks have shape {shape}, expected {shape_hint} (the tokenizer was fit on "
+            f"chunks of {t_exp} steps x {d_exp} dims)"
+        )

@@ -1,0 +1,145 @@
+"""Streaming fit: chunks in, a trained BPE tokenizer out, reading the iterable exactly once.
+
+Each incoming batch is validated, transformed and quantized immediately; only the compact integers
+(int16 when they fit, else int32) are kept until the global ``min_token`` is known, then they are turned
+into strings batch by batch while the BPE trainer consumes them. The float corpus is never held in memory
+at once, and a one-shot generator works.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+from tokenizers import Tokenizer
+from tokenizers.trainers import BpeTrainer
+
+from fasttok_plugin._validate import is_positive_int
+from fasttok_plugin.codec._arrays import as_batch
+from fasttok_plugin.codec.alphabet import code_strings
+from fasttok_plugin.codec.pipelines import build_tokenizer, check_pipeline
+from fasttok_plugin.codec.quantize import check_range, quantize
+from fasttok_plugin.errors import CodecError
+
+__all__ = ["QuantizedCorpus", "fit_arguments", "read_corpus", "train_bpe"]
+
+# The codec logs under one name, "fasttok_plugin.codec": fitting filters its per-batch warnings by it.
+logger = logging.getLogger(__package__)
+
+# Rows per DCT slice and per string batch: bounds the float temporaries to a few MB whatever the batch.
+_STRING_BATCH: Final = 4096
+
+
+def fit_arguments(pipeline: str, scale: Any, vocab_size: Any) -> tuple[float, int]:
+    """Check the fit's pipeline, ``scale`` and ``vocab_size``; return ``(float(scale), int(vocab_size))``.
+
+    Raises:
+        CodecError: Unknown pipeline, ``scale`` not a positive finite number, ``vocab_size`` not >= 1.
+    """
+    check_pipeline(pipeline)
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, numbers.Real)
+        or not (math.isfinite(scale) and scale > 0)
+    ):
+        raise CodecError(f"scale={scale!r} must be a positive finite number")
+    if not is_positive_int(vocab_size):
+        raise CodecError(f"vocab_size={vocab_size!r} must be a positive integer")
+    return float(scale), int(vocab_size)
+
+
+@dataclass(slots=True)
+class QuantizedCorpus:
+    """The fit corpus as compact quantized rows, kept until the global ``min_token`` (``lo``) is known.
+
+    Attributes:
+        batches: ``(n, T*D)`` int16/int32 quantized rows, consumed by :meth:`strings`.
+        lo: Smallest quantized value (the fit's ``min_token``).
+        hi: Largest quantized value (the fit's ``max_token``).
+        n_chunks: Number of chunks read.
+        shape: ``(T, D)`` of every chunk.
+    """
+
+    lo: int
+    hi: int
+    n_chunks: int
+    shape: tuple[int, int]
+    batches: deque[np.ndarray] = field(default_factory=deque)
+
+    def strings(self) -> Iterator[list[str]]:
+        """The chunks as alphabet strings (code ``v - lo``), dropping each stored batch once it is built."""
+        while self.batches:
+            codes = self.batches.popleft()
+            for start in range(0, codes.shape[0], _STRING_BATCH):
+                yield code_strings(codes[start : start + _STRING_BATCH].astype(np.int64) - self.lo)
+
+
+def read_corpus(
+    chunks: np.ndarray | Iterable[np.ndarray], *, scale: float, vocab_size: int
+) -> QuantizedCorpus:
+    """Validate and quantize every batch of ``chunks`` once, refusing a range the vocabulary cannot hold.
+
+    Raises:
+        CodecError: Bad shapes/dtypes, NaN/Inf rows, batches that disagree on ``(T, D)``, no chunks, or a
+            quantized range too wide (raised as soon as it is seen, before the rest is read).
+    """
+    batches: Iterable[Any] = (chunks,) if hasattr(chunks, "shape") else chunks
+    stored: deque[np.ndarray] = deque()
+    shape: tuple[int, int] | None = None
+    lo, hi, n_total = None, None, 0
+    for batch in batches:
+        array = as_batch(batch, expected=shape or (None, None), what="fit", allow_2d=False, offset=n_total)
+        shape = (array.shape[1], array.shape[2])
+        for start in range(0, array.shape[0], _STRING_BATCH):
+            q = quantize(array[start : start + _STRING_BATCH], scale)
+            b_lo, b_hi = int(q.min()), int(q.max())
+            lo = b_lo if lo is None else min(lo, b_lo)
+            hi = b_hi if hi is None else max(hi, b_hi)
+            check_range(lo, hi, vocab_size, scale)  # fail early, before reading the rest
+            small = np.int16 if (b_lo >= -(2**15) and b_hi < 2**15) else np.int32
+            stored.append(q.astype(small))
+            n_total += q.shape[0]
+        del array
+    if lo is None or hi is None or shape is None:
+        raise CodecError("fit: no chunks were given (expected an (N, T, D) array or batches of them)")
+    if hi - lo + 100 > vocab_size:
+        logger.warning(
+            "the alphabet (%d values) is almost as large as vocab_size=%d: few merges are left; "
+            "consider a larger vocab_size",
+            hi - lo + 1,
+            vocab_size,
+        )
+    return QuantizedCorpus(lo=lo, hi=hi, n_chunks=n_total, shape=shape, batches=stored)
+
+
+def train_bpe(
+    corpus: QuantizedCorpus,
+    *,
+    pipeline: str,
+    vocab_size: int,
+    min_frequency: int,
+    max_token_length: int | None,
+    show_progress: bool,
+) -> Tokenizer:
+    """Train the pipeline's BPE tokenizer on the corpus, with the reference's trainer settings.
+
+    The alphabet is ``chr(0) .. chr(hi - lo)``, no special tokens; the inner ``Tokenizer`` is trained on
+    purpose (as the reference does), so the custom alphabet is kept.
+    """
+    tokenizer = build_tokenizer(pipeline)
+    trainer = BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        show_progress=show_progress,
+        special_tokens=[],
+        initial_alphabet=[chr(i) for i in range(corpus.hi - corpus.lo + 1)],
+        max_token_length=max_token_length,
+    )
+    tokenizer.train_from_iterator(corpus.strings(), trainer=trainer, length=corpus.n_chunks)
+    return tokenizer

@@ -1,0 +1,265 @@
+"""The tokenizer folder on disk: the reference processor layout plus our ``fasttok.json`` sidecar.
+
+Saved folders hold the transformers 4.x layout (``processor_config.json``, ``tokenizer.json``,
+``tokenizer_config.json``, ``special_tokens_map.json``), the processor module ``processing_fasttok.py``
+(a copy of :mod:`fasttok_plugin.hf_processing`, so ``AutoProcessor`` can load the folder) and
+``fasttok.json``. Loading accepts that layout and the reference's (transformers 4.x flat, or 5.x with the
+tokenizer under ``bpe_tokenizer/``) and reads JSON only: no Python file in the folder is imported or run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from tokenizers import Tokenizer
+
+from fasttok_plugin.atomic import replace_directory, write_text_atomic
+from fasttok_plugin.codec.pipelines import detect_pipeline
+from fasttok_plugin.errors import CodecError, TokenizerFormatError
+from fasttok_plugin.tokenizer_dir import PROCESSOR_CONFIG_NAME, SIDECAR_NAME, check_replaceable
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.codec.tokenizer import FastTokenizer
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HF_CLASS_NAME",
+    "HF_MODULE_NAME",
+    "PROCESSOR_CONFIG_NAME",
+    "SIDECAR_NAME",
+    "TOKENIZER_SUBFOLDER",
+    "SavedTokenizer",
+    "read_directory",
+    "write_directory",
+]
+
+# The codec logs under one name, "fasttok_plugin.codec": fitting filters its per-batch warnings by it.
+logger = logging.getLogger(__package__)
+
+FORMAT_VERSION: Final = 1
+HF_MODULE_NAME: Final = "processing_fasttok"
+HF_CLASS_NAME: Final = "UniversalActionProcessor"
+# transformers 5.x saves the ProcessorMixin attribute ``bpe_tokenizer`` into this subfolder.
+TOKENIZER_SUBFOLDER: Final = "bpe_tokenizer"
+_HF_MODULE_SOURCE: Final = Path(__file__).parents[1] / "hf_processing.py"
+# Keys both processor_config.json and fasttok.json record; they must agree.
+_SHARED_KEYS: Final = ("scale", "vocab_size", "min_token", "time_horizon", "action_dim")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TokenizerFormatError(f"{path}: not readable JSON ({exc})") from exc
+
+
+def _json_dumps(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ save
+def _directory_files(tok: FastTokenizer) -> dict[str, str]:
+    """Every file of a saved directory, name -> text (transformers 4.x layout + our sidecar)."""
+    processor_config = {
+        "action_dim": tok.action_dim,
+        "auto_map": {"AutoProcessor": f"{HF_MODULE_NAME}.{HF_CLASS_NAME}"},
+        "min_token": tok.min_token,
+        "processor_class": HF_CLASS_NAME,
+        "scale": tok.scale,
+        "time_horizon": tok.time_horizon,
+        "vocab_size": tok.vocab_size,
+    }
+    tokenizer_config = {
+        "added_tokens_decoder": {},
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 1000000000000000019884624838656,
+        "processor_class": HF_CLASS_NAME,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
+    sidecar = {
+        "format_version": FORMAT_VERSION,
+        "pipeline": tok.pipeline,
+        "scale": tok.scale,
+        "vocab_size": tok.vocab_size,
+        "min_token": tok.min_token,
+        "max_token": tok.max_token,
+        "time_horizon": tok.time_horizon,
+        "action_dim": tok.action_dim,
+        "settings": tok.settings,
+        "metadata": tok.metadata,
+    }
+    return {
+        PROCESSOR_CONFIG_NAME: _json_dumps(processor_config),
+        # Tokenizer.save's format (pretty JSON), which is also what transformers writes.
+        "tokenizer.json": tok.tokenizer.to_str(pretty=True),
+        "tokenizer_config.json": _json_dumps(tokenizer_config),
+        "special_tokens_map.json": "{}\n",
+        SIDECAR_NAME: _json_dumps(sidecar),
+        f"{HF_MODULE_NAME}.py": _HF_MODULE_SOURCE.read_text(encoding="utf-8"),
+    }
+
+
+def write_directory(tok: FastTokenizer, directory: str | os.PathLike[str]) -> Path:
+    """Write ``tok``'s folder atomically: built next to the target, then renamed into place.
+
+    Raises:
+        CodecError: The target exists and is not a tokenizer directory (nothing is overwritten).
+    """
+    target = Path(directory).absolute()
+    check_replaceable(target, error=CodecError, prefix="save: ")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    files = _directory_files(tok)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        for name, text in files.items():
+            write_text_atomic(tmp / name, text)
+        replace_directory(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("saved %s tokenizer to %s", tok.pipeline, target)
+    return target
+
+
+# ------------------------------------------------------------------------------------------------ load
+@dataclass(frozen=True, slots=True)
+class SavedTokenizer:
+    """Everything a tokenizer folder records, checked for consistency (the FastTokenizer's arguments)."""
+
+    tokenizer: Tokenizer
+    pipeline: str
+    scale: float
+    vocab_size: int
+    min_token: int
+    max_token: int | None
+    time_horizon: int | None
+    action_dim: int | None
+    metadata: dict[str, Any]
+    settings: dict[str, Any]
+
+
+def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
+    """Read a folder written by :func:`write_directory` or by the reference (JSON files only).
+
+    Raises:
+        TokenizerFormatError: Missing/unreadable files or values that disagree.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise TokenizerFormatError(f"{root}: not a directory (expected a FAST tokenizer directory)")
+    config = _read_processor_config(root)
+    sidecar = _read_sidecar(root)
+    tokenizer, pipeline = _read_tokenizer(root, sidecar)
+    numbers = _processor_numbers(config, root / PROCESSOR_CONFIG_NAME)
+    for key in _SHARED_KEYS:
+        if key in sidecar and sidecar[key] != config.get(key):
+            raise TokenizerFormatError(
+                f"{root}: {key} is {config.get(key)!r} in {PROCESSOR_CONFIG_NAME} but {sidecar[key]!r} "
+                f"in {SIDECAR_NAME}; the directory was edited by hand or mixes two fits"
+            )
+    max_token = sidecar.get("max_token")
+    if max_token is not None and (not isinstance(max_token, int) or max_token < numbers["min_token"]):
+        raise TokenizerFormatError(f"{root / SIDECAR_NAME}: max_token={max_token!r} is invalid")
+    metadata = sidecar.get("metadata", {})
+    settings = sidecar.get("settings", {})
+    return SavedTokenizer(
+        tokenizer=tokenizer,
+        pipeline=pipeline,
+        scale=float(numbers["scale"]),
+        vocab_size=numbers["vocab_size"],
+        min_token=numbers["min_token"],
+        max_token=max_token,
+        time_horizon=numbers["time_horizon"],
+        action_dim=numbers["action_dim"],
+        metadata=metadata if isinstance(metadata, dict) else {},
+        settings=settings if isinstance(settings, dict) else {},
+    )
+
+
+def _read_processor_config(root: Path) -> dict[str, Any]:
+    config_path = root / PROCESSOR_CONFIG_NAME
+    try:
+        config = _read_json(config_path)
+    except FileNotFoundError:
+        raise TokenizerFormatError(
+            f"{root}: no {PROCESSOR_CONFIG_NAME}; expected a FAST processor directory "
+            "(processor_config.json + tokenizer.json)"
+        ) from None
+    if not isinstance(config, dict):
+        raise TokenizerFormatError(f"{config_path}: expected a JSON object")
+    return config
+
+
+def _read_sidecar(root: Path) -> dict[str, Any]:
+    """``fasttok.json`` (empty for a reference directory, which has none), refusing newer formats."""
+    path = root / SIDECAR_NAME
+    if not path.is_file():
+        return {}
+    sidecar = _read_json(path)
+    if not isinstance(sidecar, dict):
+        raise TokenizerFormatError(f"{path}: expected a JSON object")
+    version = sidecar.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise TokenizerFormatError(
+            f"{path}: format_version={version!r} is not supported by this "
+            f"fasttok_plugin (supports <= {FORMAT_VERSION}); upgrade fasttok-plugin"
+        )
+    return sidecar
+
+
+def _read_tokenizer(root: Path, sidecar: dict[str, Any]) -> tuple[Tokenizer, str]:
+    """The tokenizer (flat or under ``bpe_tokenizer/``) and its pipeline, which the sidecar must agree on."""
+    tok_path = root / "tokenizer.json"
+    if not tok_path.is_file():
+        tok_path = root / TOKENIZER_SUBFOLDER / "tokenizer.json"
+    if not tok_path.is_file():
+        raise TokenizerFormatError(
+            f"{root}: no tokenizer.json (looked for tokenizer.json and {TOKENIZER_SUBFOLDER}/tokenizer.json)"
+        )
+    try:
+        text = tok_path.read_text(encoding="utf-8")
+        tokenizer = Tokenizer.from_str(text)
+    except Exception as exc:
+        raise TokenizerFormatError(f"{tok_path}: not a readable tokenizers file ({exc})") from exc
+    detected = detect_pipeline(json.loads(text), tok_path)
+    pipeline = sidecar.get("pipeline", detected)
+    if pipeline != detected:
+        raise TokenizerFormatError(
+            f"{root / SIDECAR_NAME}: pipeline={pipeline!r} but {tok_path.name} is a {detected!r} tokenizer"
+        )
+    return tokenizer, pipeline
+
+
+def _processor_numbers(config: dict[str, Any], config_path: Path) -> dict[str, Any]:
+    """``scale``, ``vocab_size``, ``min_token`` (required), ``time_horizon``, ``action_dim`` (may be null)."""
+
+    def number(key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+        value = config.get(key)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise TokenizerFormatError(
+                f"{config_path}: {key}={value!r} is missing or has the wrong type (expected {kind})"
+            )
+        return value
+
+    scale = number("scale", (int, float))
+    if not (math.isfinite(scale) and scale > 0):
+        raise TokenizerFormatError(f"{config_path}: scale={scale!r} must be a positive number")
+    return {
+        "scale": scale,
+        "vocab_size": number("vocab_size", int),
+        "min_token": number("min_token", int),
+        "time_horizon": number("time_horizon", int, optional=True),
+        "action_dim": number("action_dim", int, optional=True),
+    }

@@ -1,0 +1,342 @@
+"""FastTokenizer: a fitted FAST action tokenizer (DCT + quantization + BPE) that works in batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from fasttok_plugin.codec import _fit
+from fasttok_plugin.codec._arrays import as_batch, format_rows
+from fasttok_plugin.codec._decode import PieceTable, decode_codes, flat_ids
+from fasttok_plugin.codec.alphabet import code_strings, nearest_remap, representable_codes
+from fasttok_plugin.codec.batches import DecodedBatch, EncodedBatch, pad_rows
+from fasttok_plugin.codec.files import read_directory, write_directory
+from fasttok_plugin.codec.pipelines import check_pipeline
+from fasttok_plugin.codec.quantize import dequantize, quantize
+from fasttok_plugin.errors import CodecError
+
+__all__ = ["FastTokenizer"]
+
+# The codec logs under one name, "fasttok_plugin.codec": fitting filters its per-batch warnings by it.
+logger = logging.getLogger(__package__)
+
+# Rows decoded per block: keeps the temporaries cache-sized (one big gather is slower for large N).
+_DECODE_BLOCK: Final = 256
+
+
+class FastTokenizer:
+    """A fitted FAST action tokenizer (DCT + quantization + BPE) that encodes and decodes in batches.
+
+    Build one with :meth:`fit` or :meth:`load`. Attribute names follow the reference processor.
+
+    Attributes:
+        scale: multiplier applied to DCT coefficients before rounding.
+        vocab_size: BPE vocabulary size requested at fit.
+        min_token: smallest quantized coefficient of the fit corpus (code 0).
+        max_token: largest value the tokenizer represents (codes ``0 .. max_token - min_token``).
+        time_horizon: chunk length ``T`` (None when a reference directory did not record it).
+        action_dim: action dimension ``D`` (None when a reference directory did not record it).
+        pipeline: ``"char"`` or ``"reference"``.
+        metadata: free-form sidecar payload saved in ``fasttok.json``.
+        settings: fit settings (``min_frequency``, ``max_token_length``, ...), saved in the sidecar.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        *,
+        scale: float,
+        vocab_size: int,
+        min_token: int,
+        max_token: int | None,
+        time_horizon: int | None,
+        action_dim: int | None,
+        pipeline: str,
+        metadata: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_pipeline(pipeline)
+        self.tokenizer = tokenizer
+        self.scale = scale
+        self.vocab_size = vocab_size
+        self.min_token = min_token
+        self.time_horizon = time_horizon
+        self.action_dim = action_dim
+        self.pipeline = pipeline
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.settings: dict[str, Any] = dict(settings or {})
+        span = (max_token - min_token) if max_token is not None else None
+        mask = representable_codes(tokenizer, pipeline, span=span, vocab_size=vocab_size)
+        self.max_token = min_token + mask.size - 1
+        self._remap = nearest_remap(mask)
+        self._holes = int((~mask).sum())
+        self._vocab_len = tokenizer.get_vocab_size()
+        self._table: PieceTable | None = None
+
+    # ------------------------------------------------------------------ fit
+    @classmethod
+    def fit(
+        cls,
+        chunks: np.ndarray | Iterable[np.ndarray],
+        *,
+        vocab_size: int = 1024,
+        scale: float = 10.0,
+        min_frequency: int = 2,
+        max_token_length: int | None = 10000,
+        pipeline: str = "char",
+        show_progress: bool = False,
+    ) -> FastTokenizer:
+        """Fit a tokenizer on action chunks.
+
+        Args:
+            chunks: an ``(N, T, D)`` array, or an iterable of such batches (read once, streamed).
+            vocab_size: BPE vocabulary size; must exceed ``max_token - min_token``.
+            scale: multiplier applied to DCT coefficients before rounding.
+            min_frequency: minimum pair count for a BPE merge (reference: 2).
+            max_token_length: longest merged token in characters (reference: 10000).
+            pipeline: ``"char"`` (default, full alphabet, no pre-tokenizer) or ``"reference"``
+                (byte-identical to the reference ``UniversalActionProcessor.fit``).
+            show_progress: show the tokenizers trainer's progress bar.
+
+        Returns:
+            The fitted tokenizer.
+
+        Raises:
+            CodecError: bad shapes/dtypes, NaN/Inf rows, no chunks, or a value range the vocabulary
+                cannot hold.
+        """
+        scale, vocab_size = _fit.fit_arguments(pipeline, scale, vocab_size)
+        corpus = _fit.read_corpus(chunks, scale=scale, vocab_size=vocab_size)
+        tokenizer = _fit.train_bpe(
+            corpus,
+            pipeline=pipeline,
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            max_token_length=max_token_length,
+            show_progress=show_progress,
+        )
+        logger.info(
+            "fit %s tokenizer on %d chunks of %s: min_token=%d max_token=%d vocab=%d",
+            pipeline,
+            corpus.n_chunks,
+            corpus.shape,
+            corpus.lo,
+            corpus.hi,
+            tokenizer.get_vocab_size(),
+        )
+        return cls(
+            tokenizer,
+            scale=scale,
+            vocab_size=vocab_size,
+            min_token=corpus.lo,
+            max_token=corpus.hi,
+            time_horizon=corpus.shape[0],
+            action_dim=corpus.shape[1],
+            pipeline=pipeline,
+            settings={
+                "vocab_size": vocab_size,
+                "scale": scale,
+                "min_frequency": min_frequency,
+                "max_token_length": max_token_length,
+                "pipeline": pipeline,
+                "n_chunks": corpus.n_chunks,
+            },
+        )
+
+    # --------------------------------------------------------------- encode
+    def _codes(self, chunks: Any) -> tuple[np.ndarray, int]:
+        """Validated chunks -> ``(N, T*D)`` codes in ``0 .. max_token - min_token`` and the clamp count."""
+        array = as_batch(chunks, expected=(self.time_horizon, self.action_dim), what="encode", allow_2d=True)
+        codes = quantize(array, self.scale) - self.min_token
+        clipped = np.clip(codes, 0, self._remap.size - 1)
+        if self._holes:
+            clipped = self._remap[clipped]
+        # One comparison against the original codes: a value clipped onto a hole and then moved to its
+        # neighbour is one changed value, not two.
+        clamped = int(np.count_nonzero(clipped != codes))
+        if clamped:
+            logger.warning(
+                "encode: %d quantized value(s) outside the fitted range %d..%d (or not representable by "
+                "this %s tokenizer) were clamped to the nearest representable value",
+                clamped,
+                self.min_token,
+                self.max_token,
+                self.pipeline,
+            )
+        return clipped, clamped
+
+    def _encode_ids(self, chunks: Any) -> tuple[list[list[int]], int]:
+        """Token id lists of every chunk (one batched tokenizer call) and the clamp count."""
+        codes, clamped = self._codes(chunks)
+        texts = code_strings(codes)
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        encodings = encode(texts, add_special_tokens=True)
+        return [e.ids for e in encodings], clamped
+
+    def encode(self, chunks: Any) -> list[list[int]]:
+        """Encode ``(N, T, D)`` chunks (or one ``(T, D)`` chunk) to token id lists.
+
+        Quantized values outside the fitted range are clamped, counted and logged (see
+        :meth:`encode_padded` for the count).
+
+        Raises:
+            CodecError: wrong shape/dtype or NaN/Inf rows.
+        """
+        return self._encode_ids(chunks)[0]
+
+    def encode_padded(self, chunks: Any, *, max_length: int | None = None, pad_id: int = 0) -> EncodedBatch:
+        """Encode to a padded ``(N, L)`` int64 matrix for a model.
+
+        Args:
+            chunks: ``(N, T, D)`` chunks (or one ``(T, D)`` chunk).
+            max_length: when given, ``L = max_length`` and longer rows are truncated (counted, logged).
+            pad_id: id written after each row's end.
+
+        Returns:
+            The padded ids, lengths, attention mask and the truncation/clamp counts.
+        """
+        if max_length is not None and max_length < 0:
+            raise CodecError(f"max_length={max_length} must be >= 0")
+        rows, clamped = self._encode_ids(chunks)
+        return pad_rows(rows, max_length=max_length, pad_id=pad_id, clamped=clamped)
+
+    # --------------------------------------------------------------- decode
+    def decode(
+        self,
+        ids: Sequence[Sequence[int]] | np.ndarray | EncodedBatch,
+        *,
+        time_horizon: int | None = None,
+        action_dim: int | None = None,
+        strict: bool = False,
+    ) -> DecodedBatch:
+        """Decode token ids back to ``(N, T, D)`` float32 actions.
+
+        A row is valid only if its ids are known tokens and decode to exactly ``T * D`` values in the
+        fitted range; invalid rows are NaN in ``actions`` and listed in ``invalid_rows``.
+
+        Args:
+            ids: id lists, an ``(N, L)`` array (every entry is a token), or an :class:`EncodedBatch`
+                (its ``lengths`` are used).
+            time_horizon: ``T``; defaults to the fitted value.
+            action_dim: ``D``; defaults to the fitted value.
+            strict: raise :class:`CodecError` if any row is invalid.
+
+        Raises:
+            CodecError: ``T``/``D`` unknown, or (``strict``) invalid rows.
+        """
+        t = time_horizon or self.time_horizon
+        d = action_dim or self.action_dim
+        if not t or not d:
+            raise CodecError("decode: time_horizon and action_dim are unknown; pass them to decode()")
+        flat, lengths = flat_ids(ids)
+        n = lengths.size
+        valid = np.ones(n, dtype=bool)
+        row_end = np.cumsum(lengths)
+        row_start = row_end - lengths
+        # Unknown or negative ids would be skipped (or overflow) inside tokenizers: mark their rows.
+        bad_id = (flat < 0) | (flat >= self._vocab_len)
+        if bad_id.any():
+            valid[np.unique(np.repeat(np.arange(n), lengths)[bad_id])] = False
+            flat = np.where(bad_id, 0, flat)
+        actions = np.full((n, t, d), np.nan, dtype=np.float32)
+        for b0 in range(0, n, _DECODE_BLOCK):
+            b1 = min(n, b0 + _DECODE_BLOCK)
+            first, last = int(row_start[b0]), int(row_end[b1 - 1])
+            block = slice(b0, b1)
+            valid[block] = self._decode_block(
+                flat[first:last],
+                row_start[block] - first,
+                row_end[block] - first,
+                valid[block],
+                actions[block],
+            )
+        invalid = tuple(np.flatnonzero(~valid).tolist())
+        if invalid:
+            self._report_invalid(invalid, n, t, d, strict=strict)
+        return DecodedBatch(actions=actions, valid=valid, invalid_rows=invalid)
+
+    def _decode_block(
+        self, flat: np.ndarray, row_start: np.ndarray, row_end: np.ndarray, valid: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
+        """Decode one block of rows into ``out`` (``(B, T, D)``, NaN-filled); return the block's validity."""
+        if self._table is None:
+            self._table = PieceTable.build(self.tokenizer, self.pipeline)
+        codes, starts, counts = decode_codes(self.tokenizer, self._table, flat, row_start, row_end)
+        _, t, d = out.shape
+        width = t * d
+        ok = valid & (counts == width)
+        good = np.flatnonzero(ok)
+        if good.size:
+            values = codes[starts[good][:, None] + np.arange(width)]
+            in_range = (values < self._remap.size).all(axis=1)
+            ok[good[~in_range]] = False
+            good, values = good[in_range], values[in_range]
+            out[good] = dequantize(values, min_token=self.min_token, scale=self.scale, shape=(t, d))
+        return ok
+
+    @staticmethod
+    def _report_invalid(invalid: tuple[int, ...], n: int, t: int, d: int, *, strict: bool) -> None:
+        """Log the rows that did not decode (and with ``strict``, raise)."""
+        width = t * d
+        logger.warning(
+            "decode: %d of %d row(s) did not decode to %d values (T=%d x D=%d) in the fitted range: rows %s",
+            len(invalid),
+            n,
+            width,
+            t,
+            d,
+            format_rows(invalid),
+        )
+        if strict:
+            raise CodecError(
+                f"decode: {len(invalid)} of {n} row(s) did not decode to exactly {width} values "
+                f"(T={t} x D={d}) in the fitted range: rows {format_rows(invalid)}"
+            )
+
+    # ------------------------------------------------------------ save/load
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Save atomically in the reference processor layout plus the ``fasttok.json`` sidecar.
+
+        The directory is built next to the target and renamed into place; an existing tokenizer
+        directory is replaced only after the new one is complete.
+
+        Raises:
+            CodecError: the target exists and is not a tokenizer directory (nothing is overwritten).
+        """
+        return write_directory(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> FastTokenizer:
+        """Load a directory written by :meth:`save` or by the reference (transformers 4.x or 5.x layout).
+
+        Only JSON files are read; no Python file in the directory is imported or executed.
+
+        Raises:
+            TokenizerFormatError: missing/unreadable files or values that disagree.
+        """
+        saved = read_directory(directory)
+        return cls(
+            saved.tokenizer,
+            scale=saved.scale,
+            vocab_size=saved.vocab_size,
+            min_token=saved.min_token,
+            max_token=saved.max_token,
+            time_horizon=saved.time_horizon,
+            action_dim=saved.action_dim,
+            pipeline=saved.pipeline,
+            metadata=saved.metadata,
+            settings=saved.settings,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"FastTokenizer(pipeline={self.pipeline!r}, T={self.time_horizon}, D={self.action_dim}, "
+            f"scale={self.scale}, vocab_size={self.vocab_size}, min_token={self.min_token}, "
+            f"max_token={self.max_token})"
+        )

@@ -1,0 +1,142 @@
+"""The one "is this a tokenizer folder" rule, pinned on real folders and on the codec's save."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fasttok_plugin.codec import CodecError, FastTokenizer
+from fasttok_plugin.errors import OutDirError
+from fasttok_plugin.tokenizer_dir import (
+    PROCESSOR_CONFIG_NAME,
+    SIDECAR_NAME,
+    TOKENIZER_MARKERS,
+    FolderState,
+    check_replaceable,
+    folder_state,
+    is_tokenizer_dir,
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> FastTokenizer:
+    chunks = np.random.default_rng(0).uniform(-1.0, 1.0, size=(200, 10, 3)).astype(np.float32)
+    return FastTokenizer.fit(chunks, vocab_size=512)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_the_markers_are_the_reference_processor_config_and_our_sidecar() -> None:
+    assert frozenset({"processor_config.json", "fasttok.json"}) == TOKENIZER_MARKERS
+
+
+def test_a_missing_path_may_receive_a_tokenizer(tmp_path: Path) -> None:
+    missing = tmp_path / "new" / "tok"
+    assert folder_state(missing) is FolderState.MISSING
+    assert not is_tokenizer_dir(missing)
+    assert check_replaceable(missing, error=CodecError) is FolderState.MISSING
+
+
+def test_an_empty_folder_is_not_a_tokenizer_but_may_receive_one(
+    tmp_path: Path, tokenizer: FastTokenizer
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert folder_state(empty) is FolderState.EMPTY
+    assert not is_tokenizer_dir(empty)
+    assert FolderState.EMPTY.replaceable
+    tokenizer.save(empty)
+    assert is_tokenizer_dir(empty)
+
+
+def test_a_folder_we_saved_is_a_tokenizer_folder_and_may_be_replaced(
+    tmp_path: Path, tokenizer: FastTokenizer
+) -> None:
+    saved = tokenizer.save(tmp_path / "tok")
+    (saved / "fit_report.json").write_text("{}")  # what fit_tokenizer adds beside the tokenizer files
+    assert folder_state(saved) is FolderState.TOKENIZER
+    assert is_tokenizer_dir(saved)
+    assert check_replaceable(saved, error=CodecError) is FolderState.TOKENIZER
+    tokenizer.save(saved)
+    assert FastTokenizer.load(saved).min_token == tokenizer.min_token
+
+
+@pytest.mark.parametrize("marker", [PROCESSOR_CONFIG_NAME, SIDECAR_NAME])
+def test_either_marker_alone_makes_a_tokenizer_folder(tmp_path: Path, marker: str) -> None:
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    (folder / marker).write_text("{}")
+    assert is_tokenizer_dir(folder)
+
+
+def test_a_reference_processor_directory_in_the_transformers_5_layout_is_a_tokenizer_folder(
+    tmp_path: Path, tokenizer: FastTokenizer
+) -> None:
+    folder = tmp_path / "reference"
+    (folder / "bpe_tokenizer").mkdir(parents=True)
+    (folder / PROCESSOR_CONFIG_NAME).write_text(json.dumps({"scale": 10, "min_token": tokenizer.min_token}))
+    (folder / "bpe_tokenizer" / "tokenizer.json").write_text(tokenizer.tokenizer.to_str())
+    (folder / "processing_action_tokenizer.py").write_text("")
+    assert is_tokenizer_dir(folder)
+
+
+@pytest.mark.parametrize("stray", ["fit_report.json", "tokenizer.json"])
+def test_a_folder_with_only_a_stray_fit_report_or_tokenizer_json_is_foreign_and_never_replaced(
+    tmp_path: Path, tokenizer: FastTokenizer, stray: str
+) -> None:
+    # The strictest of the former rules: fit_tokenizer's out_dir check also accepted fit_report.json and the
+    # Lightning callback also accepted tokenizer.json; neither file can be loaded as a tokenizer on its own.
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / stray).write_text('{"keep": true}')
+    assert folder_state(folder) is FolderState.FOREIGN
+    assert not is_tokenizer_dir(folder)
+    assert not FolderState.FOREIGN.replaceable
+    with pytest.raises(OutDirError, match=r"run is a non-empty directory that is not a tokenizer directory"):
+        check_replaceable(folder, error=OutDirError)
+    with pytest.raises(CodecError, match=r"^save: .* not a tokenizer directory; choose another path"):
+        tokenizer.save(folder)
+    assert _snapshot(folder) == {stray: b'{"keep": true}'}
+
+
+def test_a_folder_of_unrelated_files_is_foreign(tmp_path: Path, tokenizer: FastTokenizer) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    (folder / ".hidden").write_text("")
+    assert folder_state(folder) is FolderState.FOREIGN
+    with pytest.raises(CodecError, match="nothing was overwritten"):
+        tokenizer.save(folder)
+    assert _snapshot(folder) == {".hidden": b"", "notes.txt": b"keep me"}
+
+
+def test_processor_config_beside_model_files_still_counts_as_a_tokenizer_folder(tmp_path: Path) -> None:
+    # Pins today's rule (all three former copies agreed): processor_config.json marks the folder, whatever
+    # else it holds. DESIGN §13 will refuse this folder (it holds files this package does not write); when
+    # that lands, this test flips to FOREIGN.
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    (folder / PROCESSOR_CONFIG_NAME).write_text("{}")
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    assert folder_state(folder) is FolderState.TOKENIZER
+    assert is_tokenizer_dir(folder)
+
+
+def test_a_file_is_neither_a_tokenizer_folder_nor_replaceable(
+    tmp_path: Path, tokenizer: FastTokenizer
+) -> None:
+    a_file = tmp_path / "tok"
+    a_file.write_text("not a folder")
+    assert folder_state(a_file) is FolderState.NOT_A_DIRECTORY
+    assert not is_tokenizer_dir(a_file)
+    with pytest.raises(OutDirError, match=r"tok exists and is not a directory; choose another path"):
+        check_replaceable(a_file, error=OutDirError)
+    with pytest.raises(CodecError, match=r"^save: .*tok exists and is not a directory"):
+        tokenizer.save(a_file)
+    assert a_file.read_text() == "not a folder"
