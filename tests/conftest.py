@@ -29,7 +29,7 @@ def lerobot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def make_dataset(tmp_path: Path) -> Callable[..., SyntheticDataset]:
     """Factory ``make_dataset(name, **kwargs)`` writing a LeRobot dataset to ``tmp_path/datasets/<name>``.
 
-    ``kwargs`` are those of :func:`fasttok_plugin.synthetic.write_lerobot_dataset`; ``root=`` overrides
+    ``kwargs`` are those of :func:`fasttok_plugin.testing.write_lerobot_dataset`; ``root=`` overrides
     the folder.
     """
 
@@ -44,7 +44,7 @@ def write_mixture_file(tmp_path: Path) -> Callable[..., Path]:
     """Factory ``write_mixture_file(document, name="mixture.json")`` writing JSON under ``tmp_path``.
 
     A ``str`` document is written verbatim (for malformed JSON); anything else goes through
-    :func:`fasttok_plugin.synthetic.write_mixture`. Relative dataset roots resolve against ``tmp_path``.
+    :func:`fasttok_plugin.testing.write_mixture`. Relative dataset roots resolve against ``tmp_path``.
     """
 
     def factory(document: Mapping[str, Any] | str, name: str = "mixture.json") -> Path:
@@ -60,5 +60,5 @@ def write_mixture_file(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def example_mixture(tmp_path: Path) -> Path:
-    """The six-entry example mixture of :func:`fasttok_plugin.synthetic.make_example_mixture`."""
+    """The six-entry example mixture of :func:`fasttok_plugin.testing.make_example_mixture`."""
     return make_example_mixture(tmp_path / "example", n_datasets=6)
