@@ -17,7 +17,6 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from fasttok_plugin import sampling
 from fasttok_plugin.heads import NormHeads, build_norm_heads
 from fasttok_plugin.resolve import ResolvedMixture, resolve_mixture
 from fasttok_plugin.sampling import (
@@ -26,6 +25,7 @@ from fasttok_plugin.sampling import (
     SamplingError,
     largest_remainder,
 )
+from fasttok_plugin.sampling import _pool as sampling
 from fasttok_plugin.testing import SyntheticDataset
 
 

@@ -17,6 +17,7 @@ from fasttok_plugin.heads import is_missing_tag
 from fasttok_plugin.preflight.context import PreflightContext
 from fasttok_plugin.preflight.findings import Finding, Rule, Severity
 from fasttok_plugin.preflight.hookspecs import hookimpl
+from fasttok_plugin.sampling.starts import chunk_span, longest_chunk, valid_start_counts
 
 __all__ = ["BUILTIN_CHECKS", "CORE_RULES", "builtin_plugins"]
 
@@ -482,7 +483,6 @@ class EpisodeLengths(_Check):
                 continue
             fps = float(meta.fps)
             freq = float(context.action_freq) if context.action_freq else fps
-            chunk_span = (chunk_size - 1) / freq
             lengths = np.fromiter((e.length for e in meta.episodes), dtype=np.int64, count=len(meta.episodes))
             if lengths.size == 0:
                 yield context.finding(
@@ -494,16 +494,16 @@ class EpisodeLengths(_Check):
                     hint="check the entry's episodes/excluded_episodes against the dataset",
                 )
                 continue
-            # Compare (L-1)/fps >= (chunk_size-1)/freq without dividing, with a relative tolerance for floats.
-            fits = (lengths - 1) * freq >= (chunk_size - 1) * fps * (1 - 1e-9)
-            n_fit = int(fits.sum())
+            # The sampler's own rule: an episode fits when it has a valid chunk start.
+            starts = valid_start_counts(lengths, fps=fps, chunk_size=chunk_size, freq=freq)
+            n_fit = int((starts > 0).sum())
             if n_fit == lengths.size:
                 continue
             longest = int(lengths.max())
             longest_span = (longest - 1) / fps
-            rate = f"{chunk_size} steps at {freq:g} Hz spans {chunk_span:.3g} s"
+            rate = f"{chunk_size} steps at {freq:g} Hz spans {chunk_span(chunk_size, freq):.3g} s"
             if n_fit == 0:
-                max_chunk = int(np.floor(longest_span * freq * (1 + 1e-9))) + 1
+                max_chunk = longest_chunk(longest, fps=fps, freq=freq)
                 yield context.finding(
                     "FT401",
                     ERROR,

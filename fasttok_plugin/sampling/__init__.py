@@ -1,0 +1,50 @@
+"""Weighted chunk sampler over LeRobot parquet: the chunks a fit (and a policy) sees.
+
+`ChunkSampler` draws ``chunk_size``-step action chunks from every entry of a resolved mixture:
+
+* **Budgets**: the number of chunks per entry is proportional to the mixture weights (largest-remainder
+  rounding, so budgets sum exactly to the total). Entries the norm heads skipped get no budget.
+* **Starts**: uniform over the *valid* start frames of the selected episodes, so an episode's share is
+  its number of valid starts. A start frame is valid when the chunk's last step, ``(chunk_size - 1) /
+  freq`` after it, lies inside the episode: one rule, shared with the preflight (`starts`). Starts are
+  drawn without replacement; only a budget larger than the number of valid starts repeats starts (each
+  start then occurs ``floor`` or ``ceil`` times, and the report counts the repeats).
+* **Values**: step ``k`` is at ``t0 + k / freq`` (``freq`` = the mixture's ``action_freq``, else the
+  dataset's native fps), linearly interpolated on ``timestamp`` and clamped inside the episode, then
+  zero-padded to ``max_action_dim``. Chunks holding NaN/Inf are skipped and counted, never zero-filled.
+* **Determinism**: each entry gets its own generator from ``SeedSequence([seed, entry index])`` and
+  results are assembled in entry order, so the output depends on the seed only, never on ``workers``.
+* **Parallel and bounded**: entries are split into parts of at most `PART_CHUNKS` chunks and run in a
+  process pool (``workers > 0``; ``forkserver``/``spawn`` workers, never ``fork``) with a bounded number
+  of parts in flight; batches stream out. In a daemonic process (a DataLoader worker) it samples
+  in-process, since those may not have children.
+
+Modules: ``sampler`` (`ChunkSampler`), ``budgets``, ``starts`` (the valid-start rule), ``batch``
+(`ChunkBatch`), ``report`` (`DatasetSampleReport`), and the private ``_part`` (one worker task),
+``_resample`` (interpolation) and ``_pool`` (the worker pool, `PART_CHUNKS`). Frames are read by
+`fasttok_plugin.lerobot.read_frames`.
+"""
+
+from __future__ import annotations
+
+from fasttok_plugin.errors import SamplingError
+from fasttok_plugin.sampling._pool import PART_CHUNKS, peak_rss_mb
+from fasttok_plugin.sampling.batch import ChunkBatch
+from fasttok_plugin.sampling.budgets import largest_remainder
+from fasttok_plugin.sampling.report import DatasetSampleReport
+from fasttok_plugin.sampling.sampler import FROM_CONFIG, ChunkSampler
+from fasttok_plugin.sampling.starts import longest_chunk, valid_start_counts, valid_start_rows
+
+__all__ = [
+    "FROM_CONFIG",
+    "PART_CHUNKS",
+    "ChunkBatch",
+    "ChunkSampler",
+    "DatasetSampleReport",
+    "SamplingError",
+    "largest_remainder",
+    "longest_chunk",
+    "peak_rss_mb",
+    "valid_start_counts",
+    "valid_start_rows",
+]

@@ -1,0 +1,340 @@
+"""`ChunkSampler`: weighted, resampled, padded action chunks from a resolved mixture.
+
+The sampler owns the per-run orchestration: budgets per entry (`largest_remainder` over the weights),
+tasks of at most ``PART_CHUNKS`` chunks (`fasttok_plugin.sampling._pool`), results assembled in entry
+order into fixed-size batches, and the per-entry report.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fasttok_plugin._validate import positive_int
+from fasttok_plugin.errors import SamplingError
+from fasttok_plugin.lerobot import clear_frames_cache
+from fasttok_plugin.sampling._part import Task
+from fasttok_plugin.sampling._pool import part_ranges, run_tasks
+from fasttok_plugin.sampling.batch import Batcher, ChunkBatch
+from fasttok_plugin.sampling.budgets import check_total_chunks, largest_remainder
+from fasttok_plugin.sampling.report import DatasetSampleReport, EntryTally
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.heads import NormHeads
+    from fasttok_plugin.resolve import ResolvedMixture
+
+__all__ = ["FROM_CONFIG", "ChunkSampler"]
+
+logger = logging.getLogger(__name__)
+
+#: Version tag of the sampling algorithm; part of `ChunkSampler.settings` (and so of fit fingerprints).
+_SAMPLER_VERSION = "fasttok-chunk-sampler/2"  # /2: one chunk-start rule shared with the preflight
+
+
+class _Default(enum.Enum):
+    FROM_CONFIG = "from_config"
+
+
+#: Sentinel: take ``action_freq`` from the mixture config.
+FROM_CONFIG = _Default.FROM_CONFIG
+
+
+class ChunkSampler:
+    """Draw raw action chunks from a resolved mixture, weighted, resampled and padded.
+
+    Args:
+        resolved: The resolved mixture (entries with their metadata).
+        heads: Norm heads of that mixture (head index per entry; skipped entries get no budget).
+        chunk_size: Steps per chunk ``T``.
+        action_freq: Resampling rate in Hz; ``None`` keeps each dataset's native fps; default: the
+            mixture's ``action_freq``.
+        seed: Default seed of `sample`.
+        workers: Worker processes (0 = sample in this process). They start with forkserver/spawn, so a
+            script of your own that sets it needs an ``if __name__ == "__main__":`` guard.
+
+    Raises:
+        SamplingError: On a non-positive chunk size or rate, a negative seed or worker count, or when
+            ``heads`` does not belong to ``resolved`` (different number of entries).
+
+    Example::
+
+        sampler = ChunkSampler(resolved, heads, chunk_size=50, workers=2)
+        for batch in sampler.sample(10_000, seed=0):
+            ...  # batch.actions (B, 50, D) raw, batch.head_index (B,)
+        print(sampler.report)
+    """
+
+    def __init__(
+        self,
+        resolved: ResolvedMixture,
+        heads: NormHeads,
+        *,
+        chunk_size: int,
+        action_freq: float | _Default | None = FROM_CONFIG,
+        seed: int = 0,
+        workers: int = 0,
+    ) -> None:
+        chunk_size = positive_int(chunk_size, "chunk_size", SamplingError)
+        if action_freq is FROM_CONFIG:
+            action_freq = resolved.config.action_freq
+        if action_freq is not None and (
+            isinstance(action_freq, bool) or not math.isfinite(float(action_freq)) or float(action_freq) <= 0
+        ):
+            raise SamplingError(
+                f"action_freq must be a positive number of Hz or null (native fps), got {action_freq!r}; "
+                f'fix "action_freq" in the mixture'
+            )
+        _check_seed(seed)
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+            raise SamplingError(f"workers must be an integer >= 0, got {workers!r}")
+        if len(heads.dataset_to_head) != len(resolved.entries):
+            raise SamplingError(
+                f"the norm heads cover {len(heads.dataset_to_head)} entries but the mixture has "
+                f"{len(resolved.entries)}; build the heads from this resolved mixture"
+            )
+        self.resolved = resolved
+        self.heads = heads
+        self.chunk_size = int(chunk_size)
+        self.action_freq: float | None = None if action_freq is None else float(action_freq)
+        self.seed = int(seed)
+        self.workers = int(workers)
+        self._report: tuple[DatasetSampleReport, ...] = ()
+        self._peak_worker_mb = 0.0
+
+    def with_workers(self, workers: int) -> ChunkSampler:
+        """A copy drawing the same chunks with another number of worker processes.
+
+        Args:
+            workers: Worker processes (0 = sample in this process).
+
+        Raises:
+            SamplingError: When ``workers`` is not an integer >= 0.
+        """
+        return ChunkSampler(
+            self.resolved,
+            self.heads,
+            chunk_size=self.chunk_size,
+            action_freq=self.action_freq,
+            seed=self.seed,
+            workers=workers,
+        )
+
+    @property
+    def report(self) -> tuple[DatasetSampleReport, ...]:
+        """Per-entry report of the last completed `sample` run (empty before the first)."""
+        return self._report
+
+    @property
+    def peak_worker_memory_mb(self) -> float:
+        """Largest peak RSS (MiB) of a worker process in the last completed `sample` run (0.0 without)."""
+        return self._peak_worker_mb
+
+    @property
+    def max_action_dim(self) -> int:
+        """Width ``D`` chunks are padded to (the norm heads' ``max_action_dim``)."""
+        return int(self.heads.max_action_dim)
+
+    def entry_freq(self, position: int) -> float | None:
+        """Resampling rate of an entry: ``action_freq``, else its native fps (None when unreadable)."""
+        if self.action_freq is not None:
+            return self.action_freq
+        meta = self.resolved.entries[position].meta
+        return None if meta is None else float(meta.fps)
+
+    def _weights(self) -> np.ndarray:
+        """Validated per-entry weights; heads-skipped entries get weight 0."""
+        config = self.resolved.config
+        entries = self.resolved.entries
+        weights = tuple(config.weights)
+        if len(weights) != len(entries):
+            raise SamplingError(
+                f"{config.weights_pointer}: {len(weights)} weights for {len(entries)} datasets; give one "
+                f"weight per dataset"
+            )
+        out = np.zeros(len(entries), dtype=np.float64)
+        problems: list[str] = []
+        for position, (entry, weight) in enumerate(zip(entries, weights, strict=True)):
+            pointer = (
+                f"{config.weights_pointer}/{position}"
+                if config.weights_pointer.endswith("/weights")
+                else f"{entry.entry.pointer}/weight"
+            )
+            value: float | None
+            try:
+                value = None if isinstance(weight, bool) else float(weight)
+            except (TypeError, ValueError):
+                value = None
+            if value is None or not math.isfinite(value) or value < 0:
+                problems.append(
+                    f"entry {entry.index} ({entry.name}): weight {weight!r} at {pointer} is invalid; use a "
+                    f"finite number >= 0"
+                )
+                continue
+            out[position] = value if self.heads.dataset_to_head[position] >= 0 else 0.0
+        if problems:
+            raise SamplingError("invalid mixture weights:\n" + "\n".join(f"  - {p}" for p in problems))
+        if out.sum() <= 0:
+            raise SamplingError(
+                f"no dataset can be sampled: every usable entry has weight 0 ({config.weights_pointer}); "
+                f"give at least one usable entry a positive weight"
+            )
+        return out
+
+    def budgets(self, total_chunks: int) -> np.ndarray:
+        """Per-entry chunk budgets for ``total_chunks``, proportional to the weights.
+
+        Args:
+            total_chunks: Chunks to draw over the whole mixture.
+
+        Returns:
+            ``(n_entries,)`` int64 summing to ``total_chunks``; 0 for entries the heads skipped.
+
+        Raises:
+            SamplingError: If a weight is negative/NaN/Inf, the weights do not match the entries, all
+                usable weights are 0, or ``total_chunks`` is negative.
+        """
+        total = check_total_chunks(total_chunks)
+        return largest_remainder(total, self._weights())
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-able description of everything that determines the sampled chunks (not ``workers``)."""
+        entries = []
+        for position, entry in enumerate(self.resolved.entries):
+            weight = (
+                self.resolved.config.weights[position]
+                if position < len(self.resolved.config.weights)
+                else None
+            )
+            entries.append(
+                {
+                    "name": entry.name,
+                    "weight": weight
+                    if isinstance(weight, (int, float)) and math.isfinite(weight)
+                    else str(weight),
+                    "freq": self.entry_freq(position),
+                    "episodes": None if entry.meta is None else [int(e.index) for e in entry.meta.episodes],
+                }
+            )
+        return {
+            "version": _SAMPLER_VERSION,
+            "chunk_size": self.chunk_size,
+            "action_freq": self.action_freq,
+            "max_action_dim": self.max_action_dim,
+            "seed": self.seed,
+            "interpolation": "linear",
+            "entries": entries,
+        }
+
+    def _tasks(self, budgets: np.ndarray, seed: int) -> Iterator[Task]:
+        for position, entry in enumerate(self.resolved.entries):
+            budget = int(budgets[position])
+            head = int(self.heads.dataset_to_head[position])
+            if budget == 0 or head < 0 or entry.meta is None:
+                continue
+            freq = self.entry_freq(position)
+            assert freq is not None  # meta is not None
+            for start, stop in part_ranges(budget):
+                yield Task(
+                    position=position,
+                    entry=int(entry.index),
+                    name=entry.name,
+                    meta=entry.meta,
+                    head=head,
+                    budget=budget,
+                    part_start=start,
+                    part_stop=stop,
+                    chunk_size=self.chunk_size,
+                    freq=float(freq),
+                    max_action_dim=self.max_action_dim,
+                    seed=seed,
+                )
+
+    def sample(
+        self, total_chunks: int, *, seed: int | None = None, batch_size: int = 4096
+    ) -> Iterator[ChunkBatch]:
+        """Stream ``total_chunks`` chunks (minus skipped ones) in batches, in mixture-entry order.
+
+        Args:
+            total_chunks: Chunks to draw over the mixture (split by `budgets`).
+            seed: Seed of this run (default: the sampler's ``seed``).
+            batch_size: Chunks per yielded batch (the last one may be smaller).
+
+        Yields:
+            `ChunkBatch` objects; `report` is set once the iterator is exhausted.
+
+        Raises:
+            SamplingError: On invalid weights or arguments (before anything is read).
+        """
+        seed = self.seed if seed is None else seed
+        _check_seed(seed)
+        batch_size = positive_int(batch_size, "batch_size", SamplingError)
+        budgets = self.budgets(total_chunks)
+        return self._stream(budgets, int(seed), batch_size)
+
+    def _stream(self, budgets: np.ndarray, seed: int, batch_size: int) -> Iterator[ChunkBatch]:
+        clear_frames_cache()  # never serve frames read by an earlier run (the files may have changed)
+        tallies = [EntryTally(requested=int(b)) for b in budgets]
+        batcher = Batcher(batch_size, self.chunk_size, self.max_action_dim)
+        peak_worker_mb = 0.0
+        for result in run_tasks(self._tasks(budgets, seed), self.workers):
+            peak_worker_mb = max(peak_worker_mb, result.peak_rss_mb)
+            tally = tallies[result.position]
+            tally.skipped += result.skipped_nonfinite
+            tally.valid = max(tally.valid, result.valid_starts)
+            tally.repeated += result.repeated_starts
+            if result.error is not None:
+                if result.error not in tally.errors:
+                    tally.errors.append(result.error)
+                    logger.warning("sampling %s", result.error)
+                continue
+            tally.sampled += int(result.actions.shape[0])
+            entry = self.resolved.entries[result.position]
+            yield from batcher.add(result, int(entry.index), int(self.heads.dataset_to_head[result.position]))
+        yield from batcher.finish()
+        self._report = self._build_report(tallies)
+        self._peak_worker_mb = peak_worker_mb
+        skipped = sum(r.skipped_nonfinite for r in self._report)
+        if skipped:
+            logger.warning("skipped %d chunk(s) holding NaN/Inf (see the per-dataset report)", skipped)
+
+    def _build_report(self, tallies: Sequence[EntryTally]) -> tuple[DatasetSampleReport, ...]:
+        skip_reasons = self._skip_reasons()
+        out = []
+        for position, (entry, tally) in enumerate(zip(self.resolved.entries, tallies, strict=True)):
+            head = int(self.heads.dataset_to_head[position])
+            error: str | None = "; ".join(tally.errors) if tally.errors else None
+            if head < 0:
+                error = f"skipped by the norm heads: {skip_reasons.get(int(entry.index), 'no head')}"
+            out.append(
+                DatasetSampleReport(
+                    entry=int(entry.index),
+                    name=entry.name,
+                    requested=tally.requested,
+                    sampled=tally.sampled,
+                    skipped_nonfinite=tally.skipped,
+                    error=error,
+                    head=head,
+                    valid_starts=tally.valid,
+                    repeated_starts=tally.repeated,
+                    freq=self.entry_freq(position),
+                )
+            )
+        return tuple(out)
+
+    def _skip_reasons(self) -> dict[int, str]:
+        reasons: dict[int, str] = {}
+        for record in self.heads.skipped_entries:
+            reasons[int(record.entry)] = record.reason
+        for record in self.heads.dim_overflows:
+            reasons[int(record.entry)] = record.message()
+        return reasons
+
+
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SamplingError(f"seed must be an integer >= 0, got {seed!r}")
