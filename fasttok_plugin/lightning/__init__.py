@@ -8,8 +8,9 @@ datamodule that builds them in its ``setup()`` works too. It is the fit's own pr
 
 from fasttok_plugin.errors import TokenizerMismatchError
 from fasttok_plugin.lightning.callback import FastTokenizerCallback
-from fasttok_plugin.lightning.datamodule import ChunkStream, MixtureDataModule
+from fasttok_plugin.lightning.datamodule import MixtureDataModule
 from fasttok_plugin.lightning.protocol import TokenizerSource
+from fasttok_plugin.lightning.stream import ChunkStream
 
 __all__ = [
     "ChunkStream",
