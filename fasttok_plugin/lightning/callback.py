@@ -11,85 +11,47 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
-import pickle
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks.callback import Callback
-from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only, rank_zero_warn
 from typing_extensions import override
 
 from fasttok_plugin.errors import TokenizerMismatchError
-from fasttok_plugin.fitting import (
+from fasttok_plugin.fit.fingerprint import describe_difference, fit_fingerprint
+from fasttok_plugin.fit.report import FitReport
+from fasttok_plugin.fit.settings import (
     DEFAULT_HELDOUT_FRACTION,
     DEFAULT_MAX_ACTION_TOKENS,
     DEFAULT_MAX_FIT_CHUNKS,
     DEFAULT_TOTAL_CHUNKS,
-    FitReport,
     FitSettings,
 )
+from fasttok_plugin.fit.source import run_fit_preflight
+from fasttok_plugin.lightning._cached import existing_matches, load_matching, load_report
+from fasttok_plugin.lightning._distributed import RankZeroOutcome, check_same_fingerprint, decide_on_rank_zero
+from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
+from fasttok_plugin.lightning._resume import check_resumed, checkpoint_state
+from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
 
 if TYPE_CHECKING:
     from fasttok_plugin.codec import FastTokenizer
     from fasttok_plugin.heads import NormHeads
     from fasttok_plugin.normalize import Normalize
-    from fasttok_plugin.resolve import ResolvedMixture
-    from fasttok_plugin.sampling import ChunkSampler
 
 __all__ = ["FastTokenizerCallback", "TokenizerMismatchError", "TokenizerSource"]
 
 log = logging.getLogger(__name__)
 
-# Files whose presence marks a folder as holding a tokenizer (ours or a reference processor directory).
-_TOKENIZER_MARKERS = ("processor_config.json", "fasttok.json", "tokenizer.json")
-_REPORT_FILE = "fit_report.json"
-# Key of the fit fingerprint in the tokenizer's sidecar metadata (written by fitting.fit_tokenizer).
-_FINGERPRINT_KEY = "fit_fingerprint"
-# FitSettings fields that never change the tokenizer (fitting.fit_fingerprint leaves them out).
-_NOT_FINGERPRINTED = frozenset({"workers", "max_action_tokens", "on_dataset_error"})
-
-
-@runtime_checkable
-class TokenizerSource(Protocol):
-    """What :class:`FastTokenizerCallback` needs from ``trainer.datamodule`` (and all it uses).
-
-    :class:`~fasttok_plugin.lightning.MixtureDataModule` implements it; so can any datamodule. The attributes
-    must be ready when ``Callback.setup`` runs, i.e. built in the datamodule's ``setup()`` (Lightning calls it
-    first).
-
-    Attributes:
-        norm_heads: The :class:`~fasttok_plugin.heads.NormHeads` the model normalizes its actions with.
-        chunk_sampler: The :class:`~fasttok_plugin.sampling.ChunkSampler` to draw fit chunks from; its
-            ``settings()`` enter the fit fingerprint.
-        resolved_mixture: The :class:`~fasttok_plugin.resolve.ResolvedMixture` the heads were built from, for
-            the preflight; ``None`` limits the preflight to the norm heads' own checks.
-    """
-
-    norm_heads: NormHeads
-    chunk_sampler: ChunkSampler
-    resolved_mixture: ResolvedMixture | None
-
 
 @dataclass(frozen=True)
-class _RankZeroOutcome:
-    """What global rank 0 decided in ``setup``; broadcast so every rank acts on the same decision."""
-
-    fingerprint: str | None
-    fitted: bool
-    error: BaseException | None = None
-    error_text: str = ""
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """The tokenizer prepared for one datamodule (reused by later stages)."""
+class _PreparedTokenizer:
+    """The tokenizer prepared for one datamodule's heads (reused by later stages)."""
 
     heads: NormHeads
     fingerprint: str
@@ -195,23 +157,7 @@ class FastTokenizerCallback(Callback):
         progress: bool | None = None,
     ) -> None:
         super().__init__()
-        from fasttok_plugin.fitting import FitSettings
-
-        if not isinstance(tokenizer_dir, (str, os.PathLike)) or not str(tokenizer_dir).strip():
-            raise ValueError(
-                f"FastTokenizerCallback: tokenizer_dir must be a folder path, got {tokenizer_dir!r}"
-            )
-        _check_choice("on_mismatch", on_mismatch, ("error", "refit"))
-        for name, value in (("attribute", attribute), ("normalize_attribute", normalize_attribute)):
-            if value is None and name == "normalize_attribute":
-                continue
-            if not isinstance(value, str) or not value.isidentifier():
-                raise ValueError(f"FastTokenizerCallback: {name} must be a Python identifier, got {value!r}")
-        if normalize_attribute == attribute:
-            raise ValueError(
-                "FastTokenizerCallback: attribute and normalize_attribute must differ, both are "
-                f"{attribute!r}"
-            )
+        _check_arguments(tokenizer_dir, on_mismatch, attribute, normalize_attribute)
         try:
             # FitSettings validates every fit argument and names each bad value.
             self._settings = FitSettings(
@@ -242,7 +188,7 @@ class FastTokenizerCallback(Callback):
         self.strict = strict
         self.progress = progress
 
-        self._prepared: _Prepared | None = None
+        self._prepared: _PreparedTokenizer | None = None
         self._normalize: Normalize | None = None
         self._checkpoint_state: dict[str, Any] | None = None
         self._resume_checked = False
@@ -281,23 +227,21 @@ class FastTokenizerCallback(Callback):
         return self._settings
 
     def fit_settings(self, source: TokenizerSource) -> FitSettings:
-        """The :class:`~fasttok_plugin.fitting.FitSettings` this callback fits with for ``source``."""
+        """The :class:`~fasttok_plugin.fit.FitSettings` this callback fits with for ``source``."""
         return dataclasses.replace(
             self._settings,
-            chunk_size=_chunk_size_of(source),
+            chunk_size=chunk_size_of(source),
             max_action_dim=int(source.norm_heads.max_action_dim),
         )
 
     def _fingerprint(self, source: TokenizerSource, settings: FitSettings) -> str:
-        from fasttok_plugin import fitting
-
-        return fitting.fit_fingerprint(source.norm_heads, settings, source.chunk_sampler.settings())
+        return fit_fingerprint(source.norm_heads, settings, source.chunk_sampler.settings())
 
     # -- hooks ----------------------------------------------------------------------------------------------
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        source = _source_of(trainer)
+        source = source_of(trainer)
         if self._prepared is None or self._prepared.heads is not source.norm_heads:
             self._prepared = self._prepare(trainer, source)
             self._normalize = None
@@ -326,11 +270,9 @@ class FastTokenizerCallback(Callback):
     def state_dict(self) -> dict[str, Any]:
         if self._prepared is None:
             return {}
-        return {
-            "fingerprint": self._prepared.fingerprint,
-            "norm_heads_fingerprint": self._prepared.heads.fingerprint,
-            "tokenizer_dir": str(self.tokenizer_dir),
-        }
+        return checkpoint_state(
+            self._prepared.fingerprint, self._prepared.heads.fingerprint, self.tokenizer_dir
+        )
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -340,36 +282,13 @@ class FastTokenizerCallback(Callback):
 
     # -- setup steps ----------------------------------------------------------------------------------------
 
-    def _prepare(self, trainer: pl.Trainer, source: TokenizerSource) -> _Prepared:
+    def _prepare(self, trainer: pl.Trainer, source: TokenizerSource) -> _PreparedTokenizer:
         """Preflight, fingerprint and fit on rank 0; then load on every rank."""
-        rank_zero_error: BaseException | None = None
-        outcome: _RankZeroOutcome | None = None
-        if trainer.is_global_zero:
-            try:
-                outcome = self._decide_and_fit(source)
-            except Exception as exc:  # every rank must learn about it, or the others hang in the broadcast
-                rank_zero_error = exc
-                outcome = _RankZeroOutcome(None, False, _picklable(exc), f"{type(exc).__name__}: {exc}")
-        # The broadcast is the barrier: no rank loads before rank 0 has finished writing the tokenizer.
-        outcome = trainer.strategy.broadcast(outcome, src=0)
-        assert outcome is not None
-        if outcome.error_text:
-            if rank_zero_error is not None:
-                raise rank_zero_error
-            if outcome.error is not None:
-                raise outcome.error
-            raise RuntimeError(f"FastTokenizerCallback failed on global rank 0: {outcome.error_text}")
-
-        settings = self.fit_settings(source)
-        fingerprint = self._fingerprint(source, settings)
-        if fingerprint != outcome.fingerprint:
-            raise RuntimeError(
-                f"global rank {trainer.global_rank} computed fit fingerprint {fingerprint} but rank 0 "
-                f"computed {outcome.fingerprint}: the ranks see different mixture files or dataset "
-                "statistics; make every rank read the same mixture and datasets"
-            )
-        tokenizer = self._load_matching(fingerprint)
-        report = _load_report(self.tokenizer_dir)
+        outcome = decide_on_rank_zero(trainer, lambda: self._decide_and_fit(source))
+        fingerprint = self._fingerprint(source, self.fit_settings(source))
+        check_same_fingerprint(trainer, fingerprint, outcome)
+        tokenizer = load_matching(self.tokenizer_dir, fingerprint)
+        report = load_report(self.tokenizer_dir)
         if trainer.is_global_zero:
             log.info(
                 "%s FAST tokenizer %s (fingerprint %s, vocab %d)",
@@ -378,30 +297,29 @@ class FastTokenizerCallback(Callback):
                 fingerprint[:12],
                 tokenizer.vocab_size,
             )
-        return _Prepared(source.norm_heads, fingerprint, tokenizer, report, outcome.fitted)
+        return _PreparedTokenizer(source.norm_heads, fingerprint, tokenizer, report, outcome.fitted)
 
-    def _decide_and_fit(self, source: TokenizerSource) -> _RankZeroOutcome:
+    def _decide_and_fit(self, source: TokenizerSource) -> RankZeroOutcome:
         """Rank 0: preflight, then load-or-fit. Returns the fingerprint and whether a fit happened."""
         if self.preflight:
             self._run_preflight(source)
         settings = self.fit_settings(source)
         fingerprint = self._fingerprint(source, settings)
         if self._existing_matches(source, settings, fingerprint):
-            return _RankZeroOutcome(fingerprint, fitted=False)
-        from fasttok_plugin import fitting
+            return RankZeroOutcome(fingerprint, fitted=False)
+        # Looked up on the module at call time, so a patched `pipeline.fit_tokenizer` (tests) takes effect.
+        from fasttok_plugin.fit import pipeline
 
         log.info("fitting a FAST tokenizer into %s (fingerprint %s)", self.tokenizer_dir, fingerprint[:12])
         # fit_tokenizer builds the tokenizer and fit_report.json in a sibling temp folder and renames it into
         # place, so a crash leaves either the previous folder or none, never a half-written tokenizer.
         progress = sys.stderr.isatty() if self.progress is None else self.progress
-        fitting.fit_tokenizer(
+        pipeline.fit_tokenizer(
             source, settings, out_dir=self.tokenizer_dir, progress=progress, preflight=False
         )
-        return _RankZeroOutcome(fingerprint, fitted=True)
+        return RankZeroOutcome(fingerprint, fitted=True)
 
     def _run_preflight(self, source: TokenizerSource) -> None:
-        from fasttok_plugin.preflight import run_preflight
-
         resolved = source.resolved_mixture
         heads = source.norm_heads
         if resolved is None:
@@ -411,86 +329,27 @@ class FastTokenizerCallback(Callback):
             )
             heads.raise_for_errors()
             return
-        result = run_preflight(
+        run_fit_preflight(
             resolved.config,
-            resolved=resolved,
-            norm_heads=heads,
+            resolved,
+            heads,
             max_action_dim=heads.max_action_dim,
-            chunk_size=_chunk_size_of(source),
+            chunk_size=chunk_size_of(source),
             strict=self.strict,
+            on_warning=lambda finding: log.warning("preflight: %s", finding),
         )
-        for finding in result.warnings:
-            log.warning("preflight: %s", finding)
-        result.raise_for_errors()
 
     def _existing_matches(self, source: TokenizerSource, settings: FitSettings, fingerprint: str) -> bool:
         """Whether ``tokenizer_dir`` holds a tokenizer with ``fingerprint``; raises or warns on a mismatch."""
-        from fasttok_plugin.codec import FastTokenizer, TokenizerFormatError
-
-        folder = self.tokenizer_dir
-        if not folder.exists():
-            return False
-        if not folder.is_dir():
-            raise NotADirectoryError(
-                f"tokenizer_dir {folder} is a file; point tokenizer_dir at a folder (it is created if "
-                "missing)"
-            )
-        names = sorted(p.name for p in folder.iterdir())
-        if not names:
-            return False
-        if not any(name in names for name in _TOKENIZER_MARKERS):
-            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-            raise FileExistsError(
-                f"tokenizer_dir {folder} is not empty but holds no tokenizer (found {shown}); point "
-                "tokenizer_dir at an empty or new folder (nothing was overwritten)"
-            )
-        try:
-            existing = FastTokenizer.load(folder)
-        except TokenizerFormatError as exc:
-            if self.on_mismatch == "refit":
-                rank_zero_warn(
-                    f"FastTokenizerCallback: replacing the unreadable tokenizer in {folder}: {exc}"
-                )
-                return False
-            raise TokenizerMismatchError(
-                f"tokenizer_dir {folder} holds an unreadable tokenizer ({exc}); delete the folder, point "
-                "tokenizer_dir at a new folder, or pass on_mismatch='refit' to replace it",
-                expected=fingerprint,
-                found=None,
-                tokenizer_dir=folder,
-            ) from exc
-        found = existing.metadata.get(_FINGERPRINT_KEY)
-        if found == fingerprint:
-            return True
-        why = _explain_difference(existing.metadata, source, settings)
-        message = (
-            f"tokenizer_dir {folder} holds a tokenizer fit for fingerprint {found or '<none recorded>'}, "
-            "but the datamodule's norm heads and this callback's settings give fingerprint "
-            f"{fingerprint}{f' ({why})' if why else ''}. Fix: point tokenizer_dir at a new folder for this "
-            "mixture, restore the mixture and settings the tokenizer was fit for, or pass "
-            "on_mismatch='refit' to replace it"
+        sampler_settings = source.chunk_sampler.settings()
+        return existing_matches(
+            self.tokenizer_dir,
+            fingerprint,
+            on_mismatch=self.on_mismatch,
+            explain=lambda metadata: describe_difference(
+                metadata, source.norm_heads, settings, sampler_settings
+            ),
         )
-        if self.on_mismatch == "refit":
-            rank_zero_warn(f"FastTokenizerCallback: refitting. {message}")
-            return False
-        raise TokenizerMismatchError(message, expected=fingerprint, found=found, tokenizer_dir=folder)
-
-    def _load_matching(self, fingerprint: str) -> FastTokenizer:
-        from fasttok_plugin.codec import FastTokenizer
-
-        tokenizer = FastTokenizer.load(self.tokenizer_dir)
-        found = tokenizer.metadata.get(_FINGERPRINT_KEY)
-        if found != fingerprint:
-            # Only possible if something rewrote the folder between rank 0's decision and this load.
-            raise TokenizerMismatchError(
-                f"tokenizer_dir {self.tokenizer_dir} changed while the ranks were loading it (expected "
-                f"fingerprint {fingerprint}, found {found}); do not share one tokenizer_dir between "
-                "concurrent runs",
-                expected=fingerprint,
-                found=found,
-                tokenizer_dir=self.tokenizer_dir,
-            )
-        return tokenizer
 
     def _attach(self, pl_module: pl.LightningModule, source: TokenizerSource) -> None:
         assert self._prepared is not None
@@ -514,192 +373,46 @@ class FastTokenizerCallback(Callback):
         if self._resume_checked or self._checkpoint_state is None or self._prepared is None:
             return
         self._resume_checked = True
-        old = self._checkpoint_state.get("fingerprint")
-        new = self._prepared.fingerprint
-        if old is None or old == new:
-            return
-        old_dir = self._checkpoint_state.get("tokenizer_dir", "?")
-        heads_changed = self._checkpoint_state.get("norm_heads_fingerprint") not in (
-            None,
-            self._prepared.heads.fingerprint,
+        check_resumed(
+            self._checkpoint_state,
+            fingerprint=self._prepared.fingerprint,
+            heads_fingerprint=self._prepared.heads.fingerprint,
+            tokenizer_dir=self.tokenizer_dir,
+            on_mismatch=self.on_mismatch,
         )
-        what = (
-            "the mixture's norm heads changed"
-            if heads_changed
-            else "the tokenizer or sampling settings changed"
-        )
-        message = (
-            f"the checkpoint being resumed was trained with tokenizer fingerprint {old} ({old_dir}), but "
-            f"this run gives fingerprint {new} ({self.tokenizer_dir}): {what}, so the model learned other "
-            "tokens. Fix: resume with the original mixture and settings, or start a fresh run"
-        )
-        if self.on_mismatch == "refit":
-            rank_zero_warn(f"FastTokenizerCallback: {message} (continuing because on_mismatch='refit')")
-            return
-        raise TokenizerMismatchError(message, expected=new, found=old, tokenizer_dir=self.tokenizer_dir)
 
     @rank_zero_only
-    def _log_report(self, trainer: pl.Trainer, prepared: _Prepared) -> None:
-        report = prepared.report
-        if report is not None and prepared.fitted:
-            for warning in report.warnings:
-                log.warning("fit report: %s", warning)
-        if report is not None:
-            log.info(
-                "FAST tokenizer report: %s",
-                ", ".join(f"{k}={v:.4g}" for k, v in report_metrics(report).items() if k.count("/") == 1),
-            )
-        if not trainer.loggers:
-            return
-        tokenizer = prepared.tokenizer
-        settings = self._settings
-        params: dict[str, Any] = {
-            "fasttok/fingerprint": prepared.fingerprint,
-            "fasttok/norm_heads_fingerprint": prepared.heads.fingerprint,
-            "fasttok/tokenizer_dir": str(self.tokenizer_dir),
-            "fasttok/fitted": prepared.fitted,
-            "fasttok/vocab_size": tokenizer.vocab_size,
-            "fasttok/scale": tokenizer.scale,
-            "fasttok/pipeline": tokenizer.pipeline,
-            "fasttok/chunk_size": tokenizer.time_horizon,
-            "fasttok/action_dim": tokenizer.action_dim,
-            "fasttok/normalization": str(settings.normalization),
-            "fasttok/zero_range": settings.zero_range,
-            "fasttok/max_action_tokens": settings.max_action_tokens,
-            "fasttok/num_heads": len(prepared.heads.keys),
-            "fasttok/head_keys": ", ".join(prepared.heads.keys),
-        }
-        metrics = report_metrics(report) if report is not None else {}
-        for logger in trainer.loggers:
-            logger.log_hyperparams(params)
-            if metrics:
-                logger.log_metrics(metrics, step=trainer.global_step)
-
-
-def report_metrics(report: FitReport) -> dict[str, float]:
-    """The fit report as ``fasttok/...`` scalars: overall, then per head under ``fasttok/head/<key>/...``.
-
-    Token lengths and truncation are measured on held-out chunks; the truncation rate is against the policy's
-    ``max_action_tokens``.
-    """
-    metrics: dict[str, float] = {}
-
-    def put(name: str, value: Any) -> None:
-        if isinstance(value, (bool, int, float)) and math.isfinite(float(value)):
-            metrics[name] = float(value)
-
-    def lengths(prefix: str, stats: Any) -> None:
-        if stats is None:
-            return
-        for field_name in ("mean", "p50", "p90", "p99", "max"):
-            put(f"{prefix}tokens_{field_name}", getattr(stats, field_name, None))
-
-    lengths("fasttok/", report.token_lengths)
-    put("fasttok/truncation_rate", report.truncation_rate)
-    put("fasttok/roundtrip_mse", report.roundtrip_mse)
-    put("fasttok/compression_ratio", report.compression_ratio)
-    put("fasttok/invalid_decodes", report.invalid_decodes)
-    put("fasttok/fit_chunks", report.fit)
-    put("fasttok/heldout_chunks", report.heldout)
-    for head in report.heads:
-        prefix = f"fasttok/head/{head.key}/"
-        lengths(prefix, head.token_lengths)
-        put(f"{prefix}truncation_rate", head.truncation_rate)
-        put(f"{prefix}roundtrip_mse", head.roundtrip_mse)
-        put(f"{prefix}compression_ratio", head.compression_ratio)
-    return metrics
+    def _log_report(self, trainer: pl.Trainer, prepared: _PreparedTokenizer) -> None:
+        params = tokenizer_params(
+            fingerprint=prepared.fingerprint,
+            heads=prepared.heads,
+            tokenizer=prepared.tokenizer,
+            settings=self._settings,
+            tokenizer_dir=str(self.tokenizer_dir),
+            fitted=prepared.fitted,
+        )
+        log_fit(trainer, prepared.report, fitted=prepared.fitted, params=params)
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
 
 
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
+def _check_arguments(
+    tokenizer_dir: object, on_mismatch: object, attribute: object, normalize_attribute: object
+) -> None:
+    """Validate the callback's own (non-fit) arguments; `FitSettings` checks the fit ones."""
+    if not isinstance(tokenizer_dir, (str, os.PathLike)) or not str(tokenizer_dir).strip():
+        raise ValueError(f"FastTokenizerCallback: tokenizer_dir must be a folder path, got {tokenizer_dir!r}")
+    if on_mismatch not in ("error", "refit"):
         raise ValueError(
-            f"FastTokenizerCallback: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+            f"FastTokenizerCallback: on_mismatch must be one of 'error', 'refit', got {on_mismatch!r}"
         )
-
-
-def _source_of(trainer: pl.Trainer) -> TokenizerSource:
-    datamodule = trainer.datamodule
-    if datamodule is None:
-        raise MisconfigurationException(
-            "FastTokenizerCallback needs a datamodule: pass one to the Trainer, e.g. `trainer.fit(model, "
-            "datamodule=MixtureDataModule('mixture.json'))`, or give your own datamodule the norm_heads, "
-            "chunk_sampler and resolved_mixture attributes (see TokenizerSource)"
-        )
-    missing = [
-        name for name in ("norm_heads", "chunk_sampler", "resolved_mixture") if not hasattr(datamodule, name)
-    ]
-    if missing:
-        raise MisconfigurationException(
-            f"FastTokenizerCallback: the datamodule {type(datamodule).__name__} lacks {', '.join(missing)}; "
-            "it must expose norm_heads, chunk_sampler and resolved_mixture after its setup() (see "
-            "TokenizerSource), e.g. use fasttok_plugin.lightning.MixtureDataModule"
-        )
-    for name in ("norm_heads", "chunk_sampler"):
-        if getattr(datamodule, name) is None:
-            raise MisconfigurationException(
-                f"FastTokenizerCallback: {type(datamodule).__name__}.{name} is None; build it in the "
-                "datamodule's setup() (Lightning runs it before the callback's setup)"
-            )
-    return datamodule  # type: ignore[return-value]
-
-
-def _chunk_size_of(source: TokenizerSource) -> int:
-    # The sampler's chunk size is the one the fit samples with; the datamodule's is a fallback.
-    value = getattr(source.chunk_sampler, "chunk_size", None)
-    if value is None:
-        value = source.chunk_sampler.settings().get("chunk_size")
-    if value is None:
-        value = getattr(source, "chunk_size", None)
-    if value is None:
-        raise MisconfigurationException(
-            f"FastTokenizerCallback: cannot tell the chunk size of {type(source).__name__}; expose "
-            "`chunk_size` on the datamodule"
-        )
-    return int(value)
-
-
-def _picklable(exc: BaseException) -> BaseException | None:
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return None
-    return exc
-
-
-def _load_report(folder: Path) -> FitReport | None:
-    if not (folder / _REPORT_FILE).is_file():
-        return None
-    try:
-        return FitReport.load(folder)
-    except Exception as exc:  # the report is informative; a broken one must not stop training
-        rank_zero_warn(f"FastTokenizerCallback: could not read {folder / _REPORT_FILE}: {exc}")
-        return None
-
-
-def _explain_difference(metadata: Mapping[str, Any], source: TokenizerSource, settings: FitSettings) -> str:
-    """Name what changed, from the components the tokenizer's sidecar records."""
-    recorded_heads = metadata.get("norm_heads_fingerprint")
-    if recorded_heads is None:
-        return ""
-    if recorded_heads != source.norm_heads.fingerprint:
-        return (
-            f"the norm heads differ: {recorded_heads[:12]} -> {source.norm_heads.fingerprint[:12]}; the "
-            "mixture's datasets, tags, episodes or stats changed"
-        )
-    report = metadata.get("fit_report")
-    if not isinstance(report, Mapping):
-        return "same norm heads, other fit or sampling settings"
-    changes = []
-    old_settings = report.get("settings") if isinstance(report.get("settings"), Mapping) else {}
-    new_settings = settings.to_dict()
-    for key in sorted(new_settings):
-        if key in _NOT_FINGERPRINTED or key not in old_settings:
+    for name, value in (("attribute", attribute), ("normalize_attribute", normalize_attribute)):
+        if value is None and name == "normalize_attribute":
             continue
-        if old_settings[key] != new_settings[key] and str(old_settings[key]) != str(new_settings[key]):
-            changes.append(f"{key} {old_settings[key]!r} -> {new_settings[key]!r}")
-    if report.get("sampler_settings") != source.chunk_sampler.settings():
-        changes.append("the sampler settings (weights, action_freq, episodes)")
-    return "same norm heads; changed: " + ", ".join(changes) if changes else "same norm heads, other settings"
+        if not isinstance(value, str) or not value.isidentifier():
+            raise ValueError(f"FastTokenizerCallback: {name} must be a Python identifier, got {value!r}")
+    if normalize_attribute == attribute:
+        raise ValueError(
+            f"FastTokenizerCallback: attribute and normalize_attribute must differ, both are {attribute!r}"
+        )

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 from typing_extensions import override
 
-from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM
+from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM, resolve_setting
+from fasttok_plugin.lightning.stream import ChunkStream
 from fasttok_plugin.mixture import MixtureConfig  # at runtime: LightningCLI reads the annotations
 
 if TYPE_CHECKING:
@@ -32,145 +30,9 @@ if TYPE_CHECKING:
     from fasttok_plugin.resolve import ResolvedMixture
     from fasttok_plugin.sampling import ChunkSampler
 
-__all__ = ["ChunkStream", "MixtureDataModule"]
+__all__ = ["ChunkStream", "MixtureDataModule"]  # ChunkStream lives in lightning.stream
 
 log = logging.getLogger(__name__)
-
-# Stage codes feed the seed derivation so train / val / test / predict streams never share draws.
-_STAGE_CODES = {"train": 0, "val": 1, "test": 2, "predict": 3}
-
-
-class ChunkStream(IterableDataset):
-    """A per-epoch stream of ``{"actions", "head_index", "dataset_index"}`` batches from a ChunkSampler.
-
-    Every ``(stage, rank, dataloader worker, iteration)`` draws from its own seed, so DDP ranks and DataLoader
-    workers draw independent streams instead of copies of one, and a new epoch (a new ``iter()``) draws new
-    chunks. Each
-    iteration yields exactly ``num_batches`` batches in total across the workers of one rank, so every DDP
-    rank runs the same number of steps (unequal counts would hang the collective ops).
-
-    Chunks are drawn in rounds of ``round_chunks`` (split over the mixture by its weights by the sampler),
-    shuffled, and cut into batches of exactly ``batch_size``.
-
-    Args:
-        sampler: The chunk sampler (its weights, chunk size and fps settings apply).
-        batch_size: Chunks per batch.
-        num_batches: Batches per iteration (per rank, summed over the DataLoader workers).
-        round_chunks: Chunks drawn per sampler call; larger mixes datasets better within a batch.
-        seed: Base seed.
-        stage: One of ``"train"``, ``"val"``, ``"test"``, ``"predict"``.
-        rank: Global rank of this process.
-        fixed: Draw the same chunks on every iteration (evaluation loaders) instead of new ones per epoch.
-    """
-
-    def __init__(
-        self,
-        sampler: ChunkSampler,
-        *,
-        batch_size: int,
-        num_batches: int,
-        round_chunks: int,
-        seed: int,
-        stage: str,
-        rank: int = 0,
-        fixed: bool = False,
-    ) -> None:
-        super().__init__()
-        if stage not in _STAGE_CODES:
-            raise ValueError(f"ChunkStream: stage must be one of {sorted(_STAGE_CODES)}, got {stage!r}")
-        for name, value, minimum in (("batch_size", batch_size, 1), ("num_batches", num_batches, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"ChunkStream: {name} must be an integer >= {minimum}, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"ChunkStream: seed must be an integer >= 0, got {seed!r}")
-        self.sampler = sampler
-        self.batch_size = int(batch_size)
-        self.num_batches = int(num_batches)
-        self.round_chunks = max(int(round_chunks), self.batch_size)
-        self.seed = int(seed)
-        self.stage = stage
-        self.rank = int(rank)
-        self.fixed = fixed
-        # Counted in the process that iterates (main process or a persistent worker): each epoch differs.
-        self._iterations = 0
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def _worker(self) -> tuple[int, int]:
-        info = get_worker_info()
-        if info is None:
-            return 0, 1
-        return int(info.id), int(info.num_workers)
-
-    def _round_seed(self, worker: int, iteration: int, round_index: int) -> int:
-        sequence = np.random.SeedSequence(
-            entropy=self.seed,
-            spawn_key=(_STAGE_CODES[self.stage], self.rank, worker, iteration, round_index),
-        )
-        return int(sequence.generate_state(1, dtype=np.uint32)[0])
-
-    def _draw(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        actions, heads, datasets = [], [], []
-        for batch in self.sampler.sample(self.round_chunks, seed=seed, batch_size=self.round_chunks):
-            actions.append(batch.actions)
-            heads.append(batch.head_index)
-            datasets.append(batch.dataset_index)
-        if not actions or sum(len(a) for a in actions) == 0:
-            problems = [
-                f"{r.name}: {r.error}"
-                for r in getattr(self.sampler, "report", ())
-                if getattr(r, "error", None)
-            ]
-            detail = "; ".join(problems) if problems else "every dataset returned zero chunks"
-            raise RuntimeError(
-                f"the chunk sampler produced no chunks for the {self.stage} stream ({detail}); "
-                "run `fasttok-preflight` on the mixture to find the dataset at fault"
-            )
-        return (
-            np.concatenate(actions, axis=0),
-            np.concatenate(heads, axis=0),
-            np.concatenate(datasets, axis=0),
-        )
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        worker, num_workers = self._worker()
-        iteration = 0 if self.fixed else self._iterations
-        self._iterations += 1
-        # Split the rank's batches over its workers; the counts sum to num_batches exactly.
-        share = self.num_batches // num_workers + (1 if worker < self.num_batches % num_workers else 0)
-        if share == 0:
-            return
-        # The shuffle gets its own spawn key (no sampler round uses 2**31 - 1).
-        rng = np.random.default_rng(self._round_seed(worker, iteration, 2**31 - 1))
-        buffered: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        buffered_count = 0
-        emitted = 0
-        round_index = 0
-        while emitted < share:
-            while buffered_count < self.batch_size:
-                drawn = self._draw(self._round_seed(worker, iteration, round_index))
-                round_index += 1
-                buffered.append(drawn)
-                buffered_count += len(drawn[0])
-            actions = np.concatenate([b[0] for b in buffered], axis=0)
-            heads = np.concatenate([b[1] for b in buffered], axis=0)
-            datasets = np.concatenate([b[2] for b in buffered], axis=0)
-            # The sampler groups chunks by dataset; shuffle so every batch mixes the datasets.
-            order = rng.permutation(len(actions))
-            actions, heads, datasets = actions[order], heads[order], datasets[order]
-            start = 0
-            while emitted < share and len(actions) - start >= self.batch_size:
-                stop = start + self.batch_size
-                yield {
-                    "actions": torch.from_numpy(np.ascontiguousarray(actions[start:stop], dtype=np.float32)),
-                    "head_index": torch.from_numpy(heads[start:stop].astype(np.int64)),
-                    "dataset_index": torch.from_numpy(datasets[start:stop].astype(np.int64)),
-                }
-                emitted += 1
-                start = stop
-            buffered = [(actions[start:], heads[start:], datasets[start:])]
-            buffered_count = len(actions) - start
 
 
 class MixtureDataModule(pl.LightningDataModule):
@@ -326,8 +188,10 @@ class MixtureDataModule(pl.LightningDataModule):
         from fasttok_plugin.sampling import ChunkSampler
 
         config = self.mixture if isinstance(self.mixture, MixtureConfig) else load_mixture(Path(self.mixture))
-        max_action_dim = self._max_action_dim_arg or config.max_action_dim or DEFAULT_MAX_ACTION_DIM
-        chunk_size = self._chunk_size_arg or config.chunk_size or DEFAULT_CHUNK_SIZE
+        max_action_dim = resolve_setting(
+            self._max_action_dim_arg, config.max_action_dim, DEFAULT_MAX_ACTION_DIM
+        )
+        chunk_size = resolve_setting(self._chunk_size_arg, config.chunk_size, DEFAULT_CHUNK_SIZE)
         resolved = resolve_mixture(config)
         heads = build_norm_heads(resolved, max_action_dim)
         # The sampler keeps its default seed: the loaders pass their own seeds, and the sampler's settings

@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_support import CHUNK_SIZE, MAX_ACTION_DIM, TokenModel, small_callback_kwargs
 
-from fasttok_plugin import fitting
+from fasttok_plugin.fit import pipeline as fitting
 from fasttok_plugin.lightning import FastTokenizerCallback, MixtureDataModule
 
 

@@ -84,7 +84,7 @@ class Spy:
 
 def install_spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     """Wrap ``fitting.fit_tokenizer`` and ``ChunkSampler.sample`` with counters (behaviour unchanged)."""
-    from fasttok_plugin import fitting
+    from fasttok_plugin.fit import pipeline as fitting
 
     counters = Spy()
     real_fit = fitting.fit_tokenizer

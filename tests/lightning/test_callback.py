@@ -16,8 +16,8 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader
 
-from fasttok_plugin import fitting
 from fasttok_plugin.codec import FastTokenizer
+from fasttok_plugin.fit import pipeline as fitting
 from fasttok_plugin.fitting import FitReport
 from fasttok_plugin.heads import build_norm_heads
 from fasttok_plugin.lightning import (

@@ -1,0 +1,192 @@
+"""Assemble a `FitReport` from a finished fit: the plan's counts, the held-out measures, the tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fasttok_plugin.fit._jsonable import jsonable
+from fasttok_plugin.fit.report import DatasetFitStats, FitReport, HeadFitStats, TokenLengthStats
+from fasttok_plugin.sampling import DatasetSampleReport, peak_rss_mb
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.codec import FastTokenizer
+    from fasttok_plugin.fit._progress import PhaseClock
+    from fasttok_plugin.fit.evaluate import HeadEvaluation, HeldoutEvaluation
+    from fasttok_plugin.fit.plan import FitPlan
+    from fasttok_plugin.fit.source import PreparedFit
+    from fasttok_plugin.heads import NormHeads
+
+_HISTOGRAM_BINS = 20
+
+
+def build_report(
+    *,
+    prepared: PreparedFit,
+    plan: FitPlan,
+    fit_counts: np.ndarray,
+    sample_report: Sequence[DatasetSampleReport],
+    evaluation: HeldoutEvaluation,
+    tokenizer: FastTokenizer,
+    fingerprint: str,
+    sampler_settings: Mapping[str, Any],
+    clock: PhaseClock,
+) -> FitReport:
+    """The report of a fit (``fit_counts`` / ``sample_report``: of the fit pass)."""
+    settings, heads = prepared.settings, prepared.heads
+    chunk_size, width = int(prepared.sampler.chunk_size), int(heads.max_action_dim)
+    values = chunk_size * width
+    datasets = _dataset_stats(prepared, plan, fit_counts, sample_report)
+    acc = evaluation.heads
+    all_lengths = [a.all_lengths() for a in acc]
+    merged = np.concatenate(all_lengths) if all_lengths else np.zeros(0, np.int64)
+    edges = _histogram_edges(merged)
+    budget = settings.max_action_tokens
+    overall = TokenLengthStats.from_lengths(merged)
+    truncated = sum(a.truncated for a in acc)
+    sq_error = sum(a.sq_error for a in acc)
+    elements = sum(a.elements for a in acc)
+    config = prepared.config
+    return FitReport(
+        fit_fingerprint=fingerprint,
+        norm_heads_fingerprint=heads.fingerprint,
+        mixture_sha256=None if config is None else config.sha256,
+        mixture_path=None if config is None or config.path is None else str(config.path),
+        settings=jsonable(settings.to_dict()),
+        sampler_settings=jsonable(dict(sampler_settings)),
+        chunk_size=chunk_size,
+        action_dim=width,
+        normalization=settings.normalization,
+        zero_range=settings.zero_range,
+        sampled=sum(d.sampled for d in datasets),
+        fit=int(fit_counts.sum()),
+        heldout=int(plan.heldout_counts.sum()),
+        skipped_nonfinite=sum(d.skipped_nonfinite for d in datasets),
+        token_lengths=overall,
+        max_action_tokens=budget,
+        truncated=truncated,
+        truncation_rate=(truncated / merged.size) if (budget is not None and merged.size) else None,
+        roundtrip_mse=(sq_error / elements) if elements else None,
+        invalid_decodes=sum(a.invalid for a in acc),
+        clamped_values=int(evaluation.clamped),
+        compression_ratio=(values / overall.mean) if overall is not None and overall.mean > 0 else None,
+        histogram_edges=tuple(float(e) for e in edges),
+        datasets=datasets,
+        heads=tuple(
+            _head_stats(h, heads, datasets, acc[h], all_lengths[h], edges, budget, values)
+            for h in range(len(heads.keys))
+        ),
+        tokenizer=_tokenizer_summary(tokenizer),
+        timings={k: round(v, 4) for k, v in clock.seconds.items()},
+        peak_memory_mb=round(peak_rss_mb(), 1),
+        peak_memory_workers_mb=round(plan.peak_worker_mb, 1),
+        warnings=tuple(_warnings(prepared, datasets, evaluation, chunk_size, width)),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _dataset_stats(
+    prepared: PreparedFit,
+    plan: FitPlan,
+    fit_counts: np.ndarray,
+    sample_report: Sequence[DatasetSampleReport],
+) -> tuple[DatasetFitStats, ...]:
+    by_entry = {r.entry: r for r in sample_report}
+    datasets = []
+    for position, entry in enumerate(prepared.sampler.resolved.entries):
+        r = by_entry.get(int(entry.index))
+        datasets.append(
+            DatasetFitStats(
+                entry=int(entry.index),
+                name=entry.name,
+                head=int(prepared.heads.dataset_to_head[position]),
+                requested=int(plan.budgets[position]),
+                sampled=0 if r is None else r.sampled,
+                skipped_nonfinite=0 if r is None else r.skipped_nonfinite,
+                fit=int(fit_counts[position]),
+                heldout=int(plan.heldout_counts[position]),
+                valid_starts=0 if r is None else r.valid_starts,
+                repeated_starts=0 if r is None else r.repeated_starts,
+                freq=None if r is None else r.freq,
+                error=None if r is None else r.error,
+            )
+        )
+    return tuple(datasets)
+
+
+def _histogram_edges(lengths: np.ndarray) -> np.ndarray:
+    """At most ``_HISTOGRAM_BINS`` integer-aligned bins over the held-out token lengths."""
+    if not lengths.size:
+        return np.zeros(0)
+    hi = int(lengths.max()) + 1
+    lo = int(lengths.min())
+    return np.unique(np.linspace(lo, hi, min(_HISTOGRAM_BINS, hi - lo) + 1).round())
+
+
+def _head_stats(
+    h: int,
+    heads: NormHeads,
+    datasets: Sequence[DatasetFitStats],
+    a: HeadEvaluation,
+    lengths: np.ndarray,
+    edges: np.ndarray,
+    budget: int | None,
+    values: int,
+) -> HeadFitStats:
+    members = [d for d in datasets if d.head == h]
+    stats = TokenLengthStats.from_lengths(lengths)
+    return HeadFitStats(
+        head=h,
+        key=heads.keys[h],
+        entries=tuple(d.entry for d in members),
+        native_dim=int(heads.native_dims[h]),
+        fallback=any(d.entry in heads.fallback_entries for d in members),
+        sampled=sum(d.sampled for d in members),
+        fit=sum(d.fit for d in members),
+        heldout=sum(d.heldout for d in members),
+        token_lengths=stats,
+        truncated=a.truncated,
+        truncation_rate=(a.truncated / lengths.size) if (budget is not None and lengths.size) else None,
+        roundtrip_mse=(a.sq_error / a.elements) if a.elements else None,
+        invalid_decodes=a.invalid,
+        compression_ratio=(values / stats.mean) if stats is not None and stats.mean > 0 else None,
+        histogram=tuple(int(c) for c in np.histogram(lengths, bins=edges)[0]) if edges.size > 1 else (),
+    )
+
+
+def _warnings(
+    prepared: PreparedFit,
+    datasets: Sequence[DatasetFitStats],
+    evaluation: HeldoutEvaluation,
+    chunk_size: int,
+    width: int,
+) -> list[str]:
+    warnings: list[str] = []
+    if prepared.preflight is not None:
+        warnings += [str(f) for f in prepared.preflight.warnings]
+    warnings += prepared.heads.warnings()
+    skipped = sum(d.skipped_nonfinite for d in datasets)
+    if skipped:
+        warnings.append(f"{skipped} sampled chunk(s) held NaN/Inf and were skipped (see datasets)")
+    if evaluation.clamped:
+        warnings.append(
+            f"{evaluation.clamped} held-out value(s) fell outside the fitted token range (clamped)"
+        )
+    invalid = sum(a.invalid for a in evaluation.heads)
+    if invalid:
+        warnings.append(f"{invalid} held-out chunk(s) did not decode back to {chunk_size}x{width} values")
+    return warnings
+
+
+def _tokenizer_summary(tokenizer: FastTokenizer) -> dict[str, Any]:
+    return {
+        "pipeline": tokenizer.pipeline,
+        "vocab_size": int(tokenizer.vocab_size),
+        "learned_vocab": int(tokenizer.tokenizer.get_vocab_size()),
+        "scale": float(tokenizer.scale),
+        "min_token": int(tokenizer.min_token),
+        "max_token": int(tokenizer.max_token),
+    }

@@ -1,0 +1,136 @@
+"""The fit fingerprint: one hash of everything that determines a fitted tokenizer, and what it leaves out.
+
+A tokenizer records its fingerprint in its sidecar metadata (``fasttok.json``) under `FINGERPRINT_KEY`;
+the Lightning callback reuses a tokenizer folder only when the fingerprints agree, and uses
+`describe_difference` to say what changed when they do not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from fasttok_plugin.errors import FitError
+from fasttok_plugin.fit._jsonable import jsonable
+from fasttok_plugin.fit.report import REPORT_KEY, FitReport
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.fit.settings import FitSettings
+    from fasttok_plugin.heads import NormHeads
+
+__all__ = [
+    "FINGERPRINT_KEY",
+    "NORM_HEADS_KEY",
+    "NOT_FINGERPRINTED",
+    "describe_difference",
+    "fit_fingerprint",
+]
+
+_FIT_FINGERPRINT_VERSION = "fasttok-fit/1"
+#: Key of the fit fingerprint in a tokenizer's sidecar metadata.
+FINGERPRINT_KEY = "fit_fingerprint"
+#: Key of the norm-heads fingerprint in a tokenizer's sidecar metadata.
+NORM_HEADS_KEY = "norm_heads_fingerprint"
+#: `FitSettings` fields that never change the tokenizer, so `fit_fingerprint` leaves them out.
+NOT_FINGERPRINTED = frozenset({"workers", "max_action_tokens", "on_dataset_error"})
+
+
+def fit_fingerprint(norm_heads: NormHeads, settings: FitSettings, sampler_settings: Mapping[str, Any]) -> str:
+    """Fingerprint of everything that determines a fitted tokenizer (pure, cheap: no data is read).
+
+    sha256 of canonical JSON holding the norm-heads fingerprint, chunk size, action dim, codec settings,
+    normalization convention, the sampling / split settings and ``sampler_settings``. The settings in
+    `NOT_FINGERPRINTED` (``workers``, ``max_action_tokens``, ``on_dataset_error``) are left out: they
+    never change the tokenizer.
+
+    Args:
+        norm_heads: The mixture's norm heads.
+        settings: Fit settings (``chunk_size`` None: taken from ``sampler_settings``).
+        sampler_settings: `ChunkSampler.settings` of the sampler the fit uses.
+
+    Returns:
+        A 64-character hex digest.
+
+    Raises:
+        FitError: When ``settings`` disagree with the heads or the sampler (chunk size, action dim).
+    """
+    sampler_chunk = sampler_settings.get("chunk_size")
+    chunk_size = settings.chunk_size if settings.chunk_size is not None else sampler_chunk
+    if sampler_chunk is not None and chunk_size != sampler_chunk:
+        raise FitError(f"chunk_size {chunk_size} differs from the sampler's chunk_size {sampler_chunk}")
+    if settings.max_action_dim is not None and settings.max_action_dim != norm_heads.max_action_dim:
+        raise FitError(
+            f"max_action_dim {settings.max_action_dim} differs from the norm heads' "
+            f"{norm_heads.max_action_dim}; build the heads with the same max_action_dim"
+        )
+    payload = {
+        "version": _FIT_FINGERPRINT_VERSION,
+        "norm_heads": norm_heads.fingerprint,
+        "chunk_size": chunk_size,
+        "action_dim": int(norm_heads.max_action_dim),
+        "codec": {
+            "vocab_size": settings.vocab_size,
+            "scale": float(settings.scale),
+            "min_frequency": settings.min_frequency,
+            "max_token_length": settings.max_token_length,
+            "pipeline": settings.pipeline,
+        },
+        "normalization": {
+            "mode": str(settings.normalization),
+            "zero_range": settings.zero_range,
+            "eps": float(settings.eps),
+        },
+        "split": {
+            "total_chunks": settings.total_chunks,
+            "max_fit_chunks": settings.max_fit_chunks,
+            "heldout_fraction": float(settings.heldout_fraction),
+            "seed": settings.seed,
+        },
+        "sampler": jsonable(dict(sampler_settings)),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def describe_difference(
+    metadata: Mapping[str, Any],
+    norm_heads: NormHeads,
+    settings: FitSettings,
+    sampler_settings: Mapping[str, Any],
+) -> str:
+    """Name what differs between a tokenizer's recorded fit and the current one ("" if it cannot tell).
+
+    Args:
+        metadata: The existing tokenizer's sidecar metadata (its fingerprints and fit report).
+        norm_heads: The current norm heads.
+        settings: The current fit settings.
+        sampler_settings: The current sampler's `ChunkSampler.settings`.
+    """
+    recorded_heads = metadata.get(NORM_HEADS_KEY)
+    if recorded_heads is None:
+        return ""
+    if recorded_heads != norm_heads.fingerprint:
+        return (
+            f"the norm heads differ: {recorded_heads[:12]} -> {norm_heads.fingerprint[:12]}; the "
+            "mixture's datasets, tags, episodes or stats changed"
+        )
+    recorded = metadata.get(REPORT_KEY)
+    try:
+        report = FitReport.from_dict(recorded) if isinstance(recorded, Mapping) else None
+    except FitError:
+        report = None
+    if report is None:
+        return "same norm heads, other fit or sampling settings"
+    changes = []
+    old_settings = report.settings if isinstance(report.settings, Mapping) else {}
+    new_settings = settings.to_dict()
+    for key in sorted(new_settings):
+        if key in NOT_FINGERPRINTED or key not in old_settings:
+            continue
+        if old_settings[key] != new_settings[key] and str(old_settings[key]) != str(new_settings[key]):
+            changes.append(f"{key} {old_settings[key]!r} -> {new_settings[key]!r}")
+    if report.sampler_settings != sampler_settings:
+        changes.append("the sampler settings (weights, action_freq, episodes)")
+    return "same norm heads; changed: " + ", ".join(changes) if changes else "same norm heads, other settings"

@@ -1,0 +1,238 @@
+"""The fit report: what a fit did and measured, per dataset and per head, and its JSON file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fasttok_plugin.atomic import write_text_atomic
+from fasttok_plugin.errors import FitError
+from fasttok_plugin.fit._jsonable import jsonable
+
+__all__ = [
+    "REPORT_FORMAT_VERSION",
+    "REPORT_KEY",
+    "REPORT_NAME",
+    "DatasetFitStats",
+    "FitReport",
+    "HeadFitStats",
+    "TokenLengthStats",
+]
+
+#: File name of the report in a tokenizer directory.
+REPORT_NAME = "fit_report.json"
+REPORT_FORMAT_VERSION = 1
+#: Key of the report (`FitReport.to_dict`) in a fitted tokenizer's sidecar metadata.
+REPORT_KEY = "fit_report"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLengthStats:
+    """Token-length distribution of encoded chunks."""
+
+    count: int
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    max: int
+
+    @classmethod
+    def from_lengths(cls, lengths: np.ndarray) -> TokenLengthStats | None:
+        """Summarize an array of per-chunk token counts (None when empty)."""
+        values = np.asarray(lengths, dtype=np.float64)
+        if values.size == 0:
+            return None
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        return cls(
+            count=int(values.size),
+            mean=float(values.mean()),
+            p50=float(p50),
+            p90=float(p90),
+            p99=float(p99),
+            max=int(values.max()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetFitStats:
+    """What one mixture entry contributed to the fit."""
+
+    entry: int
+    name: str
+    head: int
+    requested: int
+    sampled: int
+    skipped_nonfinite: int
+    fit: int
+    heldout: int
+    valid_starts: int = 0
+    repeated_starts: int = 0
+    freq: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class HeadFitStats:
+    """Per-head counts and held-out quality.
+
+    ``roundtrip_mse`` is the mean squared decode error in normalized space over the head's native dims
+    (padded dims are exactly zero and would only dilute it). ``histogram`` counts held-out token lengths
+    in the report's ``histogram_edges`` bins.
+    """
+
+    head: int
+    key: str
+    entries: tuple[int, ...]
+    native_dim: int
+    fallback: bool
+    sampled: int
+    fit: int
+    heldout: int
+    token_lengths: TokenLengthStats | None
+    truncated: int
+    truncation_rate: float | None
+    roundtrip_mse: float | None
+    invalid_decodes: int
+    compression_ratio: float | None
+    histogram: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["entries"] = list(self.entries)
+        out["histogram"] = list(self.histogram)
+        out["token_lengths"] = None if self.token_lengths is None else self.token_lengths.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """Everything a fit did and measured; saved as ``fit_report.json`` in the tokenizer directory.
+
+    Token lengths, truncation and round-trip error are measured on **held-out** chunks only.
+    ``compression_ratio`` is ``T * D / mean held-out tokens``. ``timings`` are seconds per phase;
+    ``peak_memory_mb`` is this process's peak RSS (``ru_maxrss``), ``peak_memory_workers_mb`` that of
+    the largest sampler worker (0 when sampling in-process).
+    """
+
+    fit_fingerprint: str
+    norm_heads_fingerprint: str
+    mixture_sha256: str | None
+    mixture_path: str | None
+    settings: Mapping[str, Any]
+    sampler_settings: Mapping[str, Any]
+    chunk_size: int
+    action_dim: int
+    normalization: str
+    zero_range: str
+    sampled: int
+    fit: int
+    heldout: int
+    skipped_nonfinite: int
+    token_lengths: TokenLengthStats | None
+    max_action_tokens: int | None
+    truncated: int
+    truncation_rate: float | None
+    roundtrip_mse: float | None
+    invalid_decodes: int
+    clamped_values: int
+    compression_ratio: float | None
+    histogram_edges: tuple[float, ...]
+    datasets: tuple[DatasetFitStats, ...]
+    heads: tuple[HeadFitStats, ...]
+    tokenizer: Mapping[str, Any]
+    timings: Mapping[str, float]
+    peak_memory_mb: float
+    peak_memory_workers_mb: float
+    warnings: tuple[str, ...] = ()
+    created: str = ""
+    format_version: int = REPORT_FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (non-finite floats become None)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "datasets":
+                value = [d.to_dict() for d in value]
+            elif f.name == "heads":
+                value = [h.to_dict() for h in value]
+            elif f.name == "token_lengths":
+                value = None if value is None else value.to_dict()
+            out[f.name] = jsonable(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitReport:
+        """Rebuild a report from `to_dict` output.
+
+        Raises:
+            FitError: When required fields are missing or malformed (names the field).
+        """
+        try:
+            values = dict(data)
+            values["token_lengths"] = _lengths_from(values.get("token_lengths"))
+            values["datasets"] = tuple(DatasetFitStats(**d) for d in values["datasets"])
+            values["heads"] = tuple(_head_from(h) for h in values["heads"])
+            values["histogram_edges"] = tuple(values.get("histogram_edges", ()))
+            values["warnings"] = tuple(values.get("warnings", ()))
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in values.items() if k in known})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FitError(
+                f"malformed fit report ({type(exc).__name__}: {exc}); refit the tokenizer"
+            ) from exc
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``fit_report.json`` into ``directory`` atomically (temp file + rename)."""
+        path = Path(directory) / REPORT_NAME
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> FitReport:
+        """Read ``fit_report.json`` from a tokenizer directory (JSON only).
+
+        Raises:
+            FitError: When the file is missing or not a fit report.
+        """
+        path = Path(directory) / REPORT_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FitError(
+                f"{path} does not exist; is {directory} a directory written by `fasttok fit`?"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise FitError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise FitError(f"{path} is not a fit report (expected a JSON object)")
+        return cls.from_dict(data)
+
+
+def _lengths_from(value: Any) -> TokenLengthStats | None:
+    return None if value is None else TokenLengthStats(**value)
+
+
+def _head_from(value: Mapping[str, Any]) -> HeadFitStats:
+    head = dict(value)
+    head["entries"] = tuple(head["entries"])
+    head["histogram"] = tuple(head.get("histogram", ()))
+    head["token_lengths"] = _lengths_from(head.get("token_lengths"))
+    return HeadFitStats(**head)

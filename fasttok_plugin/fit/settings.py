@@ -1,0 +1,164 @@
+"""What controls a fit: `FitSettings`, its validation, and the defaults of the sampling and the split."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from fasttok_plugin._validate import is_positive_int
+from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM, resolve_setting
+from fasttok_plugin.errors import FitError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.mixture import MixtureConfig
+
+__all__ = [
+    "DEFAULT_HELDOUT_FRACTION",
+    "DEFAULT_MAX_ACTION_TOKENS",
+    "DEFAULT_MAX_FIT_CHUNKS",
+    "DEFAULT_TOTAL_CHUNKS",
+    "FitSettings",
+]
+
+#: Chunks sampled over the mixture by default.
+DEFAULT_TOTAL_CHUNKS = 100_000
+#: Fit-corpus cap; chosen with benchmarks/bench_fit_scale.py (see docs/fitting.md for the numbers).
+DEFAULT_MAX_FIT_CHUNKS = 30_000
+DEFAULT_HELDOUT_FRACTION = 0.1
+#: The policy's token budget (LeRobot pi0_fast ``max_action_tokens``).
+DEFAULT_MAX_ACTION_TOKENS = 256
+
+# (field, may be None, smallest allowed value) of every integer setting.
+_INTEGER_FIELDS: tuple[tuple[str, bool, int], ...] = (
+    ("chunk_size", True, 1),
+    ("max_action_dim", True, 1),
+    ("vocab_size", False, 2),
+    ("min_frequency", False, 0),
+    ("max_token_length", True, 1),
+    ("total_chunks", False, 2),
+    ("max_fit_chunks", True, 1),
+    ("max_action_tokens", True, 1),
+    ("seed", False, 0),
+    ("workers", False, 0),
+)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Everything that controls a fit.
+
+    Attributes:
+        chunk_size: Steps per chunk ``T`` (None: the mixture's ``chunk_size``, else 50).
+        max_action_dim: Padded action width ``D`` (None: the mixture's ``max_action_dim``, else 32).
+        vocab_size: BPE vocabulary size.
+        scale: DCT coefficient multiplier before rounding.
+        min_frequency: Minimum pair count of a BPE merge.
+        max_token_length: Longest BPE merge in characters (the trainer's cap, not the policy budget).
+        pipeline: Codec pipeline, ``"char"`` or ``"reference"``.
+        total_chunks: Chunks sampled over the mixture (fit + held-out + unused).
+        max_fit_chunks: Cap of the fit corpus (stratified subset); None fits every non-held-out chunk.
+        heldout_fraction: Share of the chunk starts held out for the report (0 < f < 1).
+        max_action_tokens: The policy's token budget the truncation rate is measured against (None: not
+            measured).
+        seed: Sampling / split seed.
+        workers: Sampler worker processes (0: in-process); never changes the result. With a
+            `FitSource`, a positive value overrides its sampler's ``workers`` and 0 keeps them.
+        normalization: ``"min_max"``, ``"mean_std"`` or ``"identity"`` (a `NormMode` is stored as its value).
+        zero_range: Zero-range dims under min_max: ``"center"`` (0.0) or ``"legacy"`` (-1.0).
+        eps: Range / std threshold of `Normalize`.
+        on_dataset_error: ``"raise"`` (default) stops when a dataset's frames cannot be read;
+            ``"skip"`` fits without it (the report lists the error).
+
+    Raises:
+        FitError: Listing every invalid setting.
+    """
+
+    chunk_size: int | None = None
+    max_action_dim: int | None = None
+    vocab_size: int = 1024
+    scale: float = 10.0
+    min_frequency: int = 2
+    max_token_length: int | None = 10000
+    pipeline: str = "char"
+    total_chunks: int = DEFAULT_TOTAL_CHUNKS
+    max_fit_chunks: int | None = DEFAULT_MAX_FIT_CHUNKS
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
+    max_action_tokens: int | None = DEFAULT_MAX_ACTION_TOKENS
+    seed: int = 0
+    workers: int = 0
+    normalization: str = "min_max"
+    zero_range: Literal["center", "legacy"] = "center"
+    eps: float = 1e-6
+    on_dataset_error: Literal["raise", "skip"] = "raise"
+
+    def __post_init__(self) -> None:
+        mode = getattr(self.normalization, "value", self.normalization)
+        if isinstance(mode, str) and type(self.normalization) is not str:
+            # A NormMode member becomes its plain value: str(NormMode.MIN_MAX) is "NormMode.MIN_MAX",
+            # which must never reach the fingerprint or the sidecar.
+            object.__setattr__(self, "normalization", mode)
+        problems = _integer_problems(self) + _choice_problems(self)
+        if problems:
+            raise FitError("invalid fit settings:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    def resolved(self, config: MixtureConfig | None) -> FitSettings:
+        """Return a copy with ``chunk_size`` / ``max_action_dim`` filled from the mixture, else defaults."""
+        chunk = resolve_setting(
+            self.chunk_size, config.chunk_size if config is not None else None, DEFAULT_CHUNK_SIZE
+        )
+        width = resolve_setting(
+            self.max_action_dim,
+            config.max_action_dim if config is not None else None,
+            DEFAULT_MAX_ACTION_DIM,
+        )
+        return dataclasses.replace(self, chunk_size=int(chunk), max_action_dim=int(width))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every field."""
+        return dataclasses.asdict(self)
+
+
+def _is_int_at_least(value: Any, minimum: int) -> bool:
+    # The package's one notion of an integer (numpy integers count, bool does not), from `minimum` up.
+    if minimum <= 0 and isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == 0:
+        return True
+    return is_positive_int(value) and int(value) >= minimum
+
+
+def _integer_problems(settings: FitSettings) -> list[str]:
+    problems = []
+    for name, optional, minimum in _INTEGER_FIELDS:
+        value = getattr(settings, name)
+        if optional and value is None:
+            continue
+        if not _is_int_at_least(value, minimum):
+            problems.append(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return problems
+
+
+def _choice_problems(settings: FitSettings) -> list[str]:
+    problems: list[str] = []
+    scale, fraction, eps = settings.scale, settings.heldout_fraction, settings.eps
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        problems.append(f"scale must be a positive number, got {scale!r}")
+    if not (
+        isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0.0 < float(fraction) < 1.0
+    ):
+        problems.append(f"heldout_fraction must be in (0, 1), got {fraction!r}")
+    if settings.pipeline not in ("char", "reference"):
+        problems.append(f"pipeline must be 'char' or 'reference', got {settings.pipeline!r}")
+    if str(settings.normalization) not in ("min_max", "mean_std", "identity"):
+        problems.append(
+            f"normalization must be 'min_max', 'mean_std' or 'identity', got {settings.normalization!r}"
+        )
+    if settings.zero_range not in ("center", "legacy"):
+        problems.append(f"zero_range must be 'center' or 'legacy', got {settings.zero_range!r}")
+    if not (isinstance(eps, (int, float)) and eps > 0):
+        problems.append(f"eps must be > 0, got {eps!r}")
+    if settings.on_dataset_error not in ("raise", "skip"):
+        problems.append(f"on_dataset_error must be 'raise' or 'skip', got {settings.on_dataset_error!r}")
+    return problems
