@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -451,3 +452,21 @@ def test_invalid_constructor_arguments_raise_sampling_error(example_mixture: Pat
         ChunkSampler(resolved, heads, chunk_size=5, seed=-1)
     with pytest.raises(SamplingError, match="workers"):
         ChunkSampler(resolved, heads, chunk_size=5, workers=-2)
+
+
+@pytest.mark.parametrize("bad", ["2", True, None])
+def test_sampler_applies_the_mixtures_one_weight_rule(
+    make_dataset: Callable[..., SyntheticDataset],
+    write_mixture_file: Callable[..., Path],
+    bad: object,
+) -> None:
+    # The sampler once accepted anything float() took ("2", True); it now uses mixture.check_weights,
+    # the parser's stricter rule, also for configs built in code.
+    roots = [make_dataset(f"d{i}", seed=i).root for i in range(2)]
+    datasets = [{"repo_id": f"lab/d{i}", "root": str(r)} for i, r in enumerate(roots)]
+    mixture = write_mixture_file({"datasets": datasets, "weights": [1.0, 1.0]})
+    resolved, heads = _setup(mixture)
+    config = dataclasses.replace(resolved.config, weights=(1.0, bad))
+    sampler = ChunkSampler(dataclasses.replace(resolved, config=config), heads, chunk_size=10)
+    with pytest.raises(SamplingError, match=r"entry 1 \(lab/d1\): weight at /weights/1 must be a number"):
+        sampler.budgets(10)

@@ -140,3 +140,20 @@ def test_a_file_is_neither_a_tokenizer_folder_nor_replaceable(
     with pytest.raises(CodecError, match=r"^save: .*tok exists and is not a directory"):
         tokenizer.save(a_file)
     assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("stray", ["fit_report.json", "tokenizer.json"])
+def test_the_fit_and_the_callback_follow_the_same_rule(tmp_path: Path, stray: str) -> None:
+    # The fit once accepted a lone fit_report.json and the callback a lone tokenizer.json as a tokenizer
+    # folder; all three writers now share the codec's stricter rule and refuse both, touching nothing.
+    from fasttok_plugin.fit._outdir import check_out_dir
+    from fasttok_plugin.lightning._cached import existing_matches
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / stray).write_text("{}")
+    with pytest.raises(OutDirError, match="not a tokenizer directory"):
+        check_out_dir(folder)
+    with pytest.raises(FileExistsError, match=f"holds no tokenizer \\(found {stray}\\)"):
+        existing_matches(folder, "f" * 64, on_mismatch="refit", explain=lambda _: "")
+    assert _snapshot(folder) == {stray: b"{}"}

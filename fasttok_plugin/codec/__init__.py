@@ -44,12 +44,9 @@ from fasttok_plugin.codec.batches import DecodedBatch, EncodedBatch
 from fasttok_plugin.codec.pipelines import PIPELINES
 from fasttok_plugin.codec.tokenizer import FastTokenizer
 from fasttok_plugin.errors import CodecError, TokenizerFormatError
-from fasttok_plugin.tokenizer_dir import PROCESSOR_CONFIG_NAME, SIDECAR_NAME
 
 __all__ = [
     "PIPELINES",
-    "PROCESSOR_CONFIG_NAME",
-    "SIDECAR_NAME",
     "CodecError",
     "DecodedBatch",
     "EncodedBatch",

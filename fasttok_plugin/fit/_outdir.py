@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from fasttok_plugin.atomic import replace_directory
 from fasttok_plugin.errors import OutDirError
-from fasttok_plugin.fit.report import REPORT_NAME
+from fasttok_plugin.tokenizer_dir import FolderState, check_replaceable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.codec import FastTokenizer
@@ -19,17 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 def check_out_dir(out_dir: Path) -> None:
     """Refuse early (before any compute) to replace a directory that is not a tokenizer directory."""
-    from fasttok_plugin.codec import PROCESSOR_CONFIG_NAME, SIDECAR_NAME
-
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise OutDirError(f"{out_dir} exists and is not a directory; choose another path")
-        names = {p.name for p in out_dir.iterdir()}
-        if names and not names & {PROCESSOR_CONFIG_NAME, SIDECAR_NAME, REPORT_NAME}:
-            raise OutDirError(
-                f"{out_dir} is a non-empty directory that is not a tokenizer directory; choose "
-                f"another path (nothing was overwritten)"
-            )
+    if check_replaceable(out_dir, error=OutDirError) is not FolderState.MISSING:
         return
     # The tokenizer is staged next to out_dir: its nearest existing ancestor must be a writable folder,
     # or the fit would only fail at the very end.

@@ -16,14 +16,12 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from fasttok_plugin.errors import TokenizerMismatchError
 from fasttok_plugin.fit.fingerprint import FINGERPRINT_KEY
 from fasttok_plugin.fit.report import REPORT_NAME, FitReport
+from fasttok_plugin.tokenizer_dir import FolderState, folder_state
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.codec import FastTokenizer
 
 __all__ = ["existing_matches", "load_matching", "load_report"]
-
-# Files whose presence marks a folder as holding a tokenizer (ours or a reference processor directory).
-_TOKENIZER_MARKERS = ("processor_config.json", "fasttok.json", "tokenizer.json")
 
 
 def existing_matches(
@@ -48,16 +46,15 @@ def existing_matches(
     """
     from fasttok_plugin.codec import FastTokenizer, TokenizerFormatError
 
-    if not folder.exists():
+    state = folder_state(folder)
+    if state in (FolderState.MISSING, FolderState.EMPTY):
         return False
-    if not folder.is_dir():
+    if state is FolderState.NOT_A_DIRECTORY:
         raise NotADirectoryError(
             f"tokenizer_dir {folder} is a file; point tokenizer_dir at a folder (it is created if missing)"
         )
-    names = sorted(p.name for p in folder.iterdir())
-    if not names:
-        return False
-    if not any(name in names for name in _TOKENIZER_MARKERS):
+    if state is FolderState.FOREIGN:
+        names = sorted(p.name for p in folder.iterdir())
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         raise FileExistsError(
             f"tokenizer_dir {folder} is not empty but holds no tokenizer (found {shown}); point "

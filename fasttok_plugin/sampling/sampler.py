@@ -18,6 +18,7 @@ import numpy as np
 from fasttok_plugin._validate import positive_int
 from fasttok_plugin.errors import SamplingError
 from fasttok_plugin.lerobot import clear_frames_cache
+from fasttok_plugin.mixture.weights import check_weights
 from fasttok_plugin.sampling._part import Task
 from fasttok_plugin.sampling._pool import part_ranges, run_tasks
 from fasttok_plugin.sampling.batch import Batcher, ChunkBatch
@@ -26,7 +27,7 @@ from fasttok_plugin.sampling.report import DatasetSampleReport, EntryTally
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.heads import NormHeads
-    from fasttok_plugin.resolve import ResolvedMixture
+    from fasttok_plugin.resolve import ResolvedEntry, ResolvedMixture
 
 __all__ = ["FROM_CONFIG", "ChunkSampler"]
 
@@ -156,34 +157,28 @@ class ChunkSampler:
                 f"{config.weights_pointer}: {len(weights)} weights for {len(entries)} datasets; give one "
                 f"weight per dataset"
             )
-        out = np.zeros(len(entries), dtype=np.float64)
-        problems: list[str] = []
-        for position, (entry, weight) in enumerate(zip(entries, weights, strict=True)):
-            pointer = (
-                f"{config.weights_pointer}/{position}"
-                if config.weights_pointer.endswith("/weights")
-                else f"{entry.entry.pointer}/weight"
-            )
-            value: float | None
-            try:
-                value = None if isinstance(weight, bool) else float(weight)
-            except (TypeError, ValueError):
-                value = None
-            if value is None or not math.isfinite(value) or value < 0:
-                problems.append(
-                    f"entry {entry.index} ({entry.name}): weight {weight!r} at {pointer} is invalid; use a "
-                    f"finite number >= 0"
-                )
-                continue
-            out[position] = value if self.heads.dataset_to_head[position] >= 0 else 0.0
+        # The mixture's one weight rule; the sampler adds only what needs the heads: skipped entries
+        # weigh 0, and at least one usable entry must have a positive weight.
+        labels = [
+            f"entry {e.index} ({e.name}): weight at {self._weight_pointer(p, e)}"
+            for p, e in enumerate(entries)
+        ]
+        problems = [p for p in check_weights(weights, labels) if p.index is not None]
         if problems:
             raise SamplingError("invalid mixture weights:\n" + "\n".join(f"  - {p}" for p in problems))
+        usable = np.array([head >= 0 for head in self.heads.dataset_to_head], dtype=bool)
+        out = np.where(usable, np.asarray(weights, dtype=np.float64), 0.0)
         if out.sum() <= 0:
             raise SamplingError(
                 f"no dataset can be sampled: every usable entry has weight 0 ({config.weights_pointer}); "
                 f"give at least one usable entry a positive weight"
             )
         return out
+
+    def _weight_pointer(self, position: int, entry: ResolvedEntry) -> str:
+        """Where the weight of the entry at ``position`` is written in the mixture file."""
+        pointer = self.resolved.config.weights_pointer
+        return f"{pointer}/{position}" if pointer.endswith("/weights") else f"{entry.entry.pointer}/weight"
 
     def budgets(self, total_chunks: int) -> np.ndarray:
         """Per-entry chunk budgets for ``total_chunks``, proportional to the weights.
