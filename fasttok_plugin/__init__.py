@@ -12,6 +12,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    # errors: one root
+    "FasttokError": "fasttok_plugin.errors",
     # codec
     "FastTokenizer": "fasttok_plugin.codec",
     "EncodedBatch": "fasttok_plugin.codec",
@@ -31,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     # norm heads and normalization
     "NormHeads": "fasttok_plugin.heads",
     "NormHeadsError": "fasttok_plugin.heads",
+    "HeadKey": "fasttok_plugin.heads",
     "build_norm_heads": "fasttok_plugin.heads",
     "Normalize": "fasttok_plugin.normalize",
     "Unnormalize": "fasttok_plugin.normalize",
@@ -38,10 +41,10 @@ _EXPORTS: dict[str, str] = {
     # sampling and fitting
     "ChunkSampler": "fasttok_plugin.sampling",
     "ChunkBatch": "fasttok_plugin.sampling",
-    "FitSettings": "fasttok_plugin.fitting",
-    "FitReport": "fasttok_plugin.fitting",
-    "fit_tokenizer": "fasttok_plugin.fitting",
-    "fit_fingerprint": "fasttok_plugin.fitting",
+    "FitSettings": "fasttok_plugin.fit",
+    "FitReport": "fasttok_plugin.fit",
+    "fit_tokenizer": "fasttok_plugin.fit",
+    "fit_fingerprint": "fasttok_plugin.fit",
     # preflight
     "run_preflight": "fasttok_plugin.preflight",
     "PreflightResult": "fasttok_plugin.preflight",

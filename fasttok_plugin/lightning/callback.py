@@ -33,6 +33,7 @@ from fasttok_plugin.fit.settings import (
     FitSettings,
 )
 from fasttok_plugin.fit.source import run_fit_preflight
+from fasttok_plugin.lightning._arguments import check_arguments
 from fasttok_plugin.lightning._cached import existing_matches, load_matching, load_report
 from fasttok_plugin.lightning._distributed import RankZeroOutcome, check_same_fingerprint, decide_on_rank_zero
 from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
@@ -157,7 +158,7 @@ class FastTokenizerCallback(Callback):
         progress: bool | None = None,
     ) -> None:
         super().__init__()
-        _check_arguments(tokenizer_dir, on_mismatch, attribute, normalize_attribute)
+        check_arguments(tokenizer_dir, on_mismatch, attribute, normalize_attribute)
         try:
             # FitSettings validates every fit argument and names each bad value.
             self._settings = FitSettings(
@@ -392,27 +393,3 @@ class FastTokenizerCallback(Callback):
             fitted=prepared.fitted,
         )
         log_fit(trainer, prepared.report, fitted=prepared.fitted, params=params)
-
-
-# -- helpers -----------------------------------------------------------------------------------------------
-
-
-def _check_arguments(
-    tokenizer_dir: object, on_mismatch: object, attribute: object, normalize_attribute: object
-) -> None:
-    """Validate the callback's own (non-fit) arguments; `FitSettings` checks the fit ones."""
-    if not isinstance(tokenizer_dir, (str, os.PathLike)) or not str(tokenizer_dir).strip():
-        raise ValueError(f"FastTokenizerCallback: tokenizer_dir must be a folder path, got {tokenizer_dir!r}")
-    if on_mismatch not in ("error", "refit"):
-        raise ValueError(
-            f"FastTokenizerCallback: on_mismatch must be one of 'error', 'refit', got {on_mismatch!r}"
-        )
-    for name, value in (("attribute", attribute), ("normalize_attribute", normalize_attribute)):
-        if value is None and name == "normalize_attribute":
-            continue
-        if not isinstance(value, str) or not value.isidentifier():
-            raise ValueError(f"FastTokenizerCallback: {name} must be a Python identifier, got {value!r}")
-    if normalize_attribute == attribute:
-        raise ValueError(
-            f"FastTokenizerCallback: attribute and normalize_attribute must differ, both are {attribute!r}"
-        )

@@ -1,0 +1,28 @@
+"""The callback's own (non-fit) arguments, checked in ``__init__`` so a bad value fails before any work."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["check_arguments"]
+
+
+def check_arguments(
+    tokenizer_dir: object, on_mismatch: object, attribute: object, normalize_attribute: object
+) -> None:
+    """Validate the callback's own (non-fit) arguments; `FitSettings` checks the fit ones."""
+    if not isinstance(tokenizer_dir, (str, os.PathLike)) or not str(tokenizer_dir).strip():
+        raise ValueError(f"FastTokenizerCallback: tokenizer_dir must be a folder path, got {tokenizer_dir!r}")
+    if on_mismatch not in ("error", "refit"):
+        raise ValueError(
+            f"FastTokenizerCallback: on_mismatch must be one of 'error', 'refit', got {on_mismatch!r}"
+        )
+    for name, value in (("attribute", attribute), ("normalize_attribute", normalize_attribute)):
+        if value is None and name == "normalize_attribute":
+            continue
+        if not isinstance(value, str) or not value.isidentifier():
+            raise ValueError(f"FastTokenizerCallback: {name} must be a Python identifier, got {value!r}")
+    if normalize_attribute == attribute:
+        raise ValueError(
+            f"FastTokenizerCallback: attribute and normalize_attribute must differ, both are {attribute!r}"
+        )
