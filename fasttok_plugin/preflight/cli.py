@@ -83,26 +83,33 @@ def build_parser(
         help="colour text output (default: on a TTY)",
     )
     parser.add_argument("--isolated", action="store_true", help="ignore pyproject.toml configuration")
-    if registry is not None and len(registry):
-        group = parser.add_argument_group("plugin options")
-        for option in registry:
-            if option.type is bool:
-                group.add_argument(
-                    option.flag,
-                    dest=f"plugin__{option.name}",
-                    action=argparse.BooleanOptionalAction,
-                    default=None,
-                    help=f"{option.help} [plugin {option.plugin}]",
-                )
-            else:
-                group.add_argument(
-                    option.flag,
-                    dest=f"plugin__{option.name}",
-                    default=None,
-                    metavar=option.metavar or option.name.upper(),
-                    help=f"{option.help} (default {option.default!r}) [plugin {option.plugin}]",
-                )
+    if registry is not None:
+        _add_plugin_options(parser, registry)
     return parser
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser, registry: OptionRegistry) -> None:
+    """One flag per option the loaded plugins declare (``--min-frames``), in a group of their own."""
+    if not len(registry):
+        return
+    group = parser.add_argument_group("plugin options")
+    for option in registry:
+        if option.type is bool:
+            group.add_argument(
+                option.flag,
+                dest=f"plugin__{option.name}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{option.help} [plugin {option.plugin}]",
+            )
+        else:
+            group.add_argument(
+                option.flag,
+                dest=f"plugin__{option.name}",
+                default=None,
+                metavar=option.metavar or option.name.upper(),
+                help=f"{option.help} (default {option.default!r}) [plugin {option.plugin}]",
+            )
 
 
 def _project_config(mixture: str, isolated: bool) -> ProjectConfig:

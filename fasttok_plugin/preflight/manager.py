@@ -23,8 +23,6 @@ __all__ = ["PluginSpec", "PreflightPlugins", "split_plugin_specs"]
 
 logger = logging.getLogger(__name__)
 
-_HOOKS = ("fasttok_add_options", "fasttok_preflight_rules", "fasttok_preflight_checks")
-
 PluginSpec = str | object
 """A module name to import, ``"no:NAME"`` to disable a plugin, or an already imported plugin object."""
 
@@ -82,7 +80,7 @@ class PreflightPlugins:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PreflightUsageError(f"plugin {exc.plugin!r} is invalid: {exc}") from exc
-        for hook_name in _HOOKS:
+        for hook_name in sorted(vars(self.pm.hook)):
             mixed = mixed_plugins(self.pm, hook_name)
             if mixed:
                 raise PreflightUsageError(
@@ -165,11 +163,7 @@ class PreflightPlugins:
 
     def rules(self) -> dict[str, Rule]:
         """Every rule the plugins declare, by code (core rules included; a code's first declaration wins)."""
-
-        def collect(name: str, caller: pluggy.HookCaller) -> list[Rule]:
-            return _rules_of(name, caller)
-
-        run = call_hook(self.pm, "fasttok_preflight_rules", {}, collect)
+        run = call_hook(self.pm, "fasttok_preflight_rules", {}, _rules_of)
         rules = {rule.code: rule for rule in CORE_RULES}
         label = ", ".join(run.wrappers)
         if run.error is not None:  # rules are metadata: a broken declaration must not stop the checks
