@@ -1,4 +1,4 @@
-"""Exit statuses shared by the command-line tools, and how they report their own bugs.
+"""Exit statuses shared by the command-line tools, and how they put an error on one line.
 
 Both `fasttok` and `fasttok-preflight` follow the linter convention CI engineers know: 0 clean,
 1 problems found, 2 usage error or unreadable input.
@@ -10,7 +10,20 @@ import os
 import sys
 import traceback
 
+__all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_USAGE", "one_line", "report_internal_error"]
+
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line: its problems joined by ``; `` (a `MixtureError`), else every line of its message.
+
+    Used for the CLIs' error lines and for findings, whose messages must fit on one line.
+    """
+    problems = getattr(exc, "problems", ())
+    if problems:
+        return "; ".join(str(problem) for problem in problems)
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
 
 
 def report_internal_error(prog: str, exc: BaseException) -> int:

@@ -200,3 +200,42 @@ def test_help_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_one_line_lists_every_problem_or_every_line() -> None:
+    # One rule for both CLIs and the FT901 finding: the stricter of the former copies (nothing is cut off).
+    from fasttok_plugin.errors import MixtureError, NormHeadsError
+    from fasttok_plugin.exit_status import one_line
+    from fasttok_plugin.mixture import MixtureProblem
+
+    problems = [MixtureProblem("/datasets", "missing", "add datasets", 2), MixtureProblem("", "not JSON")]
+    assert one_line(MixtureError(problems, unreadable=True)) == "; ".join(str(p) for p in problems)
+    assert one_line(NormHeadsError(["dim 3 of 'arm' has no finite min", "x"])) == (
+        "2 norm-head error(s): - dim 3 of 'arm' has no finite min - x"
+    )
+    assert one_line(KeyError()) == "KeyError"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["fit", "m.json", "--out", "t", "--vocab-size", "0"], "'0' must be a positive integer"),
+        (["fit", "m.json", "--out", "t", "--chunk-size", "x"], "'x' is not an integer"),
+        (["fit", "m.json", "--out", "t", "--seed", "-1"], "'-1' must be >= 0"),
+        (["fit", "m.json", "--out", "t", "--scale", "inf"], "'inf' must be a positive number"),
+        (["fit", "m.json", "--out", "t", "--heldout-fraction", "1"], "'1' must be between 0 and 1"),
+        (["preflight", "m.json", "--chunk-size", "0"], "'0' must be a positive integer"),
+        (["preflight", "m.json", "--max-action-dim", "x"], "'x' is not an integer"),
+    ],
+)
+def test_both_clis_check_numbers_with_one_rule(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fasttok_plugin import cli
+    from fasttok_plugin.preflight import cli as preflight_cli
+
+    parser = preflight_cli.build_parser() if argv[0] == "preflight" else cli.build_parser()
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(argv[1:] if argv[0] == "preflight" else argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err

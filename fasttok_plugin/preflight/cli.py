@@ -10,27 +10,22 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report_internal_error
+from fasttok_plugin._arg_types import positive_int_arg
+from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
 from fasttok_plugin.preflight.config import ProjectConfig, find_project_config
 from fasttok_plugin.preflight.context import OptionRegistry
 from fasttok_plugin.preflight.findings import PreflightResult, PreflightUsageError
 from fasttok_plugin.preflight.formats import FORMATS, github_annotation, render
 
+if TYPE_CHECKING:
+    from fasttok_plugin.mixture import MixtureError
+    from fasttok_plugin.preflight.manager import PreflightPlugins
+
 __all__ = ["build_parser", "main"]
 
 PROG = "fasttok-preflight"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
-    return value
 
 
 def build_parser(
@@ -49,10 +44,10 @@ def build_parser(
         "mixtures", nargs="*" if for_prepass else "+", metavar="MIXTURE", help="mixture JSON file(s) to check"
     )
     parser.add_argument(
-        "--max-action-dim", type=_positive_int, metavar="N", help="policy action dim (default 32)"
+        "--max-action-dim", type=positive_int_arg, metavar="N", help="policy action dim (default 32)"
     )
     parser.add_argument(
-        "--chunk-size", type=_positive_int, metavar="N", help="steps per action chunk (default 50)"
+        "--chunk-size", type=positive_int_arg, metavar="N", help="steps per action chunk (default 50)"
     )
     parser.add_argument("--format", choices=tuple(FORMATS), help="output format (default text)")
     parser.add_argument(
@@ -88,26 +83,33 @@ def build_parser(
         help="colour text output (default: on a TTY)",
     )
     parser.add_argument("--isolated", action="store_true", help="ignore pyproject.toml configuration")
-    if registry is not None and len(registry):
-        group = parser.add_argument_group("plugin options")
-        for option in registry:
-            if option.type is bool:
-                group.add_argument(
-                    option.flag,
-                    dest=f"plugin__{option.name}",
-                    action=argparse.BooleanOptionalAction,
-                    default=None,
-                    help=f"{option.help} [plugin {option.plugin}]",
-                )
-            else:
-                group.add_argument(
-                    option.flag,
-                    dest=f"plugin__{option.name}",
-                    default=None,
-                    metavar=option.metavar or option.name.upper(),
-                    help=f"{option.help} (default {option.default!r}) [plugin {option.plugin}]",
-                )
+    if registry is not None:
+        _add_plugin_options(parser, registry)
     return parser
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser, registry: OptionRegistry) -> None:
+    """One flag per option the loaded plugins declare (``--min-frames``), in a group of their own."""
+    if not len(registry):
+        return
+    group = parser.add_argument_group("plugin options")
+    for option in registry:
+        if option.type is bool:
+            group.add_argument(
+                option.flag,
+                dest=f"plugin__{option.name}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{option.help} [plugin {option.plugin}]",
+            )
+        else:
+            group.add_argument(
+                option.flag,
+                dest=f"plugin__{option.name}",
+                default=None,
+                metavar=option.metavar or option.name.upper(),
+                help=f"{option.help} (default {option.default!r}) [plugin {option.plugin}]",
+            )
 
 
 def _project_config(mixture: str, isolated: bool) -> ProjectConfig:
@@ -126,24 +128,12 @@ def _use_color(choice: str, stream: TextIO) -> bool:
 
 def _run(argv: Sequence[str] | None) -> int:
     from fasttok_plugin.mixture import MixtureError
-    from fasttok_plugin.preflight import PreflightPlugins, run_preflight
 
     args_list = list(sys.argv[1:] if argv is None else argv)
-    # Pass 1: find the mixtures and -p before the plugins that define the remaining options are loaded.
-    pre, _unknown = build_parser(for_prepass=True).parse_known_args(args_list)
-    projects = {m: _project_config(m, pre.isolated) for m in pre.mixtures}
-    specs: list[str] = []
-    for project in projects.values():
-        for spec in project.builtin.get("plugins", ()):
-            if spec not in specs:
-                specs.append(spec)
-    specs += pre.plugins
-    manager = PreflightPlugins(specs)
+    manager, projects = _load_plugins(args_list)
     registry = manager.options()
-
     # Pass 2: the full parser, plugin options included (argparse exits 2 on usage errors itself).
-    parser = build_parser(registry)
-    args = parser.parse_args(args_list)
+    args = build_parser(registry).parse_args(args_list)
     cli_options = {
         key.removeprefix("plugin__"): value
         for key, value in vars(args).items()
@@ -158,22 +148,12 @@ def _run(argv: Sequence[str] | None) -> int:
     for mixture in args.mixtures:
         project = projects.get(mixture) or _project_config(mixture, args.isolated)
         project.check_plugin_keys(known_keys)
-        settings = dict(project.builtin)
-        fmt = fmt or settings.get("format")
+        fmt = fmt or project.builtin.get("format")
         options = registry.resolve(
             (project.plugin_options, project.source), (cli_options, "the command line")
         )
         try:
-            result = run_preflight(
-                mixture,
-                max_action_dim=args.max_action_dim or settings.get("max_action_dim"),
-                chunk_size=args.chunk_size or settings.get("chunk_size"),
-                strict=args.strict if args.strict is not None else bool(settings.get("strict", False)),
-                select=args.select if args.select is not None else settings.get("select", ()),
-                ignore=args.ignore if args.ignore is not None else settings.get("ignore", ()),
-                plugins=manager,
-                options=options,
-            )
+            result = _check(mixture, args, project, manager, options)
         except MixtureError as exc:
             if not exc.unreadable:
                 raise
@@ -183,24 +163,60 @@ def _run(argv: Sequence[str] | None) -> int:
         results.append(result)
         if not result.ok:
             exit_code = max(exit_code, EXIT_ERRORS)
+    _print(results, unreadable, fmt or "text", args.color)
+    return exit_code
 
-    fmt = fmt or "text"
+
+def _load_plugins(args_list: list[str]) -> tuple[PreflightPlugins, dict[str, ProjectConfig]]:
+    """Pass 1: find the mixtures and ``-p`` before the plugins that define the other options are loaded."""
+    from fasttok_plugin.preflight import PreflightPlugins
+
+    pre, _unknown = build_parser(for_prepass=True).parse_known_args(args_list)
+    projects = {m: _project_config(m, pre.isolated) for m in pre.mixtures}
+    specs: list[str] = []
+    for project in projects.values():
+        for spec in project.builtin.get("plugins", ()):
+            if spec not in specs:
+                specs.append(spec)
+    specs += pre.plugins
+    return PreflightPlugins(specs), projects
+
+
+def _check(
+    mixture: str,
+    args: argparse.Namespace,
+    project: ProjectConfig,
+    manager: PreflightPlugins,
+    options: dict[str, Any],
+) -> PreflightResult:
+    """Preflight one mixture: the command line wins over ``pyproject.toml``, which wins over the defaults."""
+    from fasttok_plugin.preflight import run_preflight
+
+    settings = project.builtin
+    return run_preflight(
+        mixture,
+        max_action_dim=args.max_action_dim or settings.get("max_action_dim"),
+        chunk_size=args.chunk_size or settings.get("chunk_size"),
+        strict=args.strict if args.strict is not None else bool(settings.get("strict", False)),
+        select=args.select if args.select is not None else settings.get("select", ()),
+        ignore=args.ignore if args.ignore is not None else settings.get("ignore", ()),
+        plugins=manager,
+        options=options,
+    )
+
+
+def _print(
+    results: list[PreflightResult], unreadable: list[tuple[Path, MixtureError]], fmt: str, color: str
+) -> None:
+    """Unreadable files on stderr (and as annotations for ``github``), then the report on stdout."""
     for path, exc in unreadable:
-        message = _one_line(exc)
+        message = one_line(exc)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         if fmt == "github":
             print(github_annotation("error", message, file=str(path), title="unreadable mixture"))
     if results or fmt != "text":
-        sys.stdout.write(render(results, fmt, color=_use_color(args.color, sys.stdout)))
+        sys.stdout.write(render(results, fmt, color=_use_color(color, sys.stdout)))
     sys.stdout.flush()
-    return exit_code
-
-
-def _one_line(exc: Exception) -> str:
-    problems = getattr(exc, "problems", ())
-    if problems:
-        return "; ".join(str(p) for p in problems)
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

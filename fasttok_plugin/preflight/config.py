@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fasttok_plugin._validate import positive_int
 from fasttok_plugin.preflight.context import option_key
 from fasttok_plugin.preflight.findings import PreflightUsageError
 
@@ -98,8 +99,7 @@ def _parse_table(path: Path, table: Mapping[str, Any]) -> ProjectConfig:
             plugin_options[key] = value
             continue
         if key in ("max_action_dim", "chunk_size"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PreflightUsageError(f"{source}: {raw_key} must be a positive integer, got {value!r}")
+            value = positive_int(value, f"{source}: {raw_key}", PreflightUsageError)
         elif key == "format":
             from fasttok_plugin.preflight.formats import FORMATS
 

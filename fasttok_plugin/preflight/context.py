@@ -103,9 +103,14 @@ _BOOL_WORDS = {
 class OptionRegistry:
     """Collects the options plugins declare in ``fasttok_add_options``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, plugin: str = "?") -> None:
         self._options: dict[str, Option] = {}
-        self._plugin = "?"  # set by the manager while it calls each plugin's hook
+        self._plugin = plugin  # the manager gives every plugin a registry of its own, named after it
+
+    @property
+    def plugin(self) -> str:
+        """The plugin whose declarations this registry collects (``?`` when unknown)."""
+        return self._plugin
 
     def add(
         self,
@@ -133,10 +138,24 @@ class OptionRegistry:
             raise PreflightUsageError(f"plugin {self._plugin!r} declares an invalid option name {name!r}")
         if key in RESERVED_OPTIONS:
             raise PreflightUsageError(f"plugin {self._plugin!r} declares option {key!r}, which is reserved")
-        if key in self._options:
-            other = self._options[key].plugin
-            raise PreflightUsageError(f"option {key!r} is declared by both {other!r} and {self._plugin!r}")
-        self._options[key] = Option(key, type, default, help, metavar, self._plugin)
+        self._insert(Option(key, type, default, help, metavar, self._plugin))
+
+    def merge(self, other: OptionRegistry) -> None:
+        """Add every option of ``other`` (the manager merges the plugins' registries in registration order).
+
+        Raises:
+            PreflightUsageError: When a name is already declared here.
+        """
+        for option in other:
+            self._insert(option)
+
+    def _insert(self, option: Option) -> None:
+        if option.name in self._options:
+            first = self._options[option.name].plugin
+            raise PreflightUsageError(
+                f"option {option.name!r} is declared by both {first!r} and {option.plugin!r}"
+            )
+        self._options[option.name] = option
 
     def __iter__(self) -> Iterator[Option]:
         return iter(self._options.values())

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from fasttok_plugin.errors import PreflightError, PreflightUsageError
@@ -139,10 +140,10 @@ class PreflightResult:
         findings: Sorted by entry (mixture-wide first), severity, code.
         mixture: Path of the mixture file, when it came from a file.
         checks: Names of the check plugins that ran.
-        rules: Every rule declared by the plugins that ran, by code.
+        rules: Every rule declared by the plugins that ran, by code (read-only).
         strict: Whether warnings were promoted to errors.
         n_datasets: Number of dataset entries checked.
-        options: The option values the checks saw.
+        options: The option values the checks saw (read-only).
         entry_names: Name of every dataset entry, in mixture order (empty when the file did not parse).
     """
 
@@ -154,6 +155,27 @@ class PreflightResult:
     n_datasets: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
     entry_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Read-only views of private copies: a frozen result cannot change under its reader.
+        object.__setattr__(self, "rules", MappingProxyType(dict(self.rules)))
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Mapping proxies do not pickle; rebuild from plain dicts (results cross DDP ranks and workers).
+        return (
+            type(self),
+            (
+                self.findings,
+                self.mixture,
+                self.checks,
+                dict(self.rules),
+                self.strict,
+                self.n_datasets,
+                dict(self.options),
+                self.entry_names,
+            ),
+        )
 
     @property
     def errors(self) -> tuple[Finding, ...]:

@@ -1,16 +1,20 @@
-"""Plugin loading (built-ins, entry points, ``-p module``, ``-p no:NAME``) and running the checks."""
+"""Plugin loading (built-ins, entry points, ``-p module``, ``-p no:NAME``) and calling their hooks.
+
+Every hook is called through pluggy (see :mod:`fasttok_plugin.preflight._hookcalls`): wrappers and
+``firstresult`` are honoured, and each result is attributed to the plugin that produced it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import pluggy
 
 from fasttok_plugin.preflight import hookspecs
+from fasttok_plugin.preflight._hookcalls import call_hook, mixed_plugins
 from fasttok_plugin.preflight.checks import CORE_RULES, builtin_plugins
 from fasttok_plugin.preflight.context import OptionRegistry, PreflightContext
 from fasttok_plugin.preflight.findings import Finding, PreflightUsageError, Rule, Severity
@@ -76,6 +80,13 @@ class PreflightPlugins:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PreflightUsageError(f"plugin {exc.plugin!r} is invalid: {exc}") from exc
+        for hook_name in sorted(vars(self.pm.hook)):
+            mixed = mixed_plugins(self.pm, hook_name)
+            if mixed:
+                raise PreflightUsageError(
+                    f"plugin {mixed[0]!r} implements {hook_name} both as a wrapper and as a plain hook; "
+                    "make them two plugins (a wrapper runs around all the other plugins)"
+                )
 
     def _register(self, plugin: object, name: str | None, *, origin: str) -> None:
         if name is not None and self.pm.is_blocked(name):
@@ -84,6 +95,12 @@ class PreflightPlugins:
             return
         if name is not None and self.pm.has_plugin(name):
             raise PreflightUsageError(f"a plugin named {name!r} is already registered ({origin} plugin)")
+        try:
+            hash(plugin)
+        except TypeError:  # pluggy's subset hook callers, which attribute results, keep plugins in sets
+            raise PreflightUsageError(
+                f"{origin} plugin {name!r} is not hashable; give its class eq=False (dataclass) or a __hash__"
+            ) from None
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
@@ -115,69 +132,116 @@ class PreflightPlugins:
         return tuple(name for name, plugin in self.pm.list_name_plugin() if plugin is not None)
 
     def options(self) -> OptionRegistry:
-        """Ask every plugin for its options.
+        """Ask every plugin for its options (merged in registration order).
 
         Raises:
             PreflightUsageError: Conflicting or reserved option names, or a plugin raising.
         """
-        registry = OptionRegistry()
-        for impl in self.pm.hook.fasttok_add_options.get_hookimpls():
-            registry._plugin = impl.plugin_name
+
+        def collect(name: str, caller: pluggy.HookCaller) -> OptionRegistry:
+            declared = OptionRegistry(plugin=name)
             try:
-                impl.function(**_kwargs(impl, options=registry))
+                caller(options=declared)
             except PreflightUsageError:
                 raise
             except Exception as exc:
+                raise _options_failed(name, exc) from exc
+            return declared
+
+        registry = OptionRegistry(plugin=self._wrapper_label("fasttok_add_options"))
+        run = call_hook(self.pm, "fasttok_add_options", {"options": registry}, collect)
+        if run.error is not None:
+            raise _options_failed(run.culprit or registry.plugin, run.error) from run.error
+        for declared in reversed(run.results):  # registration order: the later of two declarations conflicts
+            if not isinstance(declared, OptionRegistry):
                 raise PreflightUsageError(
-                    f"plugin {impl.plugin_name!r} failed in fasttok_add_options: {type(exc).__name__}: {exc}"
-                ) from exc
+                    f"a wrapper of fasttok_add_options ({registry.plugin}) returned {declared!r}, "
+                    "not the plugins' option registries"
+                )
+            registry.merge(declared)
         return registry
 
     def rules(self) -> dict[str, Rule]:
-        """Every rule the plugins declare, by code (core rules included)."""
+        """Every rule the plugins declare, by code (core rules included; a code's first declaration wins)."""
+        run = call_hook(self.pm, "fasttok_preflight_rules", {}, _rules_of)
         rules = {rule.code: rule for rule in CORE_RULES}
-        for impl in self.pm.hook.fasttok_preflight_rules.get_hookimpls():
-            try:
-                declared = impl.function(**_kwargs(impl)) or ()
-                for rule in declared:
-                    if isinstance(rule, Rule):
-                        rules.setdefault(rule.code, rule)
-                    else:
-                        logger.warning(
-                            "plugin %r declared a rule that is not a Rule: %r", impl.plugin_name, rule
-                        )
-            except Exception as exc:  # rules are metadata: a broken declaration must not stop the checks
-                logger.warning("plugin %r failed in fasttok_preflight_rules: %s", impl.plugin_name, exc)
+        label = ", ".join(run.wrappers)
+        if run.error is not None:  # rules are metadata: a broken declaration must not stop the checks
+            logger.warning("plugin %r failed in fasttok_preflight_rules: %s", run.culprit or label, run.error)
+        for rule in _rules_of(label, lambda: reversed(run.results)):  # registration order
+            rules.setdefault(rule.code, rule)
         return rules
 
     def check_names(self) -> tuple[str, ...]:
-        """Names of the plugins that implement checks."""
-        return tuple(impl.plugin_name for impl in self.pm.hook.fasttok_preflight_checks.get_hookimpls())
+        """Names of the plugins that implement checks (wrappers included), in registration order."""
+        names = (impl.plugin_name for impl in self.pm.hook.fasttok_preflight_checks.get_hookimpls())
+        return tuple(dict.fromkeys(names))
 
     def run_checks(self, context: PreflightContext) -> list[Finding]:
-        """Call every check plugin; a plugin that raises becomes an FT900 finding instead of a traceback."""
-        findings: list[Finding] = []
-        # Iterate implementations ourselves (registration order) so one broken plugin cannot hide the others.
-        for impl in reversed(self.pm.hook.fasttok_preflight_checks.get_hookimpls()):
-            name = impl.plugin_name
-            try:
-                produced = impl.function(**_kwargs(impl, context=context))
-                for item in produced or ():
-                    if not isinstance(item, Finding):
-                        findings.append(
-                            _crash(name, f"yielded {type(item).__name__} {item!r}, not a Finding")
-                        )
-                        continue
-                    findings.append(dataclasses.replace(item, check=item.check or name))
-            except Exception as exc:
-                logger.debug("check plugin %r raised", name, exc_info=True)
-                findings.append(_crash(name, f"raised {type(exc).__name__}: {exc}"))
+        """Call every check plugin; a plugin that raises becomes an FT900 finding instead of a traceback.
+
+        Each plugin runs on its own inside the wrappers (see :mod:`fasttok_plugin.preflight.hookspecs`),
+        so one broken plugin cannot hide the others' findings; findings keep pluggy's call order.
+        """
+
+        def collect(name: str, caller: pluggy.HookCaller) -> list[Finding]:
+            return _findings_of(name, lambda: caller(context=context))
+
+        run = call_hook(self.pm, "fasttok_preflight_checks", {"context": context}, collect)
+        label = ", ".join(run.wrappers)
+        findings = _findings_of(label, lambda: run.results)
+        if run.error is not None:
+            logger.debug("wrapper of fasttok_preflight_checks raised", exc_info=run.error)
+            error = run.error
+            findings.append(_crash(run.culprit or label, f"raised {type(error).__name__}: {error}"))
         return findings
 
+    def _wrapper_label(self, hook_name: str) -> str:
+        """Who to name for what wrappers of ``hook_name`` add themselves (``?`` when nobody wraps it)."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        names = dict.fromkeys(impl.plugin_name for impl in impls if impl.wrapper or impl.hookwrapper)
+        return ", ".join(names) or "?"
 
-def _kwargs(impl: Any, **available: Any) -> dict[str, Any]:
-    # pluggy lets an implementation accept any subset of the spec's arguments.
-    return {name: available[name] for name in impl.argnames if name in available}
+
+def _findings_of(plugin: str, produce: Callable[[], Iterable[object]]) -> list[Finding]:
+    """Collect the findings in ``produce()`` (one iterable per implementation), attributed to ``plugin``.
+
+    Anything that is not a Finding, and any exception (from the call or while iterating a generator),
+    becomes an FT900 finding naming the plugin; what came before it is kept.
+    """
+    findings: list[Finding] = []
+    try:
+        for produced in produce():
+            for item in produced or ():
+                if not isinstance(item, Finding):
+                    findings.append(_crash(plugin, f"yielded {type(item).__name__} {item!r}, not a Finding"))
+                    continue
+                findings.append(dataclasses.replace(item, check=item.check or plugin))
+    except Exception as exc:
+        logger.debug("check plugin %r raised", plugin, exc_info=True)
+        findings.append(_crash(plugin, f"raised {type(exc).__name__}: {exc}"))
+    return findings
+
+
+def _rules_of(plugin: str, produce: Callable[[], Iterable[object]]) -> list[Rule]:
+    """Collect the Rules in ``produce()``; anything else, or an exception, is logged and skipped."""
+    rules: list[Rule] = []
+    try:
+        for produced in produce():
+            for rule in produced or ():
+                if isinstance(rule, Rule):
+                    rules.append(rule)
+                else:
+                    logger.warning("plugin %r declared a rule that is not a Rule: %r", plugin, rule)
+    except Exception as exc:  # rules are metadata: a broken declaration must not stop the checks
+        logger.warning("plugin %r failed in fasttok_preflight_rules: %s", plugin, exc)
+    return rules
+
+
+def _options_failed(plugin: str, exc: BaseException) -> PreflightUsageError:
+    return PreflightUsageError(
+        f"plugin {plugin!r} failed in fasttok_add_options: {type(exc).__name__}: {exc}"
+    )
 
 
 def _crash(plugin: str, what: str) -> Finding:

@@ -112,8 +112,11 @@ def run_cli_process(
     environment = {
         k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "FASTTOK_DEBUG")
     }
-    if pythonpath:
-        environment["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
+    # The checkout under test comes right after the given paths, so plugins import *this* fasttok_plugin.
+    paths = [*map(str, pythonpath), str(REPO_ROOT)]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    environment["PYTHONPATH"] = os.pathsep.join(paths)
     environment.update(env or {})
     proc = subprocess.run(
         [*_cli_command(), *map(str, args)],

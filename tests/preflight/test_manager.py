@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -231,3 +234,171 @@ def test_unreadable_mixture_raises_mixture_error(tmp_path: Path) -> None:
     with pytest.raises(MixtureError) as info:
         run_preflight(tmp_path / "absent.json", entry_points=False)
     assert info.value.unreadable
+
+
+# ------------------------------------------------------------------------------ pluggy's call loop, wrappers
+class Sieve:
+    """A third-party wrapper: sees every check plugin's findings, drops FT104 and adds a summary finding."""
+
+    name = "sieve"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.results = 0
+
+    @hookimpl(wrapper=True)
+    def fasttok_preflight_checks(self, context: PreflightContext) -> Iterator[None]:
+        results = yield
+        self.results = len(results)
+        self.seen = [(f.check, f.code) for findings in results for f in findings]
+        kept = [[f for f in findings if f.code != "FT104"] for findings in results]
+        codes = ",".join(sorted({code for _, code in self.seen}))
+        return [*kept, [context.finding("SV001", "info", f"built-in checks found {codes}")]]
+
+
+@pytest.fixture
+def wide_and_untagged(build_mixture: Build, ds: Spec) -> Path:
+    """FT201 (action_dims) on entry 0 and FT104 (fallback_heads) on entry 1."""
+    return build_mixture(ds("wide", action_dim=40), ds("untagged", robot_type=None))
+
+
+def test_wrapper_sees_every_builtin_finding_and_can_filter_and_add(wide_and_untagged: Path) -> None:
+    sieve = Sieve()
+    result = run_preflight(wide_and_untagged, plugins=[sieve], entry_points=False)
+    assert sieve.results == len(BUILTIN_CHECKS)  # one result per check plugin, even when empty
+    # pluggy's order: the last registered first (action_dims is registered after fallback_heads).
+    assert sieve.seen == [("action_dims", "FT201"), ("fallback_heads", "FT104")]
+    assert [(f.code, f.check) for f in result.findings] == [("SV001", "sieve"), ("FT201", "action_dims")]
+    assert result.findings[0].message == "built-in checks found FT104,FT201"
+    assert "sieve" in result.checks
+
+
+def test_a_wrapper_runs_around_all_the_checks_in_pluggys_order(two_entries: Path) -> None:
+    events: list[str] = []
+
+    class Check:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        @hookimpl
+        def fasttok_preflight_checks(self) -> list[Finding]:
+            events.append(self.name)
+            return []
+
+    class First(Check):
+        @hookimpl(tryfirst=True)
+        def fasttok_preflight_checks(self) -> list[Finding]:
+            return super().fasttok_preflight_checks()
+
+    class Around:
+        name = "around"
+
+        @hookimpl(wrapper=True)
+        def fasttok_preflight_checks(self) -> Iterator[None]:
+            events.append("before")
+            results = yield
+            events.append("after")
+            return results
+
+    plugins = [Check("a"), Around(), Check("b"), First("c")]
+    assert run_preflight(two_entries, plugins=plugins, entry_points=False).ok
+    assert events == ["before", "c", "b", "a", "after"]
+
+
+def test_old_style_hookwrapper_is_honoured_too(two_entries: Path) -> None:
+    class Legacy:
+        name = "legacy"
+
+        @hookimpl(hookwrapper=True)
+        def fasttok_preflight_checks(self, context: PreflightContext) -> Iterator[None]:
+            outcome = yield
+            outcome.force_result([*outcome.get_result(), [context.finding("LG001", "warning", "legacy")]])
+
+    result = run_preflight(two_entries, plugins=[Legacy()], entry_points=False)
+    assert [(f.code, f.check) for f in result.findings] == [("LG001", "legacy")]
+
+
+def test_wrapper_that_raises_is_reported_and_the_checks_findings_are_kept(wide_and_untagged: Path) -> None:
+    class Fragile:
+        name = "fragile"
+
+        @hookimpl(wrapper=True)
+        def fasttok_preflight_checks(self) -> Iterator[None]:
+            yield
+            raise ValueError("wrapper broke")
+
+    class Calm:
+        name = "calm"
+
+        @hookimpl(wrapper=True)
+        def fasttok_preflight_checks(self) -> Iterator[None]:
+            return (yield)
+
+    result = run_preflight(wide_and_untagged, plugins=[Calm(), Fragile()], entry_points=False)
+    crash = next(f for f in result.findings if f.code == "FT900")
+    assert crash.check == "fragile"
+    assert "ValueError: wrapper broke" in crash.message
+    assert "-p no:fragile" in crash.hint
+    assert {"FT201", "FT104"} <= {f.code for f in result.findings}
+
+
+def test_a_plugin_cannot_be_both_a_wrapper_and_a_check() -> None:
+    class Both:
+        name = "both"
+
+        @hookimpl
+        def fasttok_preflight_checks(self) -> list[Finding]:
+            return []
+
+        @hookimpl(wrapper=True, specname="fasttok_preflight_checks")
+        def wrap(self) -> Iterator[None]:
+            return (yield)
+
+    with pytest.raises(PreflightUsageError, match="'both' implements fasttok_preflight_checks both as a"):
+        PreflightPlugins([Both()], entry_points=False)
+
+
+def test_options_wrapper_sees_each_plugins_declarations() -> None:
+    class Watcher:
+        name = "watcher"
+        declared_by: ClassVar[list[str]] = []
+
+        @hookimpl(wrapper=True)
+        def fasttok_add_options(self, options: OptionRegistry) -> Iterator[None]:
+            options.add("watch_level", type=int, default=1)
+            declared = yield
+            Watcher.declared_by = [registry.plugin for registry in declared]
+            return declared
+
+    registry = PreflightPlugins([HouseRule(), Watcher()], entry_points=False).options()
+    assert Watcher.declared_by == ["house_rule"]
+    declared = [(o.name, o.plugin) for o in registry]
+    assert declared == [("watch_level", "watcher"), ("house_level", "house_rule")]
+
+
+def test_unhashable_plugin_objects_are_a_usage_error() -> None:
+    @dataclasses.dataclass
+    class Unhashable:  # eq=True without frozen: __hash__ is None
+        name: str = "unhashable"
+
+        @hookimpl
+        def fasttok_preflight_checks(self) -> list[Finding]:
+            return []
+
+    with pytest.raises(PreflightUsageError, match="not hashable"):
+        PreflightPlugins([Unhashable()], entry_points=False)
+
+
+@pytest.mark.parametrize(("name", "value"), [("max_action_dim", 0), ("chunk_size", -3), ("chunk_size", 2.5)])
+def test_sizes_must_be_positive_integers(two_entries: Path, name: str, value: object) -> None:
+    # The one defaulting rule: an explicit 0 is reported, not silently replaced by the mixture's or default.
+    with pytest.raises(PreflightUsageError, match=f"{name} must be a positive integer, got {value!r}"):
+        run_preflight(two_entries, entry_points=False, **{name: value})
+
+
+def test_results_of_a_real_run_pickle(wide_and_untagged: Path) -> None:
+    result = run_preflight(wide_and_untagged, plugins=[HouseRule()], entry_points=False)
+    restored = pickle.loads(pickle.dumps(result))
+    assert restored == result
+    assert restored.rules["HR001"] == result.rules["HR001"]
+    assert type(restored.rules) is type(result.rules)

@@ -334,6 +334,34 @@ def test_crashing_plugin_becomes_an_ft900_error(run_cli: Run, clean: Path, tmp_p
     assert "house rule exploded" in run.stdout
 
 
+SIEVE = """
+from fasttok_plugin.preflight import hookimpl
+
+
+@hookimpl(wrapper=True)
+def fasttok_preflight_checks(context):
+    results = yield  # one list of findings per check plugin, built-ins included
+    codes = ",".join(sorted({f.code for findings in results for f in findings}))
+    kept = [[f for f in findings if f.code != "FT201"] for findings in results]
+    return [*kept, [context.finding("SV001", "info", f"built-in checks found {codes}")]]
+"""
+
+
+def test_wrapper_plugin_via_dash_p_filters_and_adds(run_cli: Run, mixed: Path, tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "sieve.py").write_text(SIEVE)
+    run = run_cli(mixed, "--format", "json", "-p", "sieve", pythonpath=[plugins])
+    assert run.returncode == 0, run.output  # the wrapper dropped the only error
+    document = json.loads(run.stdout)
+    found = {f["code"]: f for f in document["findings"]}
+    assert set(found) == {"FT402", "FT104", "SV001"}
+    assert found["SV001"]["message"] == "built-in checks found FT104,FT201,FT402"
+    assert found["SV001"]["check"] == "sieve"
+    assert found["FT104"]["check"] == "fallback_heads"
+    assert "sieve" in document["mixtures"][0]["checks"]
+
+
 def test_plugin_with_a_misspelt_hook_is_rejected(run_cli: Run, clean: Path, tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()

@@ -1,0 +1,69 @@
+"""``argparse`` types of the command-line tools, built on the shared rules of :mod:`fasttok_plugin._validate`.
+
+Each raises ``argparse.ArgumentTypeError`` naming the text as typed, so argparse prints
+``argument --chunk-size: '0' must be a positive integer`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fasttok_plugin._validate import is_positive_int, positive_float
+
+__all__ = [
+    "fraction_arg",
+    "non_negative_int_arg",
+    "optional_positive_int_arg",
+    "positive_float_arg",
+    "positive_int_arg",
+]
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int_arg(text: str) -> int:
+    """An integer >= 1."""
+    value = _integer(text)
+    if not is_positive_int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return value
+
+
+def non_negative_int_arg(text: str) -> int:
+    """An integer >= 0."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def optional_positive_int_arg(text: str) -> int | None:
+    """An integer >= 1, or ``none`` / ``all`` / ``0`` for no limit (``None``)."""
+    if text.strip().lower() in ("none", "all", "0"):
+        return None
+    return positive_int_arg(text)
+
+
+def positive_float_arg(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    try:
+        return positive_float(value, text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number") from None
+
+
+def fraction_arg(text: str) -> float:
+    """A number strictly between 0 and 1."""
+    value = positive_float_arg(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (exclusive)")
+    return value
