@@ -10,11 +10,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from fasttok_plugin.synthetic import write_lerobot_dataset, write_mixture
 
 from fasttok_plugin import errors
 from fasttok_plugin.mixture import MixtureProblem
 from fasttok_plugin.preflight import PreflightResult, run_preflight
+from fasttok_plugin.testing import write_lerobot_dataset, write_mixture
 
 # The builtin base each family promised before the error root existed (``except ValueError`` keeps working).
 BUILTIN_BASES: dict[str, type[Exception]] = {
