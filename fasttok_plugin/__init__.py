@@ -6,8 +6,7 @@ never pull in torch or Lightning until a name that needs them is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fasttok_plugin._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -59,14 +58,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fasttok_plugin' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # cache: the next lookup skips __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

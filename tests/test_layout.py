@@ -90,7 +90,9 @@ def test_the_core_never_imports_lightning_or_pluggy_at_import_time() -> None:
     assert "fasttok_plugin.testing" not in loaded
 
 
-def test_the_preflight_never_imports_torch() -> None:
+def test_the_preflight_never_imports_torch_or_the_sampler_pool() -> None:
     loaded = _imported_after("import fasttok_plugin.preflight, fasttok_plugin.preflight.cli")
     assert "torch" not in loaded
     assert "pytorch_lightning" not in loaded
+    # The preflight shares the sampler's chunk-start rule, not its worker pool (a hook must feel instant).
+    assert "multiprocessing" not in loaded

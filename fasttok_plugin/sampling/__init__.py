@@ -27,13 +27,22 @@ Modules: ``sampler`` (`ChunkSampler`), ``budgets``, ``starts`` (the valid-start 
 
 from __future__ import annotations
 
-from fasttok_plugin.errors import SamplingError
-from fasttok_plugin.sampling._pool import PART_CHUNKS, peak_rss_mb
-from fasttok_plugin.sampling.batch import ChunkBatch
-from fasttok_plugin.sampling.budgets import largest_remainder
-from fasttok_plugin.sampling.report import DatasetSampleReport
-from fasttok_plugin.sampling.sampler import FROM_CONFIG, ChunkSampler
-from fasttok_plugin.sampling.starts import longest_chunk, valid_start_counts, valid_start_rows
+from fasttok_plugin._lazy import lazy_exports
+
+# Lazy, so the preflight's import of `starts` does not start up the worker pool's multiprocessing.
+_EXPORTS: dict[str, str] = {
+    "FROM_CONFIG": "fasttok_plugin.sampling.sampler",
+    "PART_CHUNKS": "fasttok_plugin.sampling._pool",
+    "ChunkBatch": "fasttok_plugin.sampling.batch",
+    "ChunkSampler": "fasttok_plugin.sampling.sampler",
+    "DatasetSampleReport": "fasttok_plugin.sampling.report",
+    "SamplingError": "fasttok_plugin.errors",
+    "largest_remainder": "fasttok_plugin.sampling.budgets",
+    "longest_chunk": "fasttok_plugin.sampling.starts",
+    "peak_rss_mb": "fasttok_plugin.sampling._pool",
+    "valid_start_counts": "fasttok_plugin.sampling.starts",
+    "valid_start_rows": "fasttok_plugin.sampling.starts",
+}
 
 __all__ = [
     "FROM_CONFIG",
@@ -48,3 +57,5 @@ __all__ = [
     "valid_start_counts",
     "valid_start_rows",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
