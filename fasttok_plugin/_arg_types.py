@@ -43,10 +43,17 @@ def non_negative_int_arg(text: str) -> int:
 
 
 def optional_positive_int_arg(text: str) -> int | None:
-    """An integer >= 1, or ``none`` / ``all`` / ``0`` for no limit (``None``)."""
-    if text.strip().lower() in ("none", "all", "0"):
+    """An integer >= 1, or ``none`` for no limit (``None``).
+
+    ``0`` is refused rather than read as "no limit": ``--max-fit-chunks 0`` reads as "fit on nothing",
+    and silently fitting on everything instead is the opposite of what was typed.
+    """
+    if text.strip().lower() == "none":
         return None
-    return positive_int_arg(text)
+    value = _integer(text)
+    if not is_positive_int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer, or 'none' for no limit")
+    return value
 
 
 def positive_float_arg(text: str) -> float:

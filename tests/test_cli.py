@@ -239,3 +239,47 @@ def test_both_clis_check_numbers_with_one_rule(
         parser.parse_args(argv[1:] if argv[0] == "preflight" else argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_scale_that_overflows_float32_is_refused_naming_scale(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    # 1e39 is finite as a float64 but inf as float32: 0 * inf is NaN, which once passed every check and
+    # became min_token = -2**63 with one token per chunk.
+    out = tmp_path / "tok"
+    result = fasttok("fit", str(example_mixture), "--out", str(out), *FAST_FIT, "--scale", "1e39")
+    assert result.returncode == 1, result.stderr
+    assert "scale=1e+39" in result.stderr
+    assert "Lower scale (--scale)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--vocab-size", "1000000000", "vocab_size must be at most 16777216"),
+        ("--min-frequency", str(2**64), f"min_frequency must be at most {2**64 - 1}"),
+        ("--max-token-length", str(2**64), f"max_token_length must be at most {2**64 - 1}"),
+        ("--max-fit-chunks", "0", "'0' must be a positive integer, or 'none' for no limit"),
+        ("--max-action-tokens", "0", "'0' must be a positive integer, or 'none' for no limit"),
+    ],
+)
+def test_trainer_limits_and_zero_caps_exit_2_before_any_sampling(
+    example_mixture: Path, tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    out = tmp_path / "tok"
+    result = fasttok("fit", str(example_mixture), "--out", str(out), *FAST_FIT, option, value)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "panicked" not in result.stderr
+    assert not out.exists()
+
+
+def test_max_fit_chunks_none_is_the_spelling_of_no_cap(example_mixture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tok"
+    result = fasttok("fit", str(example_mixture), "--out", str(out), *FAST_FIT, "--max-fit-chunks", "none")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "fit_report.json").read_text())
+    assert report["fit"] == report["sampled"] - report["heldout"] > 200

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -739,3 +740,55 @@ def test_save_replaces_an_existing_tokenizer_but_never_an_unrelated_directory(
     with pytest.raises(CodecError, match="not a tokenizer directory"):
         fitted["char"].save(unrelated)
     assert (unrelated / "notes.txt").read_text() == "keep me"
+
+
+def test_a_scale_beyond_float32_is_refused_not_turned_into_int64_min(corpus: np.ndarray) -> None:
+    chunks = corpus[:50].astype(np.float32)
+    with pytest.raises(CodecError) as info:
+        FastTokenizer.fit(chunks, scale=1e39, vocab_size=1024)
+    message = str(info.value)
+    assert "scale=1e+39" in message
+    assert "50 chunk(s)" in message
+    assert "Lower scale" in message
+    assert "normalized" in message
+
+
+def test_coefficients_beyond_int32_are_refused_with_their_rows(corpus: np.ndarray) -> None:
+    chunks = corpus[:10].astype(np.float64).copy()
+    chunks[7] *= 1e12
+    with pytest.raises(CodecError, match=r"fit: 1 chunk\(s\) .* rows 7\. Lower scale"):
+        FastTokenizer.fit(chunks, scale=SCALE, vocab_size=1024)
+
+
+def test_encode_refuses_a_chunk_whose_dct_overflows_instead_of_clamping_it(
+    fitted: dict[str, FastTokenizer], corpus: np.ndarray
+) -> None:
+    tok = fitted["char"]
+    chunks = corpus[:4].astype(np.float32).copy()
+    chunks[2] = 1e38  # finite float32, but * 10 is inf
+    with pytest.raises(CodecError, match=r"encode: 1 chunk\(s\) .*rows 2\."):
+        tok.encode(chunks)
+    with pytest.raises(CodecError, match=r"rows 2\."):
+        tok.encode_padded(chunks)
+    # Still finite and in int32: clamped, counted (not refused).
+    chunks[2] = 50.0
+    assert tok.encode_padded(chunks).clamped_values > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"vocab_size": 10**9}, "must be an integer in 1..16777216"),
+        ({"min_frequency": -1}, "min_frequency=-1 must be an integer in 0.."),
+        ({"min_frequency": 2**64}, "min_frequency=18446744073709551616"),
+        ({"max_token_length": 0}, "max_token_length=0 must be None or an integer in 1.."),
+        ({"max_token_length": 2**64}, "max_token_length=18446744073709551616"),
+    ],
+)
+def test_trainer_settings_beyond_the_trainers_limits_are_codec_errors(
+    corpus: np.ndarray, kwargs: dict[str, int], message: str
+) -> None:
+    # vocab_size=1e9 aborted the process in Rust (a 70.9 GB reservation); the others raised a raw
+    # OverflowError from the binding.
+    with pytest.raises(CodecError, match=re.escape(message)):
+        FastTokenizer.fit(corpus[:20], **kwargs)

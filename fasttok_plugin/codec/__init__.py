@@ -40,12 +40,15 @@ disk); private helpers: ``_arrays`` (input checks), ``_fit`` (the streaming fit)
 code points).
 """
 
+from fasttok_plugin.codec._fit import MAX_TRAINER_INT, MAX_VOCAB_SIZE
 from fasttok_plugin.codec.batches import DecodedBatch, EncodedBatch
 from fasttok_plugin.codec.pipelines import PIPELINES
 from fasttok_plugin.codec.tokenizer import FastTokenizer
 from fasttok_plugin.errors import CodecError, TokenizerFormatError
 
 __all__ = [
+    "MAX_TRAINER_INT",
+    "MAX_VOCAB_SIZE",
     "PIPELINES",
     "CodecError",
     "DecodedBatch",

@@ -27,7 +27,14 @@ from fasttok_plugin.codec.pipelines import build_tokenizer, check_pipeline
 from fasttok_plugin.codec.quantize import check_range, quantize
 from fasttok_plugin.errors import CodecError
 
-__all__ = ["QuantizedCorpus", "fit_arguments", "read_corpus", "train_bpe"]
+__all__ = [
+    "MAX_TRAINER_INT",
+    "MAX_VOCAB_SIZE",
+    "QuantizedCorpus",
+    "fit_arguments",
+    "read_corpus",
+    "train_bpe",
+]
 
 # The codec logs under one name, "fasttok_plugin.codec": fitting filters its per-batch warnings by it.
 logger = logging.getLogger(__package__)
@@ -35,12 +42,25 @@ logger = logging.getLogger(__package__)
 # Rows per DCT slice and per string batch: bounds the float temporaries to a few MB whatever the batch.
 _STRING_BATCH: Final = 4096
 
+#: Largest ``vocab_size`` the fit accepts. The tokenizers BPE trainer (0.23) reserves its tables for the
+#: whole vocabulary before training, about 71 bytes a slot: 1e9 asked for 70.9 GB and aborted the process
+#: in Rust. 2**24 (16.8M, ~1.2 GB of address space, measured 0.2 GB resident at 1e8) is far beyond any
+#: FAST vocabulary (alphabet < 55296 codes + merges).
+MAX_VOCAB_SIZE: Final = 2**24
+#: ``min_frequency`` and ``max_token_length`` are u64 / usize in the trainer; Python ints beyond raise a
+#: raw OverflowError there.
+MAX_TRAINER_INT: Final = 2**64 - 1
 
-def fit_arguments(pipeline: str, scale: Any, vocab_size: Any) -> tuple[float, int]:
-    """Check the fit's pipeline, ``scale`` and ``vocab_size``; return ``(float(scale), int(vocab_size))``.
+
+def fit_arguments(
+    pipeline: str, scale: Any, vocab_size: Any, min_frequency: Any = 2, max_token_length: Any = None
+) -> tuple[float, int]:
+    """Check the fit's pipeline, ``scale`` and trainer settings; return ``(float(scale), int(vocab_size))``.
 
     Raises:
-        CodecError: Unknown pipeline, ``scale`` not a positive finite number, ``vocab_size`` not >= 1.
+        CodecError: Unknown pipeline, ``scale`` not a positive finite number, ``vocab_size`` not in
+            ``1..MAX_VOCAB_SIZE``, ``min_frequency`` not in ``0..MAX_TRAINER_INT``, ``max_token_length``
+            neither None nor in ``1..MAX_TRAINER_INT``.
     """
     check_pipeline(pipeline)
     if (
@@ -49,9 +69,23 @@ def fit_arguments(pipeline: str, scale: Any, vocab_size: Any) -> tuple[float, in
         or not (math.isfinite(scale) and scale > 0)
     ):
         raise CodecError(f"scale={scale!r} must be a positive finite number")
-    if not is_positive_int(vocab_size):
-        raise CodecError(f"vocab_size={vocab_size!r} must be a positive integer")
+    if not is_positive_int(vocab_size) or int(vocab_size) > MAX_VOCAB_SIZE:
+        raise CodecError(
+            f"vocab_size={vocab_size!r} must be an integer in 1..{MAX_VOCAB_SIZE} (the BPE trainer reserves "
+            "about 70 bytes per vocabulary slot up front; a FAST vocabulary never needs more)"
+        )
+    if not _is_int_in(min_frequency, 0, MAX_TRAINER_INT):
+        raise CodecError(f"min_frequency={min_frequency!r} must be an integer in 0..{MAX_TRAINER_INT}")
+    if max_token_length is not None and not _is_int_in(max_token_length, 1, MAX_TRAINER_INT):
+        raise CodecError(
+            f"max_token_length={max_token_length!r} must be None or an integer in 1..{MAX_TRAINER_INT}"
+        )
     return float(scale), int(vocab_size)
+
+
+def _is_int_in(value: Any, lo: int, hi: int) -> bool:
+    """An integer (numpy ones count, ``bool`` does not) in ``lo..hi``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and lo <= int(value) <= hi
 
 
 @dataclass(slots=True)
@@ -97,7 +131,7 @@ def read_corpus(
         array = as_batch(batch, expected=shape or (None, None), what="fit", allow_2d=False, offset=n_total)
         shape = (array.shape[1], array.shape[2])
         for start in range(0, array.shape[0], _STRING_BATCH):
-            q = quantize(array[start : start + _STRING_BATCH], scale)
+            q = quantize(array[start : start + _STRING_BATCH], scale, what="fit", offset=n_total)
             b_lo, b_hi = int(q.min()), int(q.max())
             lo = b_lo if lo is None else min(lo, b_lo)
             hi = b_hi if hi is None else max(hi, b_hi)

@@ -2,30 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 from scipy.fft import dct, idct
 
+from fasttok_plugin.codec._arrays import format_rows
 from fasttok_plugin.codec.alphabet import SURROGATE_START
 from fasttok_plugin.errors import CodecError
 
-__all__ = ["check_range", "dequantize", "quantize"]
+__all__ = ["MAX_QUANTIZED", "check_range", "dequantize", "quantize"]
+
+#: Largest quantized magnitude accepted: the fit stores rows as int32 before ``min_token`` is known, and
+#: an alphabet spans fewer than ``SURROGATE_START`` values, so nothing useful lies beyond it.
+MAX_QUANTIZED: Final = 2**31 - 1
 
 
-def quantize(array: np.ndarray, scale: float) -> np.ndarray:
+def quantize(array: np.ndarray, scale: float, *, what: str = "fit", offset: int = 0) -> np.ndarray:
     """DCT-II (ortho) along time, time-major flatten, ``round(x * scale)`` -> ``(N, T*D)`` int64.
 
+    Args:
+        array: ``(N, T, D)`` finite float chunks.
+        scale: Multiplier of the DCT coefficients.
+        what: The caller (``"fit"``, ``"encode"``), for the message.
+        offset: Index of the first row in the caller's stream, for the message.
+
     Raises:
-        CodecError: Coefficients so large the data cannot be normalized (int64 would overflow).
+        CodecError: Rows whose scaled coefficients are not finite (the multiply overflowed the input
+            dtype) or beyond ``MAX_QUANTIZED`` in magnitude, naming the rows, ``scale`` and the fix.
     """
     coeff = dct(array, axis=1, norm="ortho")
     # np.around is round-half-to-even like the reference; the multiply stays in the input dtype.
-    rounded = np.around(coeff * scale)
-    limit = float(np.iinfo(np.int64).max) / 4
-    if rounded.size and float(np.abs(rounded).max()) > limit:
-        raise CodecError(
-            f"quantized DCT coefficients reach {float(np.abs(rounded).max()):.3g}; lower scale={scale} or "
-            "check that the data is normalized"
-        )
+    # Overflow is reported below, per row, so numpy's own overflow warning would only repeat it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = np.around(coeff * scale)
+    if rounded.size:
+        # ``not <=`` is NaN-aware: 0 * inf (a scale beyond float32) is NaN and must not pass as small.
+        bad = ~(np.abs(rounded) <= MAX_QUANTIZED).all(axis=(1, 2))
+        if bad.any():
+            rows = (np.flatnonzero(bad) + offset).tolist()
+            finite = rounded[np.isfinite(rounded)]
+            peak = f"{float(np.abs(finite).max()):.3g}" if finite.size else "none finite"
+            raise CodecError(
+                f"{what}: {len(rows)} chunk(s) have DCT coefficients that do not fit an integer after "
+                f"scaling by scale={scale} (non-finite, or beyond +/-{MAX_QUANTIZED}; largest finite: "
+                f"{peak}), rows {format_rows(rows)}. Lower scale (--scale) or check that the data is "
+                "normalized (e.g. to [-1, 1])"
+            )
     return rounded.reshape(array.shape[0], array.shape[1] * array.shape[2]).astype(np.int64)
 
 

@@ -108,10 +108,11 @@ class FastTokenizer:
             The fitted tokenizer.
 
         Raises:
-            CodecError: bad shapes/dtypes, NaN/Inf rows, no chunks, or a value range the vocabulary
-                cannot hold.
+            CodecError: bad shapes/dtypes, NaN/Inf rows, no chunks, a value range the vocabulary
+                cannot hold, scaled coefficients that overflow, or trainer settings out of range
+                (``vocab_size`` above ``MAX_VOCAB_SIZE``, negative ``min_frequency``, ...).
         """
-        scale, vocab_size = _fit.fit_arguments(pipeline, scale, vocab_size)
+        scale, vocab_size = _fit.fit_arguments(pipeline, scale, vocab_size, min_frequency, max_token_length)
         corpus = _fit.read_corpus(chunks, scale=scale, vocab_size=vocab_size)
         tokenizer = _fit.train_bpe(
             corpus,
@@ -153,7 +154,7 @@ class FastTokenizer:
     def _codes(self, chunks: Any) -> tuple[np.ndarray, int]:
         """Validated chunks -> ``(N, T*D)`` codes in ``0 .. max_token - min_token`` and the clamp count."""
         array = as_batch(chunks, expected=(self.time_horizon, self.action_dim), what="encode", allow_2d=True)
-        codes = quantize(array, self.scale) - self.min_token
+        codes = quantize(array, self.scale, what="encode") - self.min_token
         clipped = np.clip(codes, 0, self._remap.size - 1)
         if self._holes:
             clipped = self._remap[clipped]
@@ -183,10 +184,11 @@ class FastTokenizer:
         """Encode ``(N, T, D)`` chunks (or one ``(T, D)`` chunk) to token id lists.
 
         Quantized values outside the fitted range are clamped, counted and logged (see
-        :meth:`encode_padded` for the count).
+        :meth:`encode_padded` for the count). A chunk whose scaled DCT coefficients overflow (not finite,
+        or beyond ``MAX_QUANTIZED``) is not clamped: it is refused, with its row index.
 
         Raises:
-            CodecError: wrong shape/dtype or NaN/Inf rows.
+            CodecError: wrong shape/dtype, NaN/Inf rows, or rows whose scaled coefficients overflow.
         """
         return self._encode_ids(chunks)[0]
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from fasttok_plugin._validate import is_positive_int
+from fasttok_plugin.codec import MAX_TRAINER_INT, MAX_VOCAB_SIZE
 from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM, resolve_setting
 from fasttok_plugin.errors import FitError
 
@@ -32,18 +33,19 @@ DEFAULT_HELDOUT_FRACTION = 0.1
 #: The policy's token budget (LeRobot pi0_fast ``max_action_tokens``).
 DEFAULT_MAX_ACTION_TOKENS = 256
 
-# (field, may be None, smallest allowed value) of every integer setting.
-_INTEGER_FIELDS: tuple[tuple[str, bool, int], ...] = (
-    ("chunk_size", True, 1),
-    ("max_action_dim", True, 1),
-    ("vocab_size", False, 2),
-    ("min_frequency", False, 0),
-    ("max_token_length", True, 1),
-    ("total_chunks", False, 2),
-    ("max_fit_chunks", True, 1),
-    ("max_action_tokens", True, 1),
-    ("seed", False, 0),
-    ("workers", False, 0),
+# (field, may be None, smallest allowed value, largest or None) of every integer setting. The BPE
+# trainer's bounds are the codec's (one rule): beyond them the trainer aborts in Rust.
+_INTEGER_FIELDS: tuple[tuple[str, bool, int, int | None], ...] = (
+    ("chunk_size", True, 1, None),
+    ("max_action_dim", True, 1, None),
+    ("vocab_size", False, 2, MAX_VOCAB_SIZE),
+    ("min_frequency", False, 0, MAX_TRAINER_INT),
+    ("max_token_length", True, 1, MAX_TRAINER_INT),
+    ("total_chunks", False, 2, None),
+    ("max_fit_chunks", True, 1, None),
+    ("max_action_tokens", True, 1, None),
+    ("seed", False, 0, None),
+    ("workers", False, 0, None),
 )
 
 
@@ -131,12 +133,14 @@ def _is_int_at_least(value: Any, minimum: int) -> bool:
 
 def _integer_problems(settings: FitSettings) -> list[str]:
     problems = []
-    for name, optional, minimum in _INTEGER_FIELDS:
+    for name, optional, minimum, maximum in _INTEGER_FIELDS:
         value = getattr(settings, name)
         if optional and value is None:
             continue
         if not _is_int_at_least(value, minimum):
             problems.append(f"{name} must be an integer >= {minimum}, got {value!r}")
+        elif maximum is not None and int(value) > maximum:
+            problems.append(f"{name} must be at most {maximum} (the BPE trainer's limit), got {value!r}")
     return problems
 
 
