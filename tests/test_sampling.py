@@ -25,6 +25,7 @@ from fasttok_plugin.sampling import (
     ChunkSampler,
     SamplingError,
     largest_remainder,
+    sample_warnings,
 )
 from fasttok_plugin.sampling import _pool as sampling
 from fasttok_plugin.testing import SyntheticDataset
@@ -470,3 +471,99 @@ def test_sampler_applies_the_mixtures_one_weight_rule(
     sampler = ChunkSampler(dataclasses.replace(resolved, config=config), heads, chunk_size=10)
     with pytest.raises(SamplingError, match=r"entry 1 \(lab/d1\): weight at /weights/1 must be a number"):
         sampler.budgets(10)
+
+
+def test_largest_remainder_survives_weights_whose_sum_overflows() -> None:
+    # The sum of [1e308, 1e308] is inf: every share was 0 and the leftovers gave 2 chunks, not 300.
+    assert largest_remainder(300, [1e308, 1e308]).tolist() == [150, 150]
+    assert largest_remainder(300, [1e308, 1e308, 5e307]).tolist() == [120, 120, 60]
+    # Subnormal weights keep their ratios.
+    assert largest_remainder(300, [5e-324, 1e-323]).tolist() == [100, 200]
+    assert largest_remainder(7, [1.7976931348623157e308, 0.0]).tolist() == [7, 0]
+
+
+def test_huge_weights_sample_the_whole_budget(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    roots = [make_dataset(f"d{i}", seed=i).root for i in range(2)]
+    mixture = write_mixture_file(
+        {
+            "datasets": [{"repo_id": f"lab/d{i}", "root": str(r)} for i, r in enumerate(roots)],
+            "weights": [1e308, 1e308],
+        }
+    )
+    resolved, heads = _setup(mixture)
+    sampler = ChunkSampler(resolved, heads, chunk_size=8)
+    chunks = _collect(sampler.sample(300))
+    assert chunks.actions.shape[0] == 300
+    assert [r.sampled for r in sampler.report] == [150, 150]
+
+
+def test_a_positive_weight_that_rounds_to_zero_chunks_is_reported(
+    make_dataset: Callable[..., SyntheticDataset],
+    write_mixture_file: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    roots = [make_dataset(f"d{i}", seed=i).root for i in range(3)]
+    mixture = write_mixture_file(
+        {
+            "datasets": [{"repo_id": f"lab/d{i}", "root": str(r)} for i, r in enumerate(roots)],
+            "weights": [1.0, 1e-9, 0.0],
+        }
+    )
+    resolved, heads = _setup(mixture)
+    sampler = ChunkSampler(resolved, heads, chunk_size=8)
+    with caplog.at_level("WARNING", logger="fasttok_plugin.sampling"):
+        _collect(sampler.sample(100))
+    assert [r.requested for r in sampler.report] == [100, 0, 0]
+    assert [r.starved for r in sampler.report] == [False, True, False]  # weight 0 is asked for, not starved
+    assert sampler.report[1].to_dict()["weight"] == 1e-9
+    assert "entry 1 (lab/d1): weight 1e-09 is positive but its budget rounded to 0 chunks" in caplog.text
+    warnings = sample_warnings(sampler.report)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("entry 1 (lab/d1): weight 1e-09 is positive")
+    assert "raise its weight (or total_chunks)" in warnings[0]
+
+
+def _rewrite_timestamps(root: Path, factor: float) -> None:
+    for path in (root / "data").rglob("*.parquet"):
+        table = pq.read_table(path)
+        column = table.schema.get_field_index("timestamp")
+        ts = table.column("timestamp").to_numpy().astype(np.float64) * factor
+        table = table.set_column(column, "timestamp", pa.array(ts.astype(np.float32)))
+        pq.write_table(table, path)
+
+
+def test_millisecond_timestamps_and_a_wrong_fps_are_reported_off_grid(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    on_grid = make_dataset("on_grid", seed=0, episode_lengths=(300, 300))
+    millis = make_dataset("millis", seed=1, episode_lengths=(300, 300))
+    _rewrite_timestamps(millis.root, 1000.0)
+    # 30 Hz frames (timestamps i / 30) whose info.json says 10 fps.
+    slow_fps = make_dataset("slow_fps", seed=2, episode_lengths=(300, 300), info_overrides={"fps": 10})
+    mixture = write_mixture_file(
+        {
+            "datasets": [
+                {"repo_id": f"lab/{n}", "root": str(d.root)}
+                for n, d in (("on_grid", on_grid), ("millis", millis), ("slow_fps", slow_fps))
+            ]
+        }
+    )
+    resolved, heads = _setup(mixture)
+    sampler = ChunkSampler(resolved, heads, chunk_size=8)
+    _collect(sampler.sample(90))
+    report = sampler.report
+    assert [r.off_grid for r in report] == [False, True, True]
+    assert report[0].observed_fps == pytest.approx(30.0, rel=1e-4)
+    assert report[1].observed_fps == pytest.approx(0.03, rel=1e-3)
+    assert report[2].fps == 10.0
+    assert report[2].observed_fps == pytest.approx(30.0, rel=1e-3)
+    warnings = sample_warnings(report)
+    assert len(warnings) == 2
+    assert warnings[0].startswith(
+        "entry 1 (lab/millis): timestamps are off the 1/fps grid of info.json fps=30"
+    )
+    assert "they show 0.03 Hz" in warnings[0]
+    assert "entry 2 (lab/slow_fps)" in warnings[1]
+    assert "fps=10 (they show 30 Hz)" in warnings[1]

@@ -10,7 +10,7 @@ import numpy as np
 
 from fasttok_plugin.fit._jsonable import jsonable
 from fasttok_plugin.fit.report import DatasetFitStats, FitReport, HeadFitStats, TokenLengthStats
-from fasttok_plugin.sampling import DatasetSampleReport, peak_rss_mb
+from fasttok_plugin.sampling import DatasetSampleReport, peak_rss_mb, sample_warnings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.codec import FastTokenizer
@@ -83,7 +83,10 @@ def build_report(
         timings={k: round(v, 4) for k, v in clock.seconds.items()},
         peak_memory_mb=round(peak_rss_mb(), 1),
         peak_memory_workers_mb=round(plan.peak_worker_mb, 1),
-        warnings=tuple(_warnings(prepared, datasets, evaluation, chunk_size, width)),
+        warnings=(
+            *_warnings(prepared, datasets, evaluation, chunk_size, width),
+            *sample_warnings(sample_report),
+        ),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 

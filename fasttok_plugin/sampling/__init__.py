@@ -40,6 +40,8 @@ _EXPORTS: dict[str, str] = {
     "largest_remainder": "fasttok_plugin.sampling.budgets",
     "longest_chunk": "fasttok_plugin.sampling.starts",
     "peak_rss_mb": "fasttok_plugin.sampling._pool",
+    "sample_warnings": "fasttok_plugin.sampling.report",
+    "starved_entries": "fasttok_plugin.sampling.budgets",
     "valid_start_counts": "fasttok_plugin.sampling.starts",
     "valid_start_rows": "fasttok_plugin.sampling.starts",
 }
@@ -54,6 +56,8 @@ __all__ = [
     "largest_remainder",
     "longest_chunk",
     "peak_rss_mb",
+    "sample_warnings",
+    "starved_entries",
     "valid_start_counts",
     "valid_start_rows",
 ]

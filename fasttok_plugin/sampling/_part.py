@@ -11,7 +11,7 @@ from fasttok_plugin.lerobot import DatasetMeta, Frames, read_frames
 from fasttok_plugin.sampling._resample import interpolation
 from fasttok_plugin.sampling.starts import chunk_span, draw_positions, valid_start_rows
 
-__all__ = ["PartResult", "Task", "sample_part"]
+__all__ = ["PartResult", "Task", "observed_fps", "sample_part"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,8 @@ class PartResult:
     repeated_starts: int
     error: str | None
     peak_rss_mb: float = 0.0  # of the worker process that produced it (0 when sampled in-process)
+    off_grid: bool = False  # the timestamps are not ``t_first + i / fps`` (``Frames.grid_fps`` is None)
+    observed_fps: float | None = None  # frames per second the timestamps show (None: no 2-frame episode)
 
 
 def sample_part(task: Task) -> PartResult:
@@ -81,7 +83,20 @@ def sample_part(task: Task) -> PartResult:
         valid_starts=valid,
         repeated_starts=repeated,
         error=None,
+        off_grid=frames.grid_fps is None,
+        observed_fps=observed_fps(frames),
     )
+
+
+def observed_fps(frames: Frames) -> float | None:
+    """Frames per second the timestamps show: steps over seconds, summed over the episodes.
+
+    A sum rather than a per-episode median: one number that millisecond timestamps (1000x too slow)
+    or a wrong ``info.json`` fps (a factor off) move as much as they move the data.
+    """
+    steps = int(np.maximum(frames.lengths - 1, 0).sum())
+    seconds = float((frames.t_last - frames.t_first).sum())
+    return steps / seconds if steps and seconds > 0 else None
 
 
 def _no_start(task: Task, frames: Frames) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 
 from fasttok_plugin.errors import SamplingError
 
-__all__ = ["check_total_chunks", "largest_remainder"]
+__all__ = ["check_total_chunks", "largest_remainder", "starved_entries"]
 
 
 def largest_remainder(total: int, weights: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -29,8 +29,11 @@ def largest_remainder(total: int, weights: Sequence[float] | np.ndarray) -> np.n
     w = np.asarray(weights, dtype=np.float64)
     if total < 0:
         raise ValueError(f"total must be >= 0, got {total}")
-    if w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+    if w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
         raise ValueError("weights must be finite, non-negative and not all zero")
+    # Divide by the largest weight first: the sum of [1e308, 1e308] is inf (every share 0), and the
+    # sum of subnormal weights loses their ratios; scaled to (0, 1] the sum is at most len(w).
+    w = w / w.max()
     exact = total * (w / w.sum())
     out = np.floor(exact).astype(np.int64)
     left = int(total - out.sum())
@@ -54,3 +57,15 @@ def check_total_chunks(total_chunks: object) -> int:
     if total_chunks < 0:
         raise SamplingError(f"total_chunks must be >= 0, got {total_chunks}")
     return int(total_chunks)
+
+
+def starved_entries(budgets: Sequence[int] | np.ndarray, weights: Sequence[float] | np.ndarray) -> list[int]:
+    """Indices whose weight is positive but whose budget rounded to 0 chunks (the weight was too small).
+
+    Args:
+        budgets: The result of :func:`largest_remainder`.
+        weights: The weights it was given.
+    """
+    b = np.asarray(budgets)
+    w = np.asarray(weights, dtype=np.float64)
+    return np.flatnonzero((w > 0) & (b == 0)).tolist()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DatasetSampleReport", "EntryTally"]
+__all__ = ["DatasetSampleReport", "EntryTally", "sample_warnings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,12 @@ class DatasetSampleReport:
         valid_starts: Number of valid start frames over the selected episodes.
         repeated_starts: Draws that reused a start because the budget exceeded ``valid_starts``.
         freq: Resampling rate in Hz (None when the entry was not read).
+        weight: The entry's weight as the sampler used it (0 for heads-skipped entries).
+        starved: The weight is positive but the budget rounded to 0 chunks (too small a weight for
+            ``total_chunks``): the entry is in the mixture and contributes nothing.
+        fps: The dataset's ``info.json`` fps (None when the entry was not read).
+        observed_fps: Frames per second its timestamps show (None when not read).
+        off_grid: The timestamps are not ``t_first + i / fps`` (e.g. milliseconds, or a wrong fps).
     """
 
     entry: int
@@ -35,6 +42,11 @@ class DatasetSampleReport:
     valid_starts: int = 0
     repeated_starts: int = 0
     freq: float | None = None
+    weight: float = 0.0
+    starved: bool = False
+    fps: float | None = None
+    observed_fps: float | None = None
+    off_grid: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict."""
@@ -49,6 +61,11 @@ class DatasetSampleReport:
             "valid_starts": self.valid_starts,
             "repeated_starts": self.repeated_starts,
             "freq": self.freq,
+            "weight": self.weight,
+            "starved": self.starved,
+            "fps": self.fps,
+            "observed_fps": self.observed_fps,
+            "off_grid": self.off_grid,
         }
 
 
@@ -62,3 +79,23 @@ class EntryTally:
     valid: int = 0
     repeated: int = 0
     errors: list[str] = field(default_factory=list)
+    off_grid: bool = False
+    observed_fps: float | None = None
+
+
+def sample_warnings(reports: Sequence[DatasetSampleReport]) -> list[str]:
+    """One warning per entry the run starved (positive weight, 0 chunks) or read off its fps grid."""
+    out: list[str] = []
+    for r in reports:
+        if r.starved:
+            out.append(
+                f"entry {r.entry} ({r.name}): weight {r.weight:g} is positive but its budget rounded to 0 "
+                "chunks; raise its weight (or total_chunks), or remove the entry"
+            )
+        if r.off_grid and r.error is None:
+            seen = f"{r.observed_fps:.4g} Hz" if r.observed_fps is not None else "an unknown rate"
+            out.append(
+                f"entry {r.entry} ({r.name}): timestamps are off the 1/fps grid of info.json fps={r.fps:g} "
+                f"(they show {seen}); check that timestamps are in seconds and that info.json fps is right"
+            )
+    return out

@@ -22,7 +22,7 @@ from fasttok_plugin.mixture.weights import check_weights
 from fasttok_plugin.sampling._part import Task
 from fasttok_plugin.sampling._pool import part_ranges, run_tasks
 from fasttok_plugin.sampling.batch import Batcher, ChunkBatch
-from fasttok_plugin.sampling.budgets import check_total_chunks, largest_remainder
+from fasttok_plugin.sampling.budgets import check_total_chunks, largest_remainder, starved_entries
 from fasttok_plugin.sampling.report import DatasetSampleReport, EntryTally
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -168,7 +168,7 @@ class ChunkSampler:
             raise SamplingError("invalid mixture weights:\n" + "\n".join(f"  - {p}" for p in problems))
         usable = np.array([head >= 0 for head in self.heads.dataset_to_head], dtype=bool)
         out = np.where(usable, np.asarray(weights, dtype=np.float64), 0.0)
-        if out.sum() <= 0:
+        if not (out > 0).any():  # not ``sum() <= 0``: [1e308, 1e308] sums to inf (and warns)
             raise SamplingError(
                 f"no dataset can be sampled: every usable entry has weight 0 ({config.weights_pointer}); "
                 f"give at least one usable entry a positive weight"
@@ -274,6 +274,15 @@ class ChunkSampler:
     def _stream(self, budgets: np.ndarray, seed: int, batch_size: int) -> Iterator[ChunkBatch]:
         clear_frames_cache()  # never serve frames read by an earlier run (the files may have changed)
         tallies = [EntryTally(requested=int(b)) for b in budgets]
+        weights = self._weights()
+        for index in starved_entries(budgets, weights):
+            entry = self.resolved.entries[index]
+            logger.warning(
+                "entry %d (%s): weight %g is positive but its budget rounded to 0 chunks",
+                entry.index,
+                entry.name,
+                weights[index],
+            )
         batcher = Batcher(batch_size, self.chunk_size, self.max_action_dim)
         peak_worker_mb = 0.0
         for result in run_tasks(self._tasks(budgets, seed), self.workers):
@@ -282,6 +291,8 @@ class ChunkSampler:
             tally.skipped += result.skipped_nonfinite
             tally.valid = max(tally.valid, result.valid_starts)
             tally.repeated += result.repeated_starts
+            tally.off_grid = tally.off_grid or result.off_grid
+            tally.observed_fps = tally.observed_fps or result.observed_fps
             if result.error is not None:
                 if result.error not in tally.errors:
                     tally.errors.append(result.error)
@@ -291,13 +302,15 @@ class ChunkSampler:
             entry = self.resolved.entries[result.position]
             yield from batcher.add(result, int(entry.index), int(self.heads.dataset_to_head[result.position]))
         yield from batcher.finish()
-        self._report = self._build_report(tallies)
+        self._report = self._build_report(tallies, budgets, weights)
         self._peak_worker_mb = peak_worker_mb
         skipped = sum(r.skipped_nonfinite for r in self._report)
         if skipped:
             logger.warning("skipped %d chunk(s) holding NaN/Inf (see the per-dataset report)", skipped)
 
-    def _build_report(self, tallies: Sequence[EntryTally]) -> tuple[DatasetSampleReport, ...]:
+    def _build_report(
+        self, tallies: Sequence[EntryTally], budgets: np.ndarray, weights: np.ndarray
+    ) -> tuple[DatasetSampleReport, ...]:
         skip_reasons = self._skip_reasons()
         out = []
         for position, (entry, tally) in enumerate(zip(self.resolved.entries, tallies, strict=True)):
@@ -317,6 +330,11 @@ class ChunkSampler:
                     valid_starts=tally.valid,
                     repeated_starts=tally.repeated,
                     freq=self.entry_freq(position),
+                    weight=float(weights[position]),
+                    starved=bool(weights[position] > 0 and budgets[position] == 0),
+                    fps=None if entry.meta is None else float(entry.meta.fps),
+                    observed_fps=tally.observed_fps,
+                    off_grid=tally.off_grid,
                 )
             )
         return tuple(out)
