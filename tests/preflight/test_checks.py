@@ -387,3 +387,146 @@ def test_findings_in_a_ref_included_file_point_at_that_file(
     assert finding.file == included
     assert finding.line == 4
     assert finding.entry_index == 0
+
+
+# --------------------------------------------------------------------------- min > max (FT205)
+def test_stats_with_min_above_max_are_an_error_naming_dim_and_values(build_mixture: Build, ds: Spec) -> None:
+    swapped = {"min": [2.0, 0.0, 0.0, 0.0], "max": [-2.0, 1.0, 1.0, 1.0]}
+    path = build_mixture(ds("fine"), ds("swapped", stats_override=swapped, robot_type="other"))
+    result = run(path)
+    found = with_code(result, "FT205")
+    assert [(f.entry_index, f.entry_name, f.severity) for f in found] == [(1, "test/swapped", Severity.ERROR)]
+    assert "dim 0 (min 2 > max -2)" in found[0].message
+    assert "meta/stats.json" in found[0].message
+    assert "'action'" in found[0].message
+    assert "recompute the dataset stats" in found[0].hint
+    assert not result.ok
+
+
+def test_ordered_stats_have_no_min_above_max_finding(build_mixture: Build, ds: Spec) -> None:
+    equal = {"min": [0.5, 0.0, 0.0, 0.0], "max": [0.5, 1.0, 1.0, 1.0]}  # a constant dim is min == max
+    assert "FT205" not in codes(run(build_mixture(ds("fine"), ds("const", stats_override=equal))))
+
+
+# --------------------------------------------------------------------------- timestamps (FT501)
+def _scale_timestamp_stats(root: Path, factor: float) -> None:
+    """Multiply every timestamp stat in the metadata by ``factor`` (as if written in other units)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stats_json = root / "meta" / "stats.json"
+    if stats_json.is_file():
+        stats = json.loads(stats_json.read_text())
+        stats["timestamp"] = {
+            k: [v * factor for v in vs] for k, vs in stats["timestamp"].items() if k != "count"
+        }
+        stats_json.write_text(json.dumps(stats))
+    jsonl = root / "meta" / "episodes_stats.jsonl"
+    if jsonl.is_file():
+        lines = []
+        for line in jsonl.read_text().splitlines():
+            record = json.loads(line)
+            ts = record["stats"]["timestamp"]
+            record["stats"]["timestamp"] = {
+                k: v if k == "count" else [x * factor for x in v] for k, v in ts.items()
+            }
+            lines.append(json.dumps(record))
+        jsonl.write_text("\n".join(lines) + "\n")
+    for table_path in (root / "meta" / "episodes").glob("chunk-*/file-*.parquet"):
+        table = pq.read_table(table_path)
+        for name in ("stats/timestamp/min", "stats/timestamp/max"):
+            if name in table.column_names:
+                values = [[x * factor for x in row] for row in table.column(name).to_pylist()]
+                index = table.column_names.index(name)
+                table = table.set_column(index, name, pa.array(values, type=table.schema.field(name).type))
+        pq.write_table(table, table_path)
+
+
+@pytest.mark.parametrize("version", ["v3.0", "v2.1"])
+def test_millisecond_timestamps_are_an_error_with_the_rate_they_suggest(
+    build_mixture: Build, ds: Spec, tmp_path: Path, version: str
+) -> None:
+    path = build_mixture(ds("fine", version=version), ds("millis", version=version, robot_type="other"))
+    _scale_timestamp_stats(tmp_path / "datasets" / "millis", 1000.0)
+    result = run(path)
+    found = with_code(result, "FT501")
+    assert [(f.entry_index, f.severity) for f in found] == [(1, Severity.ERROR)]
+    message = found[0].message
+    assert message.startswith("episode ")
+    assert "info.json fps=30" in message
+    assert "(x1e+03)" in message
+    assert "the timestamps suggest 0.03 Hz" in message
+    assert "seconds (not milliseconds)" in found[0].hint
+    assert not result.ok
+
+
+def test_a_wrong_info_fps_is_an_error_from_the_v3_episode_tables(build_mixture: Build, ds: Spec) -> None:
+    # 30 Hz frames (timestamps i / 30, and so their stats) whose info.json says 10 fps.
+    path = build_mixture(ds("wrong_fps", info_overrides={"fps": 10}))
+    found = with_code(run(path), "FT501")
+    assert [f.severity for f in found] == [Severity.ERROR]
+    assert "meta/episodes stats/timestamp" in found[0].message
+    assert "fps=10" in found[0].message
+    assert "the timestamps suggest 30 Hz" in found[0].message
+
+
+def test_stats_json_timestamps_are_checked_against_the_longest_episode(
+    build_mixture: Build, ds: Spec, tmp_path: Path
+) -> None:
+    path = build_mixture(ds("global_only", version="v2.1", write_episode_stats=False))
+    _scale_timestamp_stats(tmp_path / "datasets" / "global_only", 1000.0)
+    found = with_code(run(path), "FT501")
+    assert len(found) == 1
+    assert found[0].message.startswith("longest episode (1): timestamps span")
+    assert "(meta/stats.json)" in found[0].message
+
+
+def test_a_span_off_by_a_few_percent_is_a_warning(build_mixture: Build, ds: Spec, tmp_path: Path) -> None:
+    path = build_mixture(ds("drift"))
+    _scale_timestamp_stats(tmp_path / "datasets" / "drift", 1.2)
+    result = run(path)
+    assert [f.severity for f in with_code(result, "FT501")] == [Severity.WARNING]
+    assert [f.severity for f in with_code(run(path, strict=True), "FT501")] == [Severity.ERROR]
+
+
+def test_timestamps_matching_fps_have_no_timing_finding(build_mixture: Build, ds: Spec) -> None:
+    path = build_mixture(
+        ds("v3"), ds("v2", version="v2.1"), ds("v2_global", version="v2.1", write_episode_stats=False)
+    )
+    assert "FT501" not in codes(run(path))
+
+
+# --------------------------------------------------------------------------- budgets (FT503/FT504)
+def test_a_positive_weight_rounding_to_zero_chunks_is_a_warning_and_an_error_under_strict(
+    build_mixture: Build, ds: Spec
+) -> None:
+    path = build_mixture(ds("big"), ds("tiny"), ds("off"), weights=[1.0, 1e-9, 0.0])
+    found = with_code(run(path), "FT503")
+    assert [(f.entry_index, f.severity) for f in found] == [(1, Severity.WARNING)]
+    assert "weight 1e-09 is positive but gets 0 of the default total_chunks=100000" in found[0].message
+    assert "raise its weight" in found[0].hint
+    strict = run(path, strict=True)
+    assert [f.severity for f in with_code(strict, "FT503")] == [Severity.ERROR]
+    assert not strict.ok
+
+
+def test_a_head_with_a_handful_of_chunks_is_a_tiny_weight_head(build_mixture: Build, ds: Spec) -> None:
+    path = build_mixture(ds("big"), ds("small", robot_type="other"), weights=[1.0, 5e-5])
+    result = run(path)
+    found = with_code(result, "FT504")
+    assert [(f.entry_index, f.severity) for f in found] == [(1, Severity.WARNING)]
+    assert "(test/small) gets 5 of the default total_chunks=100000: fewer than 10" in found[0].message
+    assert "FT503" not in codes(result)
+
+
+def test_the_preflight_defaults_are_the_fits() -> None:
+    from fasttok_plugin.fit import DEFAULT_HELDOUT_FRACTION, DEFAULT_TOTAL_CHUNKS
+    from fasttok_plugin.preflight.checks.budgets import MIN_HEAD_CHUNKS, TOTAL_CHUNKS_DEFAULT
+
+    assert TOTAL_CHUNKS_DEFAULT == DEFAULT_TOTAL_CHUNKS
+    assert round(1 / DEFAULT_HELDOUT_FRACTION) == MIN_HEAD_CHUNKS
+
+
+def test_even_weights_have_no_budget_findings(build_mixture: Build, ds: Spec) -> None:
+    path = build_mixture(ds("a"), ds("b", robot_type="other"), weights=[1e308, 1e308])
+    assert not codes(run(path)) & {"FT503", "FT504"}

@@ -32,6 +32,8 @@ Spec = Callable[..., object]
 
 BUILTIN_NAMES = {
     "weights",
+    "timestamps",
+    "budgets",
     "unknown_keys",
     "datasets",
     "stats",
@@ -89,6 +91,7 @@ def test_every_builtin_code_is_declared_as_a_rule() -> None:
     rules = PreflightPlugins(entry_points=False).rules()
     expected = {"FT001", "FT002", "FT003", "FT101", "FT102", "FT103", "FT104", "FT105", "FT201", "FT202"}
     expected |= {"FT203", "FT204", "FT301", "FT302", "FT303", "FT304", "FT401", "FT402", "FT900", "FT901"}
+    expected |= {"FT205", "FT501", "FT503", "FT504"}  # issue #10: min > max, timestamps, budgets
     assert set(rules) == expected
     assert rules["FT103"].severity is Severity.WARNING
     assert all(rule.summary and rule.fix for rule in rules.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fasttok_plugin.preflight.checks._base import _Check
+from fasttok_plugin.preflight.checks.budgets import Budgets
 from fasttok_plugin.preflight.checks.core import CORE_RULES
 from fasttok_plugin.preflight.checks.datasets import DatasetMetadata
 from fasttok_plugin.preflight.checks.dims import ActionDims
@@ -17,17 +18,20 @@ from fasttok_plugin.preflight.checks.episodes import EpisodeLengths
 from fasttok_plugin.preflight.checks.mixture_file import UnknownKeys, Weights
 from fasttok_plugin.preflight.checks.stats import StatsChecks
 from fasttok_plugin.preflight.checks.tags import DuplicateFallbacks, FallbackHeads, RequireNonEmptyTags
+from fasttok_plugin.preflight.checks.timing import TimestampStats
 
 __all__ = [
     "BUILTIN_CHECKS",
     "CORE_RULES",
     "ActionDims",
+    "Budgets",
     "DatasetMetadata",
     "DuplicateFallbacks",
     "EpisodeLengths",
     "FallbackHeads",
     "RequireNonEmptyTags",
     "StatsChecks",
+    "TimestampStats",
     "UnknownKeys",
     "Weights",
     "builtin_plugins",
@@ -44,6 +48,8 @@ BUILTIN_CHECKS: tuple[type[_Check], ...] = (
     FallbackHeads,
     ActionDims,
     EpisodeLengths,
+    TimestampStats,
+    Budgets,
 )
 
 

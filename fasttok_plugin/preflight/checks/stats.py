@@ -1,9 +1,11 @@
-"""The stats check: stats that are missing, hold NaN/Infinity, or leave a head dim without a finite value."""
+"""The stats check: stats missing, holding NaN/Infinity or min > max, or a head dim without a finite value."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+
+import numpy as np
 
 from fasttok_plugin.preflight.checks._base import ERROR, WARNING, _Check, _first_line
 from fasttok_plugin.preflight.context import PreflightContext
@@ -38,6 +40,13 @@ class StatsChecks(_Check):
             "A head dimension has no finite min/max in any member; it was filled with [-1, 1].",
             "Recompute the stats of the members listed in the message.",
         ),
+        Rule(
+            "FT205",
+            "stats-min-above-max",
+            ERROR,
+            "Action stats have min > max in some dims; min-max normalization would flip their sign.",
+            "Recompute the dataset stats (min and max may have been swapped by the writer).",
+        ),
     )
 
     def check(self, context: PreflightContext) -> Iterator[Finding]:
@@ -51,6 +60,7 @@ class StatsChecks(_Check):
                     entry=resolved,
                     hint=getattr(meta.stats_error, "hint", "") or "recompute the dataset stats",
                 )
+        yield from _min_above_max(context)
         heads = context.norm_heads
         if heads is None:
             return
@@ -78,6 +88,30 @@ class StatsChecks(_Check):
                 entry=members[0] if members else None,
                 hint="recompute the stats of these datasets; the dim cannot be normalized meaningfully",
             )
+
+
+def _min_above_max(context: PreflightContext) -> Iterator[Finding]:
+    """FT205: finite ``min > max`` per entry (NaN/Inf are FT203's), naming the dims and both values."""
+    for resolved in context.entries:
+        meta = resolved.meta
+        if resolved.error is not None or meta is None or meta.stats is None:
+            continue
+        lo, hi = np.asarray(meta.stats.min, np.float64), np.asarray(meta.stats.max, np.float64)
+        if lo.shape != hi.shape:
+            continue
+        dims = np.flatnonzero(np.isfinite(lo) & np.isfinite(hi) & (lo > hi)).tolist()
+        if not dims:
+            continue
+        shown = ", ".join(f"dim {d} (min {lo[d]:.6g} > max {hi[d]:.6g})" for d in dims[:8])
+        more = f" and {len(dims) - 8} more" if len(dims) > 8 else ""
+        yield context.finding(
+            "FT205",
+            ERROR,
+            f"action stats '{meta.action_key}' from {meta.stats.source} have min > max at {shown}{more}; "
+            "min-max normalization would flip the sign of these dims",
+            entry=resolved,
+            hint=f"recompute the dataset stats ({meta.stats.source}): min and max look swapped",
+        )
 
 
 def _stat_order(item: str) -> tuple[str, int]:
