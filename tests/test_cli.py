@@ -283,3 +283,62 @@ def test_max_fit_chunks_none_is_the_spelling_of_no_cap(example_mixture: Path, tm
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "fit_report.json").read_text())
     assert report["fit"] == report["sampled"] - report["heldout"] > 200
+
+
+def test_stats_with_min_above_max_stop_the_fit_before_sampling(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    # min > max would give the head a negative range: Normalize flips the sign of that dim.
+    swapped = make_dataset("swapped", action_dim=3, stats_override={"min": [1.0, 0, 0], "max": [-1.0, 1, 1]})
+    mixture = write_mixture_file({"datasets": [{"repo_id": "lab/swapped", "root": str(swapped.root)}]})
+    out = tmp_path / "tok"
+    result = fasttok("fit", str(mixture), "--out", str(out), *FAST_FIT)
+    assert result.returncode == 1, result.stderr
+    assert "FT205" in result.stdout
+    assert "lab/swapped" in result.stdout
+    assert "dim 0 (min 1 > max -1)" in result.stdout
+    assert "nothing was sampled" in result.stderr
+    assert not out.exists()
+
+
+def test_off_grid_timestamps_without_timestamp_stats_are_fit_warnings(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Millisecond timestamps, and metadata without timestamp stats: only the sampler can see it.
+    millis = make_dataset("millis", version="v2.1", write_stats=False, write_episode_stats=False)
+    for path in (millis.root / "data").rglob("*.parquet"):
+        table = pq.read_table(path)
+        ts = table.column("timestamp").to_numpy().astype("float64") * 1000.0
+        index = table.schema.get_field_index("timestamp")
+        pq.write_table(table.set_column(index, "timestamp", pa.array(ts.astype("float32"))), path)
+    # Stats are needed for the head: write them without a timestamp entry.
+    stats = {
+        "action": {"min": [-3.0] * 7, "max": [3.0] * 7, "mean": [0.0] * 7, "std": [1.0] * 7, "count": [140]}
+    }
+    (millis.root / "meta" / "stats.json").write_text(json.dumps(stats))
+    mixture = write_mixture_file({"datasets": [{"repo_id": "lab/millis", "root": str(millis.root)}]})
+    out = tmp_path / "tok"
+    result = fasttok(
+        "fit",
+        str(mixture),
+        "--out",
+        str(out),
+        "--chunk-size",
+        "4",
+        "--vocab-size",
+        "300",
+        "--total-chunks",
+        "200",
+        "--max-fit-chunks",
+        "100",
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = json.loads((out / "fit_report.json").read_text())["warnings"]
+    off_grid = [w for w in warnings if "off the 1/fps grid" in w]
+    assert off_grid == [
+        "entry 0 (lab/millis): timestamps are off the 1/fps grid of info.json fps=30 (they show 0.03 Hz); "
+        "check that timestamps are in seconds and that info.json fps is right"
+    ]
