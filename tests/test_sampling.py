@@ -567,3 +567,25 @@ def test_millisecond_timestamps_and_a_wrong_fps_are_reported_off_grid(
     assert "they show 0.03 Hz" in warnings[0]
     assert "entry 2 (lab/slow_fps)" in warnings[1]
     assert "fps=10 (they show 30 Hz)" in warnings[1]
+
+
+def test_irregular_frames_at_the_right_rate_are_reported_as_irregular_not_as_a_wrong_unit(
+    make_dataset: Callable[..., SyntheticDataset], write_mixture_file: Callable[..., Path]
+) -> None:
+    ds = make_dataset("jitter", seed=0, episode_lengths=(200,))
+    rng = np.random.default_rng(5)
+    for path in (ds.root / "data").rglob("*.parquet"):
+        table = pq.read_table(path)
+        ts = table.column("timestamp").to_numpy().astype(np.float64)
+        ts[1:-1] += rng.uniform(-0.3, 0.3, size=ts.size - 2) / 30.0  # late and early frames, same rate
+        index = table.schema.get_field_index("timestamp")
+        pq.write_table(table.set_column(index, "timestamp", pa.array(ts.astype(np.float32))), path)
+    mixture = write_mixture_file({"datasets": [{"repo_id": "lab/jitter", "root": str(ds.root)}]})
+    resolved, heads = _setup(mixture)
+    sampler = ChunkSampler(resolved, heads, chunk_size=8)
+    _collect(sampler.sample(20))
+    assert sampler.report[0].off_grid
+    assert sample_warnings(sampler.report) == [
+        "entry 0 (lab/jitter): timestamps are off the 1/fps grid of info.json fps=30 but show its rate "
+        "(30 Hz): irregular frames, resampled as stamped"
+    ]

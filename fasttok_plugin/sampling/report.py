@@ -8,6 +8,9 @@ from typing import Any
 
 __all__ = ["DatasetSampleReport", "EntryTally", "sample_warnings"]
 
+# Observed and stated rates within 5% are the same rate (irregular frames, not a wrong unit or fps).
+_SAME_RATE = 0.05
+
 
 @dataclass(frozen=True, slots=True)
 class DatasetSampleReport:
@@ -93,9 +96,14 @@ def sample_warnings(reports: Sequence[DatasetSampleReport]) -> list[str]:
                 "chunks; raise its weight (or total_chunks), or remove the entry"
             )
         if r.off_grid and r.error is None:
-            seen = f"{r.observed_fps:.4g} Hz" if r.observed_fps is not None else "an unknown rate"
-            out.append(
-                f"entry {r.entry} ({r.name}): timestamps are off the 1/fps grid of info.json fps={r.fps:g} "
-                f"(they show {seen}); check that timestamps are in seconds and that info.json fps is right"
-            )
+            out.append(_off_grid_warning(r))
     return out
+
+
+def _off_grid_warning(r: DatasetSampleReport) -> str:
+    where = f"entry {r.entry} ({r.name}): timestamps are off the 1/fps grid of info.json fps={r.fps:g}"
+    if r.observed_fps is not None and r.fps and abs(r.observed_fps / r.fps - 1) <= _SAME_RATE:
+        # The rate is right: dropped or late frames, which the resampling follows.
+        return f"{where} but show its rate ({r.observed_fps:.4g} Hz): irregular frames, resampled as stamped"
+    seen = f"{r.observed_fps:.4g} Hz" if r.observed_fps is not None else "an unknown rate"
+    return f"{where} (they show {seen}); check that timestamps are in seconds and that info.json fps is right"
