@@ -83,8 +83,10 @@ def build_report(
         timings={k: round(v, 4) for k, v in clock.seconds.items()},
         peak_memory_mb=round(peak_rss_mb(), 1),
         peak_memory_workers_mb=round(plan.peak_worker_mb, 1),
-        warnings=tuple(_warnings(prepared, datasets, evaluation, chunk_size, width)),
+        warnings=tuple(_warnings(prepared, plan, datasets, evaluation, chunk_size, width)),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        heldout_split=plan.heldout_split,
+        heldout_evaluated=int(plan.evaluated_counts.sum()),
     )
 
 
@@ -112,6 +114,8 @@ def _dataset_stats(
                 repeated_starts=0 if r is None else r.repeated_starts,
                 freq=None if r is None else r.freq,
                 error=None if r is None else r.error,
+                heldout_episodes=int(plan.split.heldout_episodes[position].size),
+                heldout_evaluated=int(plan.evaluated_counts[position]),
             )
         )
     return tuple(datasets)
@@ -154,11 +158,14 @@ def _head_stats(
         invalid_decodes=a.invalid,
         compression_ratio=(values / stats.mean) if stats is not None and stats.mean > 0 else None,
         histogram=tuple(int(c) for c in np.histogram(lengths, bins=edges)[0]) if edges.size > 1 else (),
+        heldout_episodes=sum(d.heldout_episodes or 0 for d in members),
+        heldout_evaluated=sum(d.heldout_evaluated or 0 for d in members),
     )
 
 
 def _warnings(
     prepared: PreparedFit,
+    plan: FitPlan,
     datasets: Sequence[DatasetFitStats],
     evaluation: HeldoutEvaluation,
     chunk_size: int,
@@ -168,6 +175,7 @@ def _warnings(
     if prepared.preflight is not None:
         warnings += [str(f) for f in prepared.preflight.warnings]
     warnings += prepared.heads.warnings()
+    warnings += _head_coverage_warnings(prepared, plan, datasets)
     skipped = sum(d.skipped_nonfinite for d in datasets)
     if skipped:
         warnings.append(f"{skipped} sampled chunk(s) held NaN/Inf and were skipped (see datasets)")
@@ -179,6 +187,45 @@ def _warnings(
     if invalid:
         warnings.append(f"{invalid} held-out chunk(s) did not decode back to {chunk_size}x{width} values")
     return warnings
+
+
+def _head_coverage_warnings(
+    prepared: PreparedFit, plan: FitPlan, datasets: Sequence[DatasetFitStats]
+) -> list[str]:
+    """Heads the fit or the held-out measures miss: no chunk at all, no fit chunk, a single episode."""
+    weights = prepared.sampler.resolved.config.weights
+    out = []
+    for h, key in enumerate(prepared.heads.keys):
+        members = [(p, d) for p, d in enumerate(datasets) if d.head == h]
+        weighted = [d for p, d in members if p < len(weights) and _positive(weights[p])]
+        if not weighted:
+            continue
+        names = ", ".join(f"entry {d.entry} ({d.name})" for d in weighted)
+        fit, heldout = sum(d.fit for d in weighted), sum(d.heldout for d in weighted)
+        requested = sum(d.requested for d in weighted)
+        if fit == 0 and heldout == 0:
+            out.append(
+                f"head {key} ({names}) has a positive weight but got 0 fit and 0 held-out chunks "
+                f"({requested} requested of total_chunks {prepared.settings.total_chunks}): it does not "
+                f"shape the vocabulary and is not measured; raise total_chunks or its weight"
+            )
+        elif fit == 0:
+            out.append(f"head {key} ({names}) got no fit chunks: it does not shape the vocabulary")
+        elif h in plan.split.single_episode_heads:
+            out.append(
+                f"head {key} ({names}) has a single episode long enough for a chunk: it is fit on it and "
+                f"has no held-out chunks, so the report has no held-out measures for it; add episodes"
+            )
+        elif heldout == 0:
+            out.append(
+                f"head {key} ({names}) got no held-out chunks, so the report has no held-out measures for "
+                f"it; raise total_chunks or its weight"
+            )
+    return out
+
+
+def _positive(weight: object) -> bool:
+    return isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0
 
 
 def _tokenizer_summary(tokenizer: FastTokenizer) -> dict[str, Any]:

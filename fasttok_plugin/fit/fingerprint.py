@@ -36,7 +36,9 @@ FINGERPRINT_KEY = "fit_fingerprint"
 #: Key of the norm-heads fingerprint in a tokenizer's sidecar metadata.
 NORM_HEADS_KEY = "norm_heads_fingerprint"
 #: `FitSettings` fields that never change the tokenizer, so `fit_fingerprint` leaves them out.
-NOT_FINGERPRINTED = frozenset({"workers", "max_action_tokens", "on_dataset_error"})
+NOT_FINGERPRINTED = frozenset(
+    {"workers", "max_action_tokens", "max_heldout_chunks_per_head", "on_dataset_error"}
+)
 
 
 def fit_fingerprint(norm_heads: NormHeads, settings: FitSettings, sampler_settings: Mapping[str, Any]) -> str:
@@ -47,8 +49,8 @@ def fit_fingerprint(norm_heads: NormHeads, settings: FitSettings, sampler_settin
     entry's data identity (`DatasetMeta.data_identity`: resolved root, selected episodes' indices and
     lengths, size and ``mtime_ns`` of every data file), so another corpus is another fingerprint. The
     settings in
-    `NOT_FINGERPRINTED` (``workers``, ``max_action_tokens``, ``on_dataset_error``) are left out: they
-    never change the tokenizer.
+    `NOT_FINGERPRINTED` (``workers``, ``max_action_tokens``, ``max_heldout_chunks_per_head``,
+    ``on_dataset_error``) are left out: they never change the tokenizer (only the report).
 
     Args:
         norm_heads: The mixture's norm heads.

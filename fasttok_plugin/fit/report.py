@@ -81,6 +81,9 @@ class DatasetFitStats:
     repeated_starts: int = 0
     freq: float | None = None
     error: str | None = None
+    #: Held-out episodes of the entry and held-out chunks evaluated (None in reports before they were).
+    heldout_episodes: int | None = None
+    heldout_evaluated: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
@@ -111,6 +114,9 @@ class HeadFitStats:
     invalid_decodes: int
     compression_ratio: float | None
     histogram: tuple[int, ...] = ()
+    #: Held-out episodes of the head and held-out chunks evaluated (None in reports before they were).
+    heldout_episodes: int | None = None
+    heldout_evaluated: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
@@ -125,7 +131,10 @@ class HeadFitStats:
 class FitReport:
     """Everything a fit did and measured; saved as ``fit_report.json`` in the tokenizer directory.
 
-    Token lengths, truncation and round-trip error are measured on **held-out** chunks only.
+    Token lengths, truncation and round-trip error are measured on **held-out** chunks only: whole
+    episodes held out per head (``heldout_split`` ``"episode"``; ``"start"`` in reports written before
+    the episode split), of which ``heldout_evaluated`` chunks (at most ``max_heldout_chunks_per_head`` per
+    head) are encoded; ``heldout`` counts every held-out chunk sampled.
     ``compression_ratio`` is ``T * D / mean held-out tokens``. ``timings`` are seconds per phase;
     ``peak_memory_mb`` is this process's peak RSS (``ru_maxrss``), ``peak_memory_workers_mb`` that of
     the largest sampler worker (0 when sampling in-process).
@@ -163,6 +172,8 @@ class FitReport:
     warnings: tuple[str, ...] = ()
     created: str = ""
     format_version: int = REPORT_FORMAT_VERSION
+    heldout_split: str = "start"
+    heldout_evaluated: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (non-finite floats become None)."""
