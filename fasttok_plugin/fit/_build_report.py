@@ -45,10 +45,15 @@ def build_report(
     merged = np.concatenate(all_lengths) if all_lengths else np.zeros(0, np.int64)
     edges = _histogram_edges(merged)
     budget = settings.max_action_tokens
-    overall = TokenLengthStats.from_lengths(merged)
+    # A head capped at max_heldout_chunks_per_head stands for all its held-out chunks in the mixture-wide
+    # numbers: each evaluated chunk weighs (held-out chunks / evaluated chunks) of its head.
+    head_weight = [_head_weight(datasets, h, lengths.size) for h, lengths in enumerate(all_lengths)]
+    weights = np.concatenate([np.full(n.size, w) for n, w in zip(all_lengths, head_weight, strict=True)])
+    overall = TokenLengthStats.from_lengths(merged, weights if merged.size else None)
     truncated = sum(a.truncated for a in acc)
-    sq_error = sum(a.sq_error for a in acc)
-    elements = sum(a.elements for a in acc)
+    weighted_truncated = sum(a.truncated * w for a, w in zip(acc, head_weight, strict=True))
+    sq_error = sum(a.sq_error * w for a, w in zip(acc, head_weight, strict=True))
+    elements = sum(a.elements * w for a, w in zip(acc, head_weight, strict=True))
     config = prepared.config
     return FitReport(
         fit_fingerprint=fingerprint,
@@ -68,7 +73,9 @@ def build_report(
         token_lengths=overall,
         max_action_tokens=budget,
         truncated=truncated,
-        truncation_rate=(truncated / merged.size) if (budget is not None and merged.size) else None,
+        truncation_rate=(weighted_truncated / float(weights.sum()))
+        if (budget is not None and merged.size)
+        else None,
         roundtrip_mse=(sq_error / elements) if elements else None,
         invalid_decodes=sum(a.invalid for a in acc),
         clamped_values=int(evaluation.clamped),
@@ -119,6 +126,12 @@ def _dataset_stats(
             )
         )
     return tuple(datasets)
+
+
+def _head_weight(datasets: Sequence[DatasetFitStats], head: int, evaluated: int) -> float:
+    """Held-out chunks of ``head`` per evaluated one (1.0 when nothing was capped or evaluated)."""
+    heldout = sum(d.heldout for d in datasets if d.head == head)
+    return heldout / evaluated if evaluated else 1.0
 
 
 def _histogram_edges(lengths: np.ndarray) -> np.ndarray:

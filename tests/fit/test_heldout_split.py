@@ -97,7 +97,7 @@ def test_a_single_episode_head_is_fit_on_it_and_reported(
 
 def test_heldout_evaluation_is_capped_per_head_and_stratified(many_episodes: Path) -> None:
     full, full_plan = _fit(many_episodes, SETTINGS)
-    capped, plan = _fit(many_episodes, dataclasses.replace(SETTINGS, max_heldout_chunks_per_head=12))
+    capped, plan = _fit(many_episodes, dataclasses.replace(SETTINGS, max_heldout_chunks_per_head=12, max_action_tokens=20))
     assert capped.fit_fingerprint == full.fit_fingerprint  # the cap changes the report, not the tokenizer
     assert capped.heldout == full.heldout  # every held-out chunk is still sampled and counted
     evaluated = _keys(list(plan.heldout_batches()))
@@ -105,6 +105,13 @@ def test_heldout_evaluation_is_capped_per_head_and_stratified(many_episodes: Pat
     assert full.heldout_evaluated == full.heldout
     for head in capped.heads:
         assert head.heldout_evaluated == min(12, head.heldout) == head.token_lengths.count  # type: ignore[union-attr]
+    # The mixture-wide numbers weigh every head back to its held-out share, so the cap does not tilt them.
+    assert capped.token_lengths.mean == pytest.approx(  # type: ignore[union-attr]
+        sum(h.heldout * h.token_lengths.mean for h in capped.heads) / capped.heldout  # type: ignore[union-attr]
+    )
+    truncated_share = sum(h.heldout * (h.truncation_rate or 0.0) for h in capped.heads) / capped.heldout
+    assert capped.truncation_rate == pytest.approx(truncated_share)
+    assert 0 < truncated_share < 1
     arm = next(h for h in capped.heads if h.key == "arm7::joint_pos")
     arm_entries = [d for d in capped.datasets if d.entry in arm.entries]
     assert len(arm_entries) == 2
