@@ -41,7 +41,13 @@ NOT_FINGERPRINTED = frozenset(
 )
 
 
-def fit_fingerprint(norm_heads: NormHeads, settings: FitSettings, sampler_settings: Mapping[str, Any]) -> str:
+def fit_fingerprint(
+    norm_heads: NormHeads,
+    settings: FitSettings,
+    sampler_settings: Mapping[str, Any],
+    *,
+    data_identity: bool = True,
+) -> str:
     """Fingerprint of everything that determines a fitted tokenizer (pure, cheap: no data is read).
 
     sha256 of canonical JSON holding the norm-heads fingerprint, chunk size, action dim, codec settings,
@@ -56,6 +62,9 @@ def fit_fingerprint(norm_heads: NormHeads, settings: FitSettings, sampler_settin
         norm_heads: The mixture's norm heads.
         settings: Fit settings (``chunk_size`` None: taken from ``sampler_settings``).
         sampler_settings: `ChunkSampler.settings` of the sampler the fit uses.
+        data_identity: False leaves the entries' data identities out: a fingerprint that agrees between
+            processes seeing the same corpus through other paths or copies (node-local disks), for
+            comparing ranks; the tokenizer's recorded fingerprint always includes them.
 
     Returns:
         A 64-character hex digest.
@@ -95,7 +104,7 @@ def fit_fingerprint(norm_heads: NormHeads, settings: FitSettings, sampler_settin
             "heldout_fraction": float(settings.heldout_fraction),
             "seed": settings.seed,
         },
-        "sampler": jsonable(dict(sampler_settings)),
+        "sampler": jsonable(_sampler_part(sampler_settings, data_identity)),
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
@@ -158,6 +167,11 @@ def _sampler_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         ]
         return "the data of " + ", ".join(changed) + " (root, episode lengths or data files)"
     return "the sampler settings (weights, action_freq, episodes)"
+
+
+def _sampler_part(sampler_settings: Mapping[str, Any], data_identity: bool) -> Any:
+    stripped = None if data_identity else _without_data(sampler_settings)
+    return dict(sampler_settings) if stripped is None else stripped
 
 
 def _without_data(sampler_settings: Mapping[str, Any]) -> Any:

@@ -97,7 +97,9 @@ def test_a_single_episode_head_is_fit_on_it_and_reported(
 
 def test_heldout_evaluation_is_capped_per_head_and_stratified(many_episodes: Path) -> None:
     full, full_plan = _fit(many_episodes, SETTINGS)
-    capped, plan = _fit(many_episodes, dataclasses.replace(SETTINGS, max_heldout_chunks_per_head=12, max_action_tokens=20))
+    capped, plan = _fit(
+        many_episodes, dataclasses.replace(SETTINGS, max_heldout_chunks_per_head=12, max_action_tokens=20)
+    )
     assert capped.fit_fingerprint == full.fit_fingerprint  # the cap changes the report, not the tokenizer
     assert capped.heldout == full.heldout  # every held-out chunk is still sampled and counted
     evaluated = _keys(list(plan.heldout_batches()))
