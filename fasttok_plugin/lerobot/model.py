@@ -113,7 +113,7 @@ class DatasetMeta:
         files: dict[Path, str] = {}
         for ep in self.episodes:
             if ep.data_file not in files:
-                files[ep.data_file] = _file_identity(ep.data_file, root)
+                files[ep.data_file] = _file_identity(ep.data_file, self.root)
             digest.update(
                 f"e {ep.index} {ep.length} {ep.from_index} {ep.to_index} {ep.file_row_start} "
                 f"{files[ep.data_file]}\n".encode("utf-8", "surrogateescape")
@@ -129,12 +129,13 @@ class DatasetMeta:
         }
 
 
-def _file_identity(path: Path, root: str) -> str:
+def _file_identity(path: Path, root: Path) -> str:
     """``<path relative to root> <size> <mtime_ns>`` of a data file (``missing``: cannot be stat'ed)."""
-    real = os.path.realpath(path)
-    shown = os.path.relpath(real, root) if real.startswith(root + os.sep) else real
+    text = str(path)
+    prefix = str(root) + os.sep
+    shown = text[len(prefix) :] if text.startswith(prefix) else text  # no syscalls: one stat per file
     try:
-        st = os.stat(real)
+        st = os.stat(path)
     except OSError as exc:
         return f"{shown} missing {type(exc).__name__}"
     return f"{shown} {st.st_size} {st.st_mtime_ns}"
