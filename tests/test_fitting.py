@@ -291,6 +291,11 @@ def test_unreadable_dataset_frames_stop_the_fit_unless_skipped(
     assert report.datasets[1].error is not None
     assert report.datasets[1].sampled == 0
     assert report.datasets[0].fit > 0
+    assert any(
+        w.startswith(f"head {report.heads[1].key} (entry 1 (lab/broken)) has a positive weight but got 0 fit")
+        and w.endswith("see the datasets' errors")
+        for w in report.warnings
+    )
 
 
 def test_fit_source_protocol_object_is_accepted(example_mixture: Path) -> None:

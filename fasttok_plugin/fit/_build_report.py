@@ -48,7 +48,9 @@ def build_report(
     # A head capped at max_heldout_chunks_per_head stands for all its held-out chunks in the mixture-wide
     # numbers: each evaluated chunk weighs (held-out chunks / evaluated chunks) of its head.
     head_weight = [_head_weight(datasets, h, lengths.size) for h, lengths in enumerate(all_lengths)]
-    weights = np.concatenate([np.full(n.size, w) for n, w in zip(all_lengths, head_weight, strict=True)])
+    weights = np.concatenate(
+        [np.zeros(0)] + [np.full(n.size, w) for n, w in zip(all_lengths, head_weight, strict=True)]
+    )
     overall = TokenLengthStats.from_lengths(merged, weights if merged.size else None)
     truncated = sum(a.truncated for a in acc)
     weighted_truncated = sum(a.truncated * w for a, w in zip(acc, head_weight, strict=True))
@@ -217,10 +219,11 @@ def _head_coverage_warnings(
         fit, heldout = sum(d.fit for d in weighted), sum(d.heldout for d in weighted)
         requested = sum(d.requested for d in weighted)
         if fit == 0 and heldout == 0:
+            fix = "raise total_chunks or its weight" if requested == 0 else "see the datasets' errors"
             out.append(
                 f"head {key} ({names}) has a positive weight but got 0 fit and 0 held-out chunks "
                 f"({requested} requested of total_chunks {prepared.settings.total_chunks}): it does not "
-                f"shape the vocabulary and is not measured; raise total_chunks or its weight"
+                f"shape the vocabulary and is not measured; {fix}"
             )
         elif fit == 0:
             out.append(f"head {key} ({names}) got no fit chunks: it does not shape the vocabulary")
