@@ -284,7 +284,7 @@ def episode_split(sampler: ChunkSampler, settings: FitSettings) -> EpisodeSplit:
         pos = np.concatenate([np.full(starts[p].size, p) for p in members])
         eps = np.concatenate([episodes[p] for p in members])
         share = np.concatenate([weights[p] / total_weight * starts[p] / starts[p].sum() for p in members])
-        entry_index = np.array([int(entries[p].index) for p in pos], dtype=np.int64)
+        entry_index = np.concatenate([np.full(starts[p].size, int(entries[p].index)) for p in members])
         order = np.argsort(_unit_hash(settings.seed, entry_index, eps, np.full(eps.size, -1)), kind="stable")
         chosen: list[int] = []
         cum = 0.0
@@ -293,8 +293,9 @@ def episode_split(sampler: ChunkSampler, settings: FitSettings) -> EpisodeSplit:
                 break
             chosen.append(int(i))
             cum += float(share[i])
+        picked = np.array(chosen, dtype=np.int64)
         for p in members:
-            held[p] = np.sort(eps[[i for i in chosen if pos[i] == p]])
+            held[p] = np.sort(eps[picked[pos[picked] == p]])
     heldout_share = np.array(
         [
             float(starts[p][np.isin(episodes[p], held[p])].sum() / starts[p].sum()) if starts[p].size else 0.0
