@@ -110,8 +110,12 @@ def test_heldout_chunks_are_disjoint_from_the_fit_corpus(example_mixture: Path) 
     assert fit_keys
     assert held_keys
     assert not fit_keys & held_keys  # no start is on both sides, even when starts repeat
-    assert sum(len(b) for b in heldout) == report.heldout
-    assert 0.1 < report.heldout / report.sampled < 0.3  # heldout_fraction 0.2 of the starts
+    # The split is by episode: no episode has chunks on both sides (so no chunk shares a frame).
+    assert not {k[:2] for k in fit_keys} & {k[:2] for k in held_keys}
+    assert sum(len(b) for b in heldout) == report.heldout == report.heldout_evaluated
+    assert report.heldout_split == "episode"
+    # Two episodes per example dataset: every head holds out one of its episodes (not the 0.2 asked).
+    assert all(h.heldout_episodes == 1 and h.heldout > 0 and h.fit > 0 for h in report.heads)
     assert report.fit == 300
     assert report.sampled == 600
 
@@ -287,6 +291,11 @@ def test_unreadable_dataset_frames_stop_the_fit_unless_skipped(
     assert report.datasets[1].error is not None
     assert report.datasets[1].sampled == 0
     assert report.datasets[0].fit > 0
+    assert any(
+        w.startswith(f"head {report.heads[1].key} (entry 1 (lab/broken)) has a positive weight but got 0 fit")
+        and w.endswith("see the datasets' errors")
+        for w in report.warnings
+    )
 
 
 def test_fit_source_protocol_object_is_accepted(example_mixture: Path) -> None:

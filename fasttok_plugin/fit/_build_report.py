@@ -45,10 +45,17 @@ def build_report(
     merged = np.concatenate(all_lengths) if all_lengths else np.zeros(0, np.int64)
     edges = _histogram_edges(merged)
     budget = settings.max_action_tokens
-    overall = TokenLengthStats.from_lengths(merged)
+    # A head capped at max_heldout_chunks_per_head stands for all its held-out chunks in the mixture-wide
+    # numbers: each evaluated chunk weighs (held-out chunks / evaluated chunks) of its head.
+    head_weight = [_head_weight(datasets, h, lengths.size) for h, lengths in enumerate(all_lengths)]
+    weights = np.concatenate(
+        [np.zeros(0)] + [np.full(n.size, w) for n, w in zip(all_lengths, head_weight, strict=True)]
+    )
+    overall = TokenLengthStats.from_lengths(merged, weights if merged.size else None)
     truncated = sum(a.truncated for a in acc)
-    sq_error = sum(a.sq_error for a in acc)
-    elements = sum(a.elements for a in acc)
+    weighted_truncated = sum(a.truncated * w for a, w in zip(acc, head_weight, strict=True))
+    sq_error = sum(a.sq_error * w for a, w in zip(acc, head_weight, strict=True))
+    elements = sum(a.elements * w for a, w in zip(acc, head_weight, strict=True))
     config = prepared.config
     return FitReport(
         fit_fingerprint=fingerprint,
@@ -68,7 +75,9 @@ def build_report(
         token_lengths=overall,
         max_action_tokens=budget,
         truncated=truncated,
-        truncation_rate=(truncated / merged.size) if (budget is not None and merged.size) else None,
+        truncation_rate=(weighted_truncated / float(weights.sum()))
+        if (budget is not None and merged.size)
+        else None,
         roundtrip_mse=(sq_error / elements) if elements else None,
         invalid_decodes=sum(a.invalid for a in acc),
         clamped_values=int(evaluation.clamped),
@@ -84,10 +93,12 @@ def build_report(
         peak_memory_mb=round(peak_rss_mb(), 1),
         peak_memory_workers_mb=round(plan.peak_worker_mb, 1),
         warnings=(
-            *_warnings(prepared, datasets, evaluation, chunk_size, width),
+            *_warnings(prepared, plan, datasets, evaluation, chunk_size, width),
             *sample_warnings(sample_report),
         ),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        heldout_split=plan.heldout_split,
+        heldout_evaluated=int(plan.evaluated_counts.sum()),
     )
 
 
@@ -115,9 +126,17 @@ def _dataset_stats(
                 repeated_starts=0 if r is None else r.repeated_starts,
                 freq=None if r is None else r.freq,
                 error=None if r is None else r.error,
+                heldout_episodes=int(plan.split.heldout_episodes[position].size),
+                heldout_evaluated=int(plan.evaluated_counts[position]),
             )
         )
     return tuple(datasets)
+
+
+def _head_weight(datasets: Sequence[DatasetFitStats], head: int, evaluated: int) -> float:
+    """Held-out chunks of ``head`` per evaluated one (1.0 when nothing was capped or evaluated)."""
+    heldout = sum(d.heldout for d in datasets if d.head == head)
+    return heldout / evaluated if evaluated else 1.0
 
 
 def _histogram_edges(lengths: np.ndarray) -> np.ndarray:
@@ -157,11 +176,14 @@ def _head_stats(
         invalid_decodes=a.invalid,
         compression_ratio=(values / stats.mean) if stats is not None and stats.mean > 0 else None,
         histogram=tuple(int(c) for c in np.histogram(lengths, bins=edges)[0]) if edges.size > 1 else (),
+        heldout_episodes=sum(d.heldout_episodes or 0 for d in members),
+        heldout_evaluated=sum(d.heldout_evaluated or 0 for d in members),
     )
 
 
 def _warnings(
     prepared: PreparedFit,
+    plan: FitPlan,
     datasets: Sequence[DatasetFitStats],
     evaluation: HeldoutEvaluation,
     chunk_size: int,
@@ -171,6 +193,7 @@ def _warnings(
     if prepared.preflight is not None:
         warnings += [str(f) for f in prepared.preflight.warnings]
     warnings += prepared.heads.warnings()
+    warnings += _head_coverage_warnings(prepared, plan, datasets)
     skipped = sum(d.skipped_nonfinite for d in datasets)
     if skipped:
         warnings.append(f"{skipped} sampled chunk(s) held NaN/Inf and were skipped (see datasets)")
@@ -182,6 +205,46 @@ def _warnings(
     if invalid:
         warnings.append(f"{invalid} held-out chunk(s) did not decode back to {chunk_size}x{width} values")
     return warnings
+
+
+def _head_coverage_warnings(
+    prepared: PreparedFit, plan: FitPlan, datasets: Sequence[DatasetFitStats]
+) -> list[str]:
+    """Heads the fit or the held-out measures miss: no chunk at all, no fit chunk, a single episode."""
+    weights = prepared.sampler.resolved.config.weights
+    out = []
+    for h, key in enumerate(prepared.heads.keys):
+        members = [(p, d) for p, d in enumerate(datasets) if d.head == h]
+        weighted = [d for p, d in members if p < len(weights) and _positive(weights[p])]
+        if not weighted:
+            continue
+        names = ", ".join(f"entry {d.entry} ({d.name})" for d in weighted)
+        fit, heldout = sum(d.fit for d in weighted), sum(d.heldout for d in weighted)
+        requested = sum(d.requested for d in weighted)
+        if fit == 0 and heldout == 0:
+            fix = "raise total_chunks or its weight" if requested == 0 else "see the datasets' errors"
+            out.append(
+                f"head {key} ({names}) has a positive weight but got 0 fit and 0 held-out chunks "
+                f"({requested} requested of total_chunks {prepared.settings.total_chunks}): it does not "
+                f"shape the vocabulary and is not measured; {fix}"
+            )
+        elif fit == 0:
+            out.append(f"head {key} ({names}) got no fit chunks: it does not shape the vocabulary")
+        elif h in plan.split.single_episode_heads:
+            out.append(
+                f"head {key} ({names}) has a single episode long enough for a chunk: it is fit on it and "
+                f"has no held-out chunks, so the report has no held-out measures for it; add episodes"
+            )
+        elif heldout == 0:
+            out.append(
+                f"head {key} ({names}) got no held-out chunks, so the report has no held-out measures for "
+                f"it; raise total_chunks or its weight"
+            )
+    return out
+
+
+def _positive(weight: object) -> bool:
+    return isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0
 
 
 def _tokenizer_summary(tokenizer: FastTokenizer) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Held-out evaluation of a fitted tokenizer: token lengths, truncation, round-trip error, per head.
 
 The held-out chunks are re-sampled (same seed, same stream) rather than kept from the fit pass, so
-nothing but the fit corpus is ever held in memory.
+nothing but the fit corpus is ever held in memory. At most ``max_heldout_chunks_per_head`` of each head
+are encoded (`FitPlan.eval_quota`): a few thousand measure the token-length percentiles as well as all.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def evaluate_heldout(
     progress: bool,
     clock: PhaseClock,
 ) -> HeldoutEvaluation:
-    """Encode and decode every held-out chunk of ``plan``; sets ``plan.heldout_counts``.
+    """Encode and decode the held-out chunks ``plan`` evaluates (at most ``max_heldout_chunks_per_head``).
+
+    Sets ``plan.heldout_counts`` and ``plan.evaluated_counts``.
 
     Args:
         tokenizer: The fitted tokenizer.
@@ -87,8 +90,7 @@ def evaluate_heldout(
         progress: Show a progress bar.
         clock: Records the ``evaluate`` phase (without the sampling / normalization inside it).
     """
-    total = int(plan.budgets.sum())
-    expected = max(1, round(plan.settings.heldout_fraction * total))
+    expected = max(1, int(np.minimum(plan.eval_quota, plan.heldout_pool).sum()))
     bar = progress_bar(progress, expected, "evaluate held-out")
     acc = tuple(HeadEvaluation() for _ in heads.keys)
     native = np.array(heads.native_dims, dtype=np.int64)

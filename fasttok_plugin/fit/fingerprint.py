@@ -28,27 +28,43 @@ __all__ = [
     "fit_fingerprint",
 ]
 
-_FIT_FINGERPRINT_VERSION = "fasttok-fit/1"
+# /2: the sampler settings carry each entry's data identity (root, episode lengths, data file size +
+# mtime), and the held-out split is by episode.
+_FIT_FINGERPRINT_VERSION = "fasttok-fit/2"
 #: Key of the fit fingerprint in a tokenizer's sidecar metadata.
 FINGERPRINT_KEY = "fit_fingerprint"
 #: Key of the norm-heads fingerprint in a tokenizer's sidecar metadata.
 NORM_HEADS_KEY = "norm_heads_fingerprint"
 #: `FitSettings` fields that never change the tokenizer, so `fit_fingerprint` leaves them out.
-NOT_FINGERPRINTED = frozenset({"workers", "max_action_tokens", "on_dataset_error"})
+NOT_FINGERPRINTED = frozenset(
+    {"workers", "max_action_tokens", "max_heldout_chunks_per_head", "on_dataset_error"}
+)
 
 
-def fit_fingerprint(norm_heads: NormHeads, settings: FitSettings, sampler_settings: Mapping[str, Any]) -> str:
+def fit_fingerprint(
+    norm_heads: NormHeads,
+    settings: FitSettings,
+    sampler_settings: Mapping[str, Any],
+    *,
+    data_identity: bool = True,
+) -> str:
     """Fingerprint of everything that determines a fitted tokenizer (pure, cheap: no data is read).
 
     sha256 of canonical JSON holding the norm-heads fingerprint, chunk size, action dim, codec settings,
-    normalization convention, the sampling / split settings and ``sampler_settings``. The settings in
-    `NOT_FINGERPRINTED` (``workers``, ``max_action_tokens``, ``on_dataset_error``) are left out: they
-    never change the tokenizer.
+    normalization convention, the sampling / split settings and ``sampler_settings``, which hold each
+    entry's data identity (`DatasetMeta.data_identity`: resolved root, selected episodes' indices and
+    lengths, size and ``mtime_ns`` of every data file), so another corpus is another fingerprint. The
+    settings in
+    `NOT_FINGERPRINTED` (``workers``, ``max_action_tokens``, ``max_heldout_chunks_per_head``,
+    ``on_dataset_error``) are left out: they never change the tokenizer (only the report).
 
     Args:
         norm_heads: The mixture's norm heads.
         settings: Fit settings (``chunk_size`` None: taken from ``sampler_settings``).
         sampler_settings: `ChunkSampler.settings` of the sampler the fit uses.
+        data_identity: False leaves the entries' data identities out: a fingerprint that agrees between
+            processes seeing the same corpus through other paths or copies (node-local disks), for
+            comparing ranks; the tokenizer's recorded fingerprint always includes them.
 
     Returns:
         A 64-character hex digest.
@@ -88,7 +104,7 @@ def fit_fingerprint(norm_heads: NormHeads, settings: FitSettings, sampler_settin
             "heldout_fraction": float(settings.heldout_fraction),
             "seed": settings.seed,
         },
-        "sampler": jsonable(dict(sampler_settings)),
+        "sampler": jsonable(_sampler_part(sampler_settings, data_identity)),
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
@@ -132,5 +148,37 @@ def describe_difference(
         if old_settings[key] != new_settings[key] and str(old_settings[key]) != str(new_settings[key]):
             changes.append(f"{key} {old_settings[key]!r} -> {new_settings[key]!r}")
     if report.sampler_settings != sampler_settings:
-        changes.append("the sampler settings (weights, action_freq, episodes)")
+        changes.append(_sampler_change(report.sampler_settings, sampler_settings))
     return "same norm heads; changed: " + ", ".join(changes) if changes else "same norm heads, other settings"
+
+
+def _sampler_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """Name the entries whose data changed when nothing else did, else the sampler settings at large."""
+    old_entries, new_entries = old.get("entries"), new.get("entries")
+    if (
+        _without_data(old) == _without_data(new)
+        and isinstance(old_entries, list)
+        and isinstance(new_entries, list)
+    ):
+        changed = [
+            str(n.get("name", i))
+            for i, (o, n) in enumerate(zip(old_entries, new_entries, strict=True))
+            if o.get("data") != n.get("data")
+        ]
+        return "the data of " + ", ".join(changed) + " (root, episode lengths or data files)"
+    return "the sampler settings (weights, action_freq, episodes)"
+
+
+def _sampler_part(sampler_settings: Mapping[str, Any], data_identity: bool) -> Any:
+    stripped = None if data_identity else _without_data(sampler_settings)
+    return dict(sampler_settings) if stripped is None else stripped
+
+
+def _without_data(sampler_settings: Mapping[str, Any]) -> Any:
+    """The sampler settings without the entries' data identities (None when they are not well formed)."""
+    entries = sampler_settings.get("entries")
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        return None
+    out = dict(sampler_settings)
+    out["entries"] = [{k: v for k, v in e.items() if k != "data"} for e in entries]
+    return out

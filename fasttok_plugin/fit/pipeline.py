@@ -6,7 +6,7 @@
    `PreflightError` before a single action is read.
 2. **Norm heads**: the very `NormHeads` the policy's `Normalize` module is built from.
 3. **Sample** with `ChunkSampler` (weighted, resampled, padded; see `fasttok_plugin.sampling`).
-4. **Split** into fit corpus and held-out set over chunk starts, stratified across heads and datasets
+4. **Split** into fit corpus and held-out set by episode, stratified across heads and datasets
    (see `fasttok_plugin.fit.plan`).
 5. **Normalize** with the torch `Normalize` module itself (bit-identical to training).
 6. **Fit** `FastTokenizer.fit` on the streamed, normalized fit batches.
@@ -140,7 +140,7 @@ def _log_plan(plan: FitPlan, prepared: PreparedFit) -> None:
         len(plan.budgets),
         prepared.heads.num_heads,
         int(plan.fit_quota.sum()),
-        round(prepared.settings.heldout_fraction * total),
+        int(plan.heldout_pool.sum()),
     )
 
 

@@ -45,15 +45,31 @@ class TokenLengthStats:
     max: int
 
     @classmethod
-    def from_lengths(cls, lengths: np.ndarray) -> TokenLengthStats | None:
-        """Summarize an array of per-chunk token counts (None when empty)."""
+    def from_lengths(cls, lengths: np.ndarray, weights: np.ndarray | None = None) -> TokenLengthStats | None:
+        """Summarize an array of per-chunk token counts (None when empty).
+
+        Args:
+            lengths: Token count per chunk.
+            weights: Chunks each count stands for (None: one each). With a capped per-head sample, the
+                mixture-wide numbers weigh each head's chunks back to its held-out share; percentiles
+                are then the weighted inverted CDF (numpy's default interpolation without weights).
+        """
         values = np.asarray(lengths, dtype=np.float64)
         if values.size == 0:
             return None
-        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        if weights is None or np.all(weights == weights[0]):
+            p50, p90, p99 = np.percentile(values, [50, 90, 99])
+            mean = float(values.mean())
+        else:
+            w = np.asarray(weights, dtype=np.float64)
+            order = np.argsort(values, kind="stable")
+            cumulative = np.cumsum(w[order])
+            at = np.searchsorted(cumulative, np.array([0.5, 0.9, 0.99]) * cumulative[-1], side="left")
+            p50, p90, p99 = values[order][np.minimum(at, values.size - 1)]
+            mean = float((values * w).sum() / w.sum())
         return cls(
             count=int(values.size),
-            mean=float(values.mean()),
+            mean=mean,
             p50=float(p50),
             p90=float(p90),
             p99=float(p99),
@@ -81,6 +97,9 @@ class DatasetFitStats:
     repeated_starts: int = 0
     freq: float | None = None
     error: str | None = None
+    #: Held-out episodes of the entry and held-out chunks evaluated (None in reports before they were).
+    heldout_episodes: int | None = None
+    heldout_evaluated: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
@@ -111,6 +130,9 @@ class HeadFitStats:
     invalid_decodes: int
     compression_ratio: float | None
     histogram: tuple[int, ...] = ()
+    #: Held-out episodes of the head and held-out chunks evaluated (None in reports before they were).
+    heldout_episodes: int | None = None
+    heldout_evaluated: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
@@ -125,7 +147,13 @@ class HeadFitStats:
 class FitReport:
     """Everything a fit did and measured; saved as ``fit_report.json`` in the tokenizer directory.
 
-    Token lengths, truncation and round-trip error are measured on **held-out** chunks only.
+    Token lengths, truncation and round-trip error are measured on **held-out** chunks only: whole
+    episodes held out per head (``heldout_split`` ``"episode"``; ``"start"`` in reports written before
+    the episode split), of which ``heldout_evaluated`` chunks (at most ``max_heldout_chunks_per_head`` per
+    head) are encoded; ``heldout`` counts every held-out chunk sampled. The mixture-wide token lengths,
+    ``truncation_rate`` and ``roundtrip_mse`` weigh each evaluated chunk by its head's held-out chunks per
+    evaluated chunk, so a cap does not tilt them towards small heads (``truncated`` and
+    ``invalid_decodes`` count evaluated chunks).
     ``compression_ratio`` is ``T * D / mean held-out tokens``. ``timings`` are seconds per phase;
     ``peak_memory_mb`` is this process's peak RSS (``ru_maxrss``), ``peak_memory_workers_mb`` that of
     the largest sampler worker (0 when sampling in-process).
@@ -163,6 +191,8 @@ class FitReport:
     warnings: tuple[str, ...] = ()
     created: str = ""
     format_version: int = REPORT_FORMAT_VERSION
+    heldout_split: str = "start"
+    heldout_evaluated: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (non-finite floats become None)."""

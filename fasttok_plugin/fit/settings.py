@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_HELDOUT_FRACTION",
     "DEFAULT_MAX_ACTION_TOKENS",
     "DEFAULT_MAX_FIT_CHUNKS",
+    "DEFAULT_MAX_HELDOUT_CHUNKS_PER_HEAD",
     "DEFAULT_TOTAL_CHUNKS",
     "FitSettings",
 ]
@@ -30,6 +31,8 @@ DEFAULT_TOTAL_CHUNKS = 100_000
 #: Fit-corpus cap; chosen with benchmarks/bench_fit_scale.py (see docs/fitting.md for the numbers).
 DEFAULT_MAX_FIT_CHUNKS = 30_000
 DEFAULT_HELDOUT_FRACTION = 0.1
+#: Held-out chunks evaluated per head; p99 on this many matches p99 on all (docs/fitting.md has the numbers).
+DEFAULT_MAX_HELDOUT_CHUNKS_PER_HEAD = 4000
 #: The policy's token budget (LeRobot pi0_fast ``max_action_tokens``).
 DEFAULT_MAX_ACTION_TOKENS = 256
 
@@ -43,6 +46,7 @@ _INTEGER_FIELDS: tuple[tuple[str, bool, int, int | None], ...] = (
     ("max_token_length", True, 1, MAX_TRAINER_INT),
     ("total_chunks", False, 2, None),
     ("max_fit_chunks", True, 1, None),
+    ("max_heldout_chunks_per_head", True, 1, None),
     ("max_action_tokens", True, 1, None),
     ("seed", False, 0, None),
     ("workers", False, 0, None),
@@ -63,7 +67,11 @@ class FitSettings:
         pipeline: Codec pipeline, ``"char"`` or ``"reference"``.
         total_chunks: Chunks sampled over the mixture (fit + held-out + unused).
         max_fit_chunks: Cap of the fit corpus (stratified subset); None fits every non-held-out chunk.
-        heldout_fraction: Share of the chunk starts held out for the report (0 < f < 1).
+        heldout_fraction: Share of each head's chunks held out for the report (0 < f < 1), as whole
+            episodes (see `fasttok_plugin.fit.plan`).
+        max_heldout_chunks_per_head: Held-out chunks evaluated per head at most (a stratified subset of
+            the held-out side, the first of each dataset in draw order); None evaluates them all. Changes
+            the report, never the tokenizer.
         max_action_tokens: The policy's token budget the truncation rate is measured against (None: not
             measured).
         seed: Sampling / split seed.
@@ -89,6 +97,7 @@ class FitSettings:
     total_chunks: int = DEFAULT_TOTAL_CHUNKS
     max_fit_chunks: int | None = DEFAULT_MAX_FIT_CHUNKS
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
+    max_heldout_chunks_per_head: int | None = DEFAULT_MAX_HELDOUT_CHUNKS_PER_HEAD
     max_action_tokens: int | None = DEFAULT_MAX_ACTION_TOKENS
     seed: int = 0
     workers: int = 0

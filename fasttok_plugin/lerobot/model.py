@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,3 +95,47 @@ class DatasetMeta:
     selected_frames: int = 0
     selection_active: bool = False
     name: str | None = None
+
+    def data_identity(self) -> dict[str, Any]:
+        """What the sampled frames depend on, from metadata and ``stat`` alone (no data is read).
+
+        The resolved root, every selected episode's index, length and position in its data file, and the
+        size and ``mtime_ns`` of every data file those episodes read (each file stat'ed once). Rewriting a
+        parquet (truncating or reversing an episode) changes its size or mtime; a file that cannot be
+        stat'ed is recorded as missing, so it changes the identity too (the sampler reports the error).
+
+        Returns:
+            JSON-able ``{"root", "episodes", "frames", "data_files", "sha256"}``: the root, the counts, and
+            one digest of the per-episode and per-file records (so a large dataset stays small in reports).
+        """
+        root = os.path.realpath(self.root)
+        digest = hashlib.sha256()
+        files: dict[Path, str] = {}
+        for ep in self.episodes:
+            if ep.data_file not in files:
+                files[ep.data_file] = _file_identity(ep.data_file, self.root)
+            digest.update(
+                f"e {ep.index} {ep.length} {ep.from_index} {ep.to_index} {ep.file_row_start} "
+                f"{files[ep.data_file]}\n".encode("utf-8", "surrogateescape")
+            )
+        for record in sorted(files.values()):
+            digest.update(f"f {record}\n".encode("utf-8", "surrogateescape"))
+        return {
+            "root": root,
+            "episodes": len(self.episodes),
+            "frames": sum(ep.length for ep in self.episodes),
+            "data_files": len(files),
+            "sha256": digest.hexdigest(),
+        }
+
+
+def _file_identity(path: Path, root: Path) -> str:
+    """``<path relative to root> <size> <mtime_ns>`` of a data file (``missing``: cannot be stat'ed)."""
+    text = str(path)
+    prefix = str(root) + os.sep
+    shown = text[len(prefix) :] if text.startswith(prefix) else text  # no syscalls: one stat per file
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"{shown} missing {type(exc).__name__}"
+    return f"{shown} {st.st_size} {st.st_mtime_ns}"

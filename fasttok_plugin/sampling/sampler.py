@@ -197,7 +197,10 @@ class ChunkSampler:
         return largest_remainder(total, self._weights())
 
     def settings(self) -> dict[str, Any]:
-        """JSON-able description of everything that determines the sampled chunks (not ``workers``)."""
+        """JSON-able description of everything that determines the sampled chunks (not ``workers``).
+
+        Each entry's ``data`` is `DatasetMeta.data_identity` (its files are stat'ed on every call).
+        """
         entries = []
         for position, entry in enumerate(self.resolved.entries):
             weight = (
@@ -213,6 +216,8 @@ class ChunkSampler:
                     else str(weight),
                     "freq": self.entry_freq(position),
                     "episodes": None if entry.meta is None else [int(e.index) for e in entry.meta.episodes],
+                    # root, episode lengths, data file sizes / mtimes: a changed corpus is another fit
+                    "data": None if entry.meta is None else entry.meta.data_identity(),
                 }
             )
         return {

@@ -27,6 +27,7 @@ _OTHER_VALUE: dict[str, Any] = {
     "total_chunks": 500,
     "max_fit_chunks": 100,
     "heldout_fraction": 0.2,
+    "max_heldout_chunks_per_head": 50,
     "max_action_tokens": 128,
     "seed": 1,
     "workers": 2,
