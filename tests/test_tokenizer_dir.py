@@ -115,17 +115,24 @@ def test_a_folder_of_unrelated_files_is_foreign(tmp_path: Path, tokenizer: FastT
     assert _snapshot(folder) == {".hidden": b"", "notes.txt": b"keep me"}
 
 
-def test_processor_config_beside_model_files_still_counts_as_a_tokenizer_folder(tmp_path: Path) -> None:
-    # Pins today's rule (all three former copies agreed): processor_config.json marks the folder, whatever
-    # else it holds. DESIGN §13 will refuse this folder (it holds files this package does not write); when
-    # that lands, this test flips to FOREIGN.
+def test_processor_config_beside_model_files_is_refused(tmp_path: Path, tokenizer: FastTokenizer) -> None:
+    # Behaviour change of issue #10 (DESIGN §13): this test used to pin that processor_config.json marked the
+    # folder as a tokenizer folder whatever else it held, so saving into a Hugging Face model folder deleted
+    # model.safetensors. A folder holding files this package does not write is now refused, never emptied.
     folder = tmp_path / "checkpoint"
     folder.mkdir()
     (folder / PROCESSOR_CONFIG_NAME).write_text("{}")
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"\0" * 16)
-    assert folder_state(folder) is FolderState.TOKENIZER
-    assert is_tokenizer_dir(folder)
+    before = _snapshot(folder)
+    assert folder_state(folder) is FolderState.UNOWNED
+    assert not FolderState.UNOWNED.replaceable
+    assert is_tokenizer_dir(folder)  # it holds a processor config: a reader may try to load it
+    with pytest.raises(OutDirError, match=r"it holds config.json, model.safetensors, which fasttok_plugin"):
+        check_replaceable(folder, error=OutDirError)
+    with pytest.raises(CodecError, match=r"^save: .*not a tokenizer directory; choose another path"):
+        tokenizer.save(folder)
+    assert _snapshot(folder) == before
 
 
 def test_a_file_is_neither_a_tokenizer_folder_nor_replaceable(
