@@ -170,7 +170,12 @@ def recover_replace(target: Path, *, owned: Callable[[Path], bool]) -> None:
         owned: Whether a leftover journal is ours (never touch a folder that merely has the name).
     """
     journal = journal_path(target)
-    if not journal.is_dir() or journal.is_symlink() or not owned(journal):
+    if not journal.is_dir() or journal.is_symlink():
+        return
+    if not any(journal.iterdir()):  # killed at the journal's last rmdir: nothing in it to keep
+        journal.rmdir()
+        return
+    if not owned(journal):
         return
     if target.exists() or target.is_symlink():
         remove_tree(journal)  # the new directory made it: the journal is the previous one

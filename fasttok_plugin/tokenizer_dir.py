@@ -26,7 +26,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
-from fasttok_plugin.atomic import locked, make_directory, recover_replace, remove_tree, replace_directory
+from fasttok_plugin.atomic import (
+    journal_path,
+    locked,
+    make_directory,
+    recover_replace,
+    remove_tree,
+    replace_directory,
+)
 
 __all__ = [
     "FORMAT_KEY",
@@ -41,6 +48,7 @@ __all__ = [
     "folder_state",
     "is_tokenizer_dir",
     "lock_path",
+    "readable_path",
     "write_tokenizer_dir",
 ]
 
@@ -196,6 +204,21 @@ def check_replaceable(
             "overwritten)"
         )
     return state
+
+
+def readable_path(path: Path) -> Path:
+    """Where to read the tokenizer of ``path``: ``path``, or the previous folder a crash left aside.
+
+    Where the filesystem cannot swap two folders atomically, a writer killed between its two renames
+    leaves ``path`` missing and the previous tokenizer at the journal; readers use it until the next
+    writer puts it back (reading only, so readers need no lock and no write access).
+    """
+    if path.exists():
+        return path
+    journal = journal_path(path)
+    if not journal.is_symlink() and folder_state(journal) is FolderState.TOKENIZER:
+        return journal
+    return path
 
 
 def lock_path(target: Path) -> Path:

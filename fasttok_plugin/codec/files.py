@@ -27,6 +27,7 @@ from fasttok_plugin.tokenizer_dir import (
     FORMAT_MARKER,
     PROCESSOR_CONFIG_NAME,
     SIDECAR_NAME,
+    readable_path,
     write_tokenizer_dir,
 )
 
@@ -159,7 +160,7 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
     Raises:
         TokenizerFormatError: Missing/unreadable files or values that disagree.
     """
-    root = Path(directory)
+    root = readable_path(Path(directory))  # a swap a crash interrupted left the previous folder aside
     if not root.is_dir():
         raise TokenizerFormatError(f"{root}: not a directory (expected a FAST tokenizer directory)")
     config = _read_processor_config(root)
