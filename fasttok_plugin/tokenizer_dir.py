@@ -146,8 +146,11 @@ def _shown(names: list[str], limit: int = 5) -> str:
 def _refuse_protected(path: Path, protect: Iterable[Path], error: type[Exception], prefix: str) -> None:
     """The current directory, its parents and the folders holding a protected path are never replaced."""
     resolved = path.resolve()
-    cwd = Path.cwd().resolve()
-    if resolved == cwd or resolved in cwd.parents:
+    try:
+        cwd: Path | None = Path.cwd().resolve()
+    except OSError:  # the working directory was deleted: nothing left to protect there
+        cwd = None
+    if cwd is not None and (resolved == cwd or resolved in cwd.parents):
         raise error(
             f"{prefix}{path} is the current directory or one of its parents; a tokenizer is written to a "
             f"folder of its own: choose a new path such as {path / 'tokenizer'} (nothing was touched)"

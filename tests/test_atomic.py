@@ -263,3 +263,45 @@ def test_saved_sidecar_carries_the_format_marker(
         == FORMAT_MARKER
         == "fasttok_plugin.tokenizer"
     )
+
+
+def test_a_writer_that_cannot_get_the_lock_says_who_holds_it(
+    tmp_path: Path, old_and_new: tuple[FastTokenizer, FastTokenizer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fasttok_plugin.codec import CodecError
+
+    old, new = old_and_new
+    target = old.save(tmp_path / "tok")
+    monkeypatch.setattr("fasttok_plugin.tokenizer_dir.LOCK_TIMEOUT", 0.2)
+    with (
+        atomic.locked(lock_path(target), timeout=5),
+        pytest.raises(
+            CodecError, match=r"another process has been writing .*tok for 0 s \(it holds .*\.tok\.lock\)"
+        ),
+    ):
+        new.save(target)
+    assert _which(target) == "old"
+
+
+def test_a_failing_second_rename_of_the_journal_swap_puts_the_old_folder_back(
+    tmp_path: Path, old_and_new: tuple[FastTokenizer, FastTokenizer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = old_and_new
+    target = old.save(tmp_path / "tok")
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def failing_replace(src: object, dst: object) -> None:
+        if Path(str(dst)) == target and Path(str(src)).name == "tokenizer":
+            calls.append(str(src))
+            if len(calls) == 2:  # the first one is refused (target not empty); the second is the swap's
+                raise OSError("rename failed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic, "_exchange", lambda staged, target: False)
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        new.save(target)
+    monkeypatch.undo()
+    assert _which(target) == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]
