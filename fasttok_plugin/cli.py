@@ -184,6 +184,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from fasttok_plugin.codec import CodecError
+    from fasttok_plugin.fit._outdir import check_out_dir
     from fasttok_plugin.fitting import FitError, OutDirError, fit_tokenizer
     from fasttok_plugin.heads import NormHeadsError
     from fasttok_plugin.mixture import MixtureError
@@ -198,6 +199,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     progress = not args.quiet and sys.stderr.isatty()
     try:
+        # The mixture's folder and its parents are never an output folder, whatever they hold.
+        check_out_dir(out_dir.absolute(), protect=(mixture,))
         _, report = fit_tokenizer(mixture, settings, out_dir=out_dir, progress=progress)
     except PreflightError as exc:
         from fasttok_plugin.preflight.formats import render_text

@@ -19,6 +19,7 @@ import pytest
 from fasttok_plugin.heads import build_norm_heads
 from fasttok_plugin.resolve import resolve_mixture
 from fasttok_plugin.testing import SyntheticDataset
+from fasttok_plugin.tokenizer_dir import FolderState, folder_state
 
 FAST_FIT = ["--chunk-size", "10", "--vocab-size", "300", "--total-chunks", "400", "--max-fit-chunks", "200"]
 
@@ -46,6 +47,7 @@ def test_fit_then_inspect_a_multi_robot_mixture(example_mixture: Path, tmp_path:
     assert {"processor_config.json", "tokenizer.json", "fasttok.json", "fit_report.json"} <= {
         p.name for p in out.iterdir()
     }
+    assert folder_state(out) is FolderState.TOKENIZER  # the fit writes only files the ownership rule knows
     report = json.loads((out / "fit_report.json").read_text())
     assert [h["key"] for h in report["heads"]] == list(heads.keys)
     assert report["sampled"] == 400
@@ -342,3 +344,76 @@ def test_off_grid_timestamps_without_timestamp_stats_are_fit_warnings(
         "entry 0 (lab/millis): timestamps are off the 1/fps grid of info.json fps=30 (they show 0.03 Hz); "
         "check that timestamps are in seconds and that info.json fps is right"
     ]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>" for p in folder.rglob("*")
+    }
+
+
+def test_fit_into_a_project_folder_is_refused_and_deletes_nothing(example_mixture: Path) -> None:
+    # Issue #10: a project folder with one stray fit_report.json was taken for a tokenizer folder, and
+    # `fasttok fit mixture.json --out .` deleted the code, the notes, the datasets and the mixture itself.
+    project = example_mixture.parent
+    (project / "fit_report.json").write_text('{"stray": true}')
+    (project / "src").mkdir()
+    (project / "src" / "train.py").write_text("print('train')\n")
+    (project / "NOTES.md").write_text("keep me\n")
+    before = _tree(project)
+    for out, cwd in ((".", project), (str(project), None), (str(project.parent), None)):
+        result = fasttok("fit", str(example_mixture), "--out", out, *FAST_FIT, cwd=cwd)
+        assert result.returncode == 2, (out, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert "nothing was" in result.stderr
+        assert _tree(project) == before
+    dot = fasttok("fit", "mixture.json", "--out", ".", *FAST_FIT, cwd=project)
+    assert "current directory" in dot.stderr
+    into_project = fasttok("fit", str(example_mixture), "--out", str(project), *FAST_FIT)
+    assert f"holds {example_mixture}" in into_project.stderr
+    assert sorted(p.name for p in project.parent.iterdir()) == [project.name]  # no staging, no lock file
+
+
+def test_fit_refuses_the_current_directory_even_when_it_is_empty_or_ours(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = fasttok("fit", str(example_mixture), "--out", ".", *FAST_FIT, cwd=empty)
+    assert result.returncode == 2
+    assert "is the current directory or one of its parents" in result.stderr
+    assert list(empty.iterdir()) == []
+
+
+CONCURRENT_FIT = [*FAST_FIT, "--quiet", "--workers", "1"]
+
+
+def test_two_concurrent_fits_into_one_out_both_succeed_one_after_the_other(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    # Issue #10: two concurrent fits into one --out gave "internal error: FileNotFoundError" or silently lost
+    # a result. Writers of one folder now take its lock in turn: each fit is written whole, the later one
+    # replaces the earlier one, and both say so.
+    out = tmp_path / "tok"
+    script = Path(sys.executable).with_name("fasttok")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "fasttok_plugin.cli"]
+    runs = [
+        subprocess.Popen(
+            [*command, "fit", str(example_mixture), "--out", str(out), *CONCURRENT_FIT, "--seed", str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr
+        assert f"wrote {out}" in stdout
+    from fasttok_plugin.codec import FastTokenizer
+
+    report = json.loads((out / "fit_report.json").read_text())
+    # One fit's tokenizer and that same fit's report: never a folder mixing the two fits.
+    assert FastTokenizer.load(out).metadata["fit_fingerprint"] == report["fit_fingerprint"]
+    assert folder_state(out) is FolderState.TOKENIZER
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "example") == ["tok"]

@@ -11,6 +11,9 @@ import pytest
 from fasttok_plugin.codec import CodecError, FastTokenizer
 from fasttok_plugin.errors import OutDirError
 from fasttok_plugin.tokenizer_dir import (
+    FORMAT_KEY,
+    FORMAT_MARKER,
+    OWNED_NAMES,
     PROCESSOR_CONFIG_NAME,
     SIDECAR_NAME,
     TOKENIZER_MARKERS,
@@ -115,17 +118,24 @@ def test_a_folder_of_unrelated_files_is_foreign(tmp_path: Path, tokenizer: FastT
     assert _snapshot(folder) == {".hidden": b"", "notes.txt": b"keep me"}
 
 
-def test_processor_config_beside_model_files_still_counts_as_a_tokenizer_folder(tmp_path: Path) -> None:
-    # Pins today's rule (all three former copies agreed): processor_config.json marks the folder, whatever
-    # else it holds. DESIGN §13 will refuse this folder (it holds files this package does not write); when
-    # that lands, this test flips to FOREIGN.
+def test_processor_config_beside_model_files_is_refused(tmp_path: Path, tokenizer: FastTokenizer) -> None:
+    # Behaviour change of issue #10 (DESIGN §13): this test used to pin that processor_config.json marked the
+    # folder as a tokenizer folder whatever else it held, so saving into a Hugging Face model folder deleted
+    # model.safetensors. A folder holding files this package does not write is now refused, never emptied.
     folder = tmp_path / "checkpoint"
     folder.mkdir()
     (folder / PROCESSOR_CONFIG_NAME).write_text("{}")
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"\0" * 16)
-    assert folder_state(folder) is FolderState.TOKENIZER
-    assert is_tokenizer_dir(folder)
+    before = _snapshot(folder)
+    assert folder_state(folder) is FolderState.UNOWNED
+    assert not FolderState.UNOWNED.replaceable
+    assert is_tokenizer_dir(folder)  # it holds a processor config: a reader may try to load it
+    with pytest.raises(OutDirError, match=r"it holds config.json, model.safetensors, which fasttok_plugin"):
+        check_replaceable(folder, error=OutDirError)
+    with pytest.raises(CodecError, match=r"^save: .*not a tokenizer directory; choose another path"):
+        tokenizer.save(folder)
+    assert _snapshot(folder) == before
 
 
 def test_a_file_is_neither_a_tokenizer_folder_nor_replaceable(
@@ -157,3 +167,116 @@ def test_the_fit_and_the_callback_follow_the_same_rule(tmp_path: Path, stray: st
     with pytest.raises(FileExistsError, match=f"holds no tokenizer \\(found {stray}\\)"):
         existing_matches(folder, "f" * 64, on_mismatch="refit", explain=lambda _: "")
     assert _snapshot(folder) == {stray: b"{}"}
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>" for p in folder.rglob("*")
+    }
+
+
+def test_the_owned_names_are_exactly_what_the_writers_write(tmp_path: Path, tokenizer: FastTokenizer) -> None:
+    from fasttok_plugin.codec.files import _directory_files
+    from fasttok_plugin.fit.report import REPORT_NAME
+
+    written = set(_directory_files(tokenizer)) | {REPORT_NAME}
+    assert written <= OWNED_NAMES
+    assert OWNED_NAMES - written == {"norm_stats.json"}  # named by DESIGN §13 for the normalization stats
+    saved = tokenizer.save(tmp_path / "tok")
+    assert {p.name for p in saved.iterdir()} <= OWNED_NAMES
+    assert json.loads((saved / SIDECAR_NAME).read_text())[FORMAT_KEY] == FORMAT_MARKER
+    assert folder_state(saved) is FolderState.TOKENIZER
+
+
+def test_loading_a_tokenizer_from_a_model_folder_and_saving_it_back_deletes_nothing(
+    tmp_path: Path, tokenizer: FastTokenizer
+) -> None:
+    # Issue #10: `FastTokenizer.load(tok).save(folder)` deleted pytorch_model.bin beside the tokenizer files.
+    model = tokenizer.save(tmp_path / "model")
+    (model / "pytorch_model.bin").write_bytes(b"weights")
+    (model / "config.json").write_text("{}")
+    before = _tree(model)
+    assert folder_state(model) is FolderState.UNOWNED
+    loaded = FastTokenizer.load(model)  # readable
+    with pytest.raises(CodecError, match=r"it holds config.json, pytorch_model.bin, which fasttok_plugin"):
+        loaded.save(model)
+    assert _tree(model) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no lock file, no staging folder
+
+
+def test_a_reference_folder_written_by_another_tool_is_loadable_but_never_replaced(
+    tmp_path: Path, tokenizer: FastTokenizer
+) -> None:
+    reference = tokenizer.save(tmp_path / "reference")
+    (reference / SIDECAR_NAME).unlink()  # what the reference's save_pretrained leaves: no fasttok.json
+    before = _tree(reference)
+    assert folder_state(reference) is FolderState.UNOWNED
+    assert FastTokenizer.load(reference).min_token == tokenizer.min_token
+    with pytest.raises(
+        CodecError, match=r"it has no fasttok.json: a processor folder written by another tool"
+    ):
+        tokenizer.save(reference)
+    assert _tree(reference) == before
+
+
+def test_a_sidecar_without_our_format_marker_is_not_ours(tmp_path: Path, tokenizer: FastTokenizer) -> None:
+    # A fasttok.json without the marker (another tool's, or written before the marker existed) is refused.
+    saved = tokenizer.save(tmp_path / "tok")
+    sidecar = json.loads((saved / SIDECAR_NAME).read_text())
+    del sidecar[FORMAT_KEY]
+    (saved / SIDECAR_NAME).write_text(json.dumps(sidecar))
+    assert folder_state(saved) is FolderState.UNOWNED
+    with pytest.raises(OutDirError, match=r"lacks the marker format='fasttok_plugin.tokenizer'"):
+        check_replaceable(saved, error=OutDirError)
+    (saved / SIDECAR_NAME).write_text("{not json")
+    assert folder_state(saved) is FolderState.UNOWNED
+
+
+def test_a_run_folder_with_checkpoints_beside_our_tokenizer_is_refused_by_the_fit(
+    tmp_path: Path, tokenizer: FastTokenizer
+) -> None:
+    # Issue #10: a run folder used as tokenizer_dir lost checkpoints/ and NOTES.md under refit; the refit
+    # writes through fit_tokenizer's out_dir, which now refuses it before any compute.
+    from fasttok_plugin.fit._outdir import check_out_dir
+
+    run = tokenizer.save(tmp_path / "run")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"ckpt")
+    (run / "NOTES.md").write_text("keep")
+    before = _tree(run)
+    with pytest.raises(
+        OutDirError, match=r"it holds NOTES.md, checkpoints, which fasttok_plugin does not write"
+    ):
+        check_out_dir(run)
+    assert _tree(run) == before
+
+
+def test_the_current_directory_and_its_parents_are_never_replaced(
+    tmp_path: Path, tokenizer: FastTokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = tokenizer.save(tmp_path / "tok")  # replaceable from anywhere else
+    monkeypatch.chdir(ours)
+    for target in (Path("."), ours, tmp_path):
+        with pytest.raises(CodecError, match="is the current directory or one of its parents"):
+            tokenizer.save(target)
+    monkeypatch.chdir(tmp_path.parent)
+    assert tokenizer.save(ours) == ours
+
+
+def test_a_protected_path_keeps_its_folders(tmp_path: Path) -> None:
+    mixture = tmp_path / "project" / "mixture.json"
+    mixture.parent.mkdir()
+    mixture.write_text("{}")
+    for target in (mixture.parent, tmp_path):
+        with pytest.raises(OutDirError, match=f"holds {mixture}"):
+            check_replaceable(target, error=OutDirError, protect=(mixture,))
+    assert check_replaceable(tmp_path / "new", error=OutDirError, protect=(mixture,)) is FolderState.MISSING
+
+
+def test_a_symlink_is_never_replaced(tmp_path: Path, tokenizer: FastTokenizer) -> None:
+    real = tokenizer.save(tmp_path / "real")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(CodecError, match="is a symbolic link"):
+        tokenizer.save(link)
+    assert link.is_symlink()

@@ -13,18 +13,23 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from tokenizers import Tokenizer
 
-from fasttok_plugin.atomic import replace_directory, write_text_atomic
+from fasttok_plugin.atomic import write_text_atomic
 from fasttok_plugin.codec.pipelines import detect_pipeline
 from fasttok_plugin.errors import CodecError, TokenizerFormatError
-from fasttok_plugin.tokenizer_dir import PROCESSOR_CONFIG_NAME, SIDECAR_NAME, check_replaceable
+from fasttok_plugin.tokenizer_dir import (
+    FORMAT_KEY,
+    FORMAT_MARKER,
+    PROCESSOR_CONFIG_NAME,
+    SIDECAR_NAME,
+    readable_path,
+    write_tokenizer_dir,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.codec.tokenizer import FastTokenizer
@@ -37,6 +42,7 @@ __all__ = [
     "SIDECAR_NAME",
     "TOKENIZER_SUBFOLDER",
     "SavedTokenizer",
+    "fill_directory",
     "read_directory",
     "write_directory",
 ]
@@ -87,6 +93,7 @@ def _directory_files(tok: FastTokenizer) -> dict[str, str]:
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
     sidecar = {
+        FORMAT_KEY: FORMAT_MARKER,  # the ownership marker: only folders carrying it are ever replaced
         "format_version": FORMAT_VERSION,
         "pipeline": tok.pipeline,
         "scale": tok.scale,
@@ -109,24 +116,23 @@ def _directory_files(tok: FastTokenizer) -> dict[str, str]:
     }
 
 
+def fill_directory(tok: FastTokenizer, folder: Path) -> None:
+    """Write ``tok``'s files into the existing (staging) ``folder``, each file atomically."""
+    for name, text in _directory_files(tok).items():
+        write_text_atomic(folder / name, text)
+
+
 def write_directory(tok: FastTokenizer, directory: str | os.PathLike[str]) -> Path:
-    """Write ``tok``'s folder atomically: built next to the target, then renamed into place.
+    """Write ``tok``'s folder crash-safely: built next to the target, then swapped into place.
 
     Raises:
-        CodecError: The target exists and is not a tokenizer directory (nothing is overwritten).
+        CodecError: The target exists and is not a tokenizer folder this package wrote (a file, a project,
+            a model checkpoint, a reference folder), or is the current directory or a parent of it
+            (nothing is overwritten).
     """
-    target = Path(directory).absolute()
-    check_replaceable(target, error=CodecError, prefix="save: ")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    files = _directory_files(tok)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        for name, text in files.items():
-            write_text_atomic(tmp / name, text)
-        replace_directory(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    target = write_tokenizer_dir(
+        directory, lambda folder: fill_directory(tok, folder), error=CodecError, prefix="save: "
+    )
     logger.info("saved %s tokenizer to %s", tok.pipeline, target)
     return target
 
@@ -154,7 +160,7 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
     Raises:
         TokenizerFormatError: Missing/unreadable files or values that disagree.
     """
-    root = Path(directory)
+    root = readable_path(Path(directory))  # a swap a crash interrupted left the previous folder aside
     if not root.is_dir():
         raise TokenizerFormatError(f"{root}: not a directory (expected a FAST tokenizer directory)")
     config = _read_processor_config(root)

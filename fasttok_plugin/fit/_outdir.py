@@ -1,25 +1,31 @@
-"""The fit's output directory: refuse a bad one before any compute, and write the result in one rename."""
+"""The fit's output directory: refuse a bad one before any compute, and write the result crash-safely."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fasttok_plugin.atomic import replace_directory
 from fasttok_plugin.errors import OutDirError
-from fasttok_plugin.tokenizer_dir import FolderState, check_replaceable
+from fasttok_plugin.tokenizer_dir import FolderState, check_replaceable, write_tokenizer_dir
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.codec import FastTokenizer
     from fasttok_plugin.fit.report import FitReport
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """Refuse early (before any compute) to replace a directory that is not a tokenizer directory."""
-    if check_replaceable(out_dir, error=OutDirError) is not FolderState.MISSING:
+def check_out_dir(out_dir: Path, *, protect: Iterable[Path] = ()) -> None:
+    """Refuse early (before any compute) a target that is not ours to replace (see ``tokenizer_dir``).
+
+    Args:
+        out_dir: The fit's output folder.
+        protect: Paths whose folders must never be replaced (the CLI passes the mixture file).
+
+    Raises:
+        OutDirError: The target is refused, or cannot be created.
+    """
+    if check_replaceable(out_dir, error=OutDirError, protect=protect) is not FolderState.MISSING:
         return
     # The tokenizer is staged next to out_dir: its nearest existing ancestor must be a writable folder,
     # or the fit would only fail at the very end.
@@ -34,16 +40,14 @@ def check_out_dir(out_dir: Path) -> None:
         raise OutDirError(f"cannot create {out_dir}: {ancestor} is not writable; choose another path")
 
 
-def save_atomically(tokenizer: FastTokenizer, report: FitReport, out_dir: Path) -> Path:
-    """Tokenizer files + fit_report.json built in one temp directory, then renamed into place."""
-    target = out_dir.absolute()
-    check_out_dir(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging_root = Path(tempfile.mkdtemp(prefix=f".{target.name}.fit-", dir=target.parent))
-    try:
-        staged = tokenizer.save(staging_root / "tokenizer")
-        report.save(staged)
-        replace_directory(staged, target)
-    finally:
-        shutil.rmtree(staging_root, ignore_errors=True)
-    return target
+def save_atomically(
+    tokenizer: FastTokenizer, report: FitReport, out_dir: Path, *, protect: Iterable[Path] = ()
+) -> Path:
+    """Tokenizer files + fit_report.json built in one staging folder, then swapped into place."""
+    from fasttok_plugin.codec.files import fill_directory
+
+    def fill(folder: Path) -> None:
+        fill_directory(tokenizer, folder)
+        report.save(folder)
+
+    return write_tokenizer_dir(out_dir, fill, error=OutDirError, protect=protect)

@@ -304,16 +304,19 @@ def test_a_crash_while_saving_leaves_no_tokenizer_a_later_run_would_load(
 ) -> None:
     mixture = make_mixture(("arm", "base"))
     tokenizer_dir = tmp_path / "tokenizer"
-    real_save = FastTokenizer.save
+    from fasttok_plugin.codec import files
 
-    def crashing_save(self, directory):
+    real_fill = files.fill_directory
+
+    def crashing_save(tok, directory):
         # Write part of the files, then die: what a kill -9 or a full disk mid-save looks like.
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "processor_config.json").write_text('{"scale": 10')
         raise OSError("simulated crash while saving")
 
-    monkeypatch.setattr(FastTokenizer, "save", crashing_save)
+    # The fit writes the tokenizer's files into its staging folder with fill_directory.
+    monkeypatch.setattr("fasttok_plugin.codec.files.fill_directory", crashing_save)
     model = TokenModel()
     with pytest.raises(OSError, match="simulated crash"):
         _run(tmp_path, mixture.path, tokenizer_dir, model=model)
@@ -322,7 +325,7 @@ def test_a_crash_while_saving_leaves_no_tokenizer_a_later_run_would_load(
     assert not tokenizer_dir.exists(), "nothing may appear under tokenizer_dir before the save completed"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folders are cleaned up"
 
-    monkeypatch.setattr(FastTokenizer, "save", real_save)
+    monkeypatch.setattr("fasttok_plugin.codec.files.fill_directory", real_fill)
     callback, model, _ = _run(tmp_path, mixture.path, tokenizer_dir)
     assert spy.fits == 2
     assert callback.fitted is True
@@ -333,10 +336,10 @@ def test_a_crash_during_a_refit_keeps_the_previous_tokenizer(tmp_path, make_mixt
     tokenizer_dir = tmp_path / "tokenizer"
     first, _, _ = _run(tmp_path, make_mixture(("arm", "base")).path, tokenizer_dir)
 
-    def crashing_save(self, directory):
+    def crashing_save(tok, directory):
         raise OSError("simulated crash while saving")
 
-    monkeypatch.setattr(FastTokenizer, "save", crashing_save)
+    monkeypatch.setattr("fasttok_plugin.codec.files.fill_directory", crashing_save)
     changed = make_mixture(("arm", "gripper"), name="changed.json")
     with pytest.warns(UserWarning, match="refitting"), pytest.raises(OSError, match="simulated crash"):
         _run(tmp_path, changed.path, tokenizer_dir, on_mismatch="refit")
