@@ -2,19 +2,26 @@
 
 A model learned the tokens of one tokenizer: resuming it with a tokenizer of another fingerprint would
 silently feed it other tokens, so that is an error (a warning under ``on_mismatch="refit"``).
+
+Lightning restores the model's weights *before* it calls a callback's ``on_load_checkpoint`` /
+``load_state_dict`` (``_CheckpointConnector._restore_modules_and_callbacks``: model, datamodule,
+callbacks), so the check runs from a ``load_state_dict`` pre-hook on the LightningModule instead: the
+checkpoint is already in memory then and no weight has been copied yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
+from torch.utils.hooks import RemovableHandle
 
 from fasttok_plugin.errors import TokenizerMismatchError
 
-__all__ = ["check_resumed", "checkpoint_state"]
+__all__ = ["check_before_weights_load", "check_resumed", "checkpoint_state", "restoring_state"]
 
 
 def checkpoint_state(fingerprint: str, heads_fingerprint: str, tokenizer_dir: Path) -> dict[str, Any]:
@@ -56,3 +63,38 @@ def check_resumed(
         rank_zero_warn(f"FastTokenizerCallback: {message} (continuing because on_mismatch='refit')")
         return
     raise TokenizerMismatchError(message, expected=fingerprint, found=old, tokenizer_dir=tokenizer_dir)
+
+
+def restoring_state(trainer: pl.Trainer | None, state_key: str) -> Mapping[str, Any] | None:
+    """The callback's state in the checkpoint ``trainer`` is restoring right now (None if none).
+
+    Lightning keeps the checkpoint it restores in ``trainer._checkpoint_connector._loaded_checkpoint``
+    between loading the file and restoring the modules; there is no public accessor, so a missing
+    attribute means "unknown" and the late check in the callback's ``load_state_dict`` still runs.
+    """
+    connector = getattr(trainer, "_checkpoint_connector", None)
+    checkpoint = getattr(connector, "_loaded_checkpoint", None)
+    if not isinstance(checkpoint, Mapping):
+        return None
+    state = checkpoint.get("callbacks", {}).get(state_key)
+    return state if isinstance(state, Mapping) else None
+
+
+def check_before_weights_load(
+    pl_module: pl.LightningModule, check: Callable[[Mapping[str, Any]], None], state_key: str
+) -> RemovableHandle:
+    """Run ``check(callback_state)`` when a checkpoint's weights are about to load into ``pl_module``.
+
+    Returns:
+        The hook's handle (``remove()`` it in ``teardown``).
+    """
+
+    def hook(module: Any, state_dict: Any, prefix: str, *args: Any) -> None:
+        state = restoring_state(getattr(pl_module, "_trainer", None), state_key)
+        if state is not None:
+            check(state)
+
+    register = getattr(pl_module, "register_load_state_dict_pre_hook", None)
+    if register is not None:  # public since torch 2.5
+        return register(hook)
+    return pl_module._register_load_state_dict_pre_hook(hook, with_module=True)

@@ -13,13 +13,14 @@ import dataclasses
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks.callback import Callback
-from pytorch_lightning.utilities.rank_zero import rank_zero_only, rank_zero_warn
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from typing_extensions import override
 
 from fasttok_plugin.errors import TokenizerMismatchError
@@ -32,15 +33,17 @@ from fasttok_plugin.fit.settings import (
     DEFAULT_TOTAL_CHUNKS,
     FitSettings,
 )
-from fasttok_plugin.fit.source import run_fit_preflight
 from fasttok_plugin.lightning._arguments import check_arguments
 from fasttok_plugin.lightning._cached import existing_matches, load_matching, load_report
 from fasttok_plugin.lightning._distributed import RankZeroOutcome, check_same_fingerprint, decide_on_rank_zero
 from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
-from fasttok_plugin.lightning._resume import check_resumed, checkpoint_state
+from fasttok_plugin.lightning._preflight import preflight_source
+from fasttok_plugin.lightning._resume import check_before_weights_load, check_resumed, checkpoint_state
 from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
 
 if TYPE_CHECKING:
+    from torch.utils.hooks import RemovableHandle
+
     from fasttok_plugin.codec import FastTokenizer
     from fasttok_plugin.heads import NormHeads
     from fasttok_plugin.normalize import Normalize
@@ -79,8 +82,11 @@ class FastTokenizerCallback(Callback):
        :class:`~fasttok_plugin.normalize.Normalize` module), and log the fit report to the trainer's loggers.
 
     The callback's ``state_dict`` records the fingerprint, so resuming from a checkpoint with a changed
-    mixture is detected (an error, or a warning with ``on_mismatch="refit"``). Under DDP, ``tokenizer_dir``
-    must be on a filesystem every rank can read.
+    mixture is detected before any weight is loaded (an error, or a warning with ``on_mismatch="refit"``).
+    The attached ``Normalize`` keeps its stats out of checkpoints (they are derived from the heads), so a
+    resumed run normalizes with the current heads and ``Model.load_from_checkpoint`` needs no datamodule.
+    Under DDP, global rank 0 decides and fits while the other ranks wait without a collective timeout; the
+    tokenizer folder's bytes then reach every rank, so ``tokenizer_dir`` may be node-local.
 
     Args:
         tokenizer_dir: Folder holding (or receiving) the tokenizer, in the reference processor layout plus the
@@ -193,6 +199,7 @@ class FastTokenizerCallback(Callback):
         self._normalize: Normalize | None = None
         self._checkpoint_state: dict[str, Any] | None = None
         self._resume_checked = False
+        self._resume_hook: RemovableHandle | None = None
 
     # -- public read-only state -----------------------------------------------------------------------------
 
@@ -248,7 +255,17 @@ class FastTokenizerCallback(Callback):
             self._normalize = None
             self._log_report(trainer, self._prepared)
         self._attach(pl_module, source)
+        if self._resume_hook is None:
+            # Lightning loads the model's weights before this callback's load_state_dict: check a resumed
+            # checkpoint's fingerprint from a pre-hook, before any weight is copied.
+            self._resume_hook = check_before_weights_load(pl_module, self._restore_state, self.state_key)
         self._check_resumed()
+
+    @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._resume_hook is not None:
+            self._resume_hook.remove()
+            self._resume_hook = None
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -277,7 +294,13 @@ class FastTokenizerCallback(Callback):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._checkpoint_state = dict(state_dict)
+        self._restore_state(state_dict)
+
+    def _restore_state(self, state_dict: Mapping[str, Any]) -> None:
+        state = dict(state_dict)
+        if state == self._checkpoint_state and self._resume_checked:
+            return  # the pre-hook already checked this very state before the weights loaded
+        self._checkpoint_state = state
         self._resume_checked = False
         self._check_resumed()
 
@@ -303,7 +326,7 @@ class FastTokenizerCallback(Callback):
     def _decide_and_fit(self, source: TokenizerSource) -> RankZeroOutcome:
         """Rank 0: preflight, then load-or-fit. Returns the fingerprint and whether a fit happened."""
         if self.preflight:
-            self._run_preflight(source)
+            preflight_source(source, strict=self.strict)
         settings = self.fit_settings(source)
         fingerprint = self._fingerprint(source, settings)
         if self._existing_matches(source, settings, fingerprint):
@@ -319,26 +342,6 @@ class FastTokenizerCallback(Callback):
             source, settings, out_dir=self.tokenizer_dir, progress=progress, preflight=False
         )
         return RankZeroOutcome(fingerprint, fitted=True)
-
-    def _run_preflight(self, source: TokenizerSource) -> None:
-        resolved = source.resolved_mixture
-        heads = source.norm_heads
-        if resolved is None:
-            rank_zero_warn(
-                "FastTokenizerCallback: the datamodule exposes no resolved_mixture, so the preflight is "
-                "limited to the norm heads' own checks; expose it to get the full preflight"
-            )
-            heads.raise_for_errors()
-            return
-        run_fit_preflight(
-            resolved.config,
-            resolved,
-            heads,
-            max_action_dim=heads.max_action_dim,
-            chunk_size=chunk_size_of(source),
-            strict=self.strict,
-            on_warning=lambda finding: log.warning("preflight: %s", finding),
-        )
 
     def _existing_matches(self, source: TokenizerSource, settings: FitSettings, fingerprint: str) -> bool:
         """Whether ``tokenizer_dir`` holds a tokenizer with ``fingerprint``; raises or warns on a mismatch."""
