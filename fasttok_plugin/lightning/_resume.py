@@ -21,7 +21,7 @@ from torch.utils.hooks import RemovableHandle
 
 from fasttok_plugin.errors import TokenizerMismatchError
 
-__all__ = ["check_before_weights_load", "check_resumed", "checkpoint_state", "restoring_state"]
+__all__ = ["ResumeGuard", "check_before_weights_load", "check_resumed", "checkpoint_state", "restoring_state"]
 
 
 def checkpoint_state(fingerprint: str, heads_fingerprint: str, tokenizer_dir: Path) -> dict[str, Any]:
@@ -98,3 +98,51 @@ def check_before_weights_load(
     if register is not None:  # public since torch 2.5
         return register(hook)
     return pl_module._register_load_state_dict_pre_hook(hook, with_module=True)
+
+
+class ResumeGuard:
+    """The callback's resume check: the checkpoint's state, whether it was checked, the model's pre-hook."""
+
+    def __init__(self, state_key: str, on_mismatch: str, tokenizer_dir: Path) -> None:
+        self.state_key = state_key
+        self.on_mismatch = on_mismatch
+        self.tokenizer_dir = tokenizer_dir
+        self.state: dict[str, Any] | None = None
+        self.checked = False
+        self.current: tuple[str, str] | None = None  # (fit fingerprint, heads fingerprint) of this run
+        self._hook: RemovableHandle | None = None
+
+    def watch(self, pl_module: pl.LightningModule, fingerprint: str, heads_fingerprint: str) -> None:
+        """Know this run's fingerprints; check a checkpoint as soon as its weights are about to load."""
+        self.current = (fingerprint, heads_fingerprint)
+        if self._hook is None:
+            # Lightning loads the weights before the callback's load_state_dict: check from a pre-hook.
+            self._hook = check_before_weights_load(pl_module, self.restore, self.state_key)
+        self.check()
+
+    def unwatch(self) -> None:
+        """Remove the model's pre-hook (``teardown``)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """A checkpoint's state of the callback: check it (once) against this run."""
+        state = dict(state)
+        if state == self.state and self.checked:
+            return  # the pre-hook already checked this very state before the weights loaded
+        self.state, self.checked = state, False
+        self.check()
+
+    def check(self) -> None:
+        """`check_resumed` once both the checkpoint's state and this run's fingerprints are known."""
+        if self.checked or self.state is None or self.current is None:
+            return
+        self.checked = True
+        check_resumed(
+            self.state,
+            fingerprint=self.current[0],
+            heads_fingerprint=self.current[1],
+            tokenizer_dir=self.tokenizer_dir,
+            on_mismatch=self.on_mismatch,
+        )
