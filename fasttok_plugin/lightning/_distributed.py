@@ -158,13 +158,12 @@ def _raise_first(failures: list[RankFailure | None], own: BaseException | None, 
     if not failed:
         return
     first = failed[0]
-    if channel.world_size > 1:
-        log.error(
-            "FastTokenizerCallback: global rank %d of %d failed, every rank stops with its error: %s",
-            first.rank,
-            channel.world_size,
-            first.text,
-        )
+    log.error(
+        "FastTokenizerCallback: global rank %d of %d failed, every rank stops with its error: %s",
+        first.rank,
+        channel.world_size,
+        first.text,
+    )
     if first.error is None:
         error = RuntimeError(f"FastTokenizerCallback failed on global rank {first.rank}: {first.text}")
         raise error from (own if first.rank == channel.rank else None)
@@ -180,6 +179,8 @@ def decide_on_rank_zero(channel: RankChannel, decide: Callable[[], T]) -> T:
         Exception: Rank 0's exception on every rank (itself when it pickles, else a `RuntimeError`
             quoting it).
     """
+    if channel.world_size == 1:
+        return decide()  # nothing to share: the exception propagates as it is
     result: T | None = None
     own: BaseException | None = None
     failure: RankFailure | None = None
@@ -199,6 +200,8 @@ def on_every_rank(channel: RankChannel, step: Callable[[], T]) -> list[T]:
     Raises:
         Exception: The lowest failing rank's exception, on every rank.
     """
+    if channel.world_size == 1:
+        return [step()]
     result: T | None = None
     own: BaseException | None = None
     failure: RankFailure | None = None

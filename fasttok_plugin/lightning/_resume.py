@@ -95,7 +95,7 @@ def check_before_weights_load(
             check(state)
 
     register = getattr(pl_module, "register_load_state_dict_pre_hook", None)
-    if register is not None:  # public since torch 2.5
+    if register is not None:  # the public name of recent torch versions
         return register(hook)
     return pl_module._register_load_state_dict_pre_hook(hook, with_module=True)
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).with_name("ddp_script.py")
 
 
@@ -62,6 +64,7 @@ def test_a_preflight_error_on_rank_0_stops_every_rank_without_hanging(tmp_path, 
     assert not (tmp_path / "tokenizer").exists()
 
 
+@pytest.mark.slow  # about 25 s on a loaded 2-core machine: rank 0's fit waits 6 s on purpose
 def test_node_local_tokenizer_dirs_and_a_fit_longer_than_the_process_group_timeout(
     tmp_path, make_mixture
 ) -> None:

@@ -26,6 +26,7 @@ from fasttok_plugin.lightning._copies import (
     share_folder,
 )
 from fasttok_plugin.lightning._distributed import (
+    _SingleProcess,
     check_same_fingerprint,
     decide_on_rank_zero,
     on_every_rank,
@@ -232,3 +233,20 @@ def test_only_the_lowest_rank_per_folder_writes() -> None:
         LocalCopy("c", "/t", True),
     ]
     assert [is_writer(copies, r) for r in range(5)] == [False, False, True, False, True]
+
+
+def test_a_single_process_run_raises_its_own_exceptions_unchanged() -> None:
+    class Unpicklable(RuntimeError):
+        def __init__(self) -> None:
+            super().__init__("lock held")
+            self.lock = threading.Lock()
+
+    def fail() -> Any:
+        raise Unpicklable
+
+    channel = _SingleProcess()
+    with pytest.raises(Unpicklable):
+        decide_on_rank_zero(channel, fail)
+    with pytest.raises(Unpicklable):
+        on_every_rank(channel, fail)
+    assert on_every_rank(channel, lambda: 7) == [7]
