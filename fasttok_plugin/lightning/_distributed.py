@@ -116,6 +116,9 @@ def rank_channel(trainer: pl.Trainer) -> Iterator[RankChannel]:
     if not (dist.is_available() and dist.is_initialized()):
         yield _StrategyChannel(trainer)
         return
+    # A timed barrier first: a rank that died before reaching the callback (say in its datamodule's
+    # setup) fails the others here, instead of leaving them forever in the untimed group's rendezvous.
+    trainer.strategy.barrier("FastTokenizerCallback.setup")
     # Entered by every rank right away (before rank 0 starts fitting), so creating it is quick.
     group = dist.new_group(backend="gloo", timeout=HANDSHAKE_TIMEOUT)
     try:

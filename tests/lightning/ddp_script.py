@@ -4,9 +4,9 @@ Usage: python ddp_script.py MIXTURE TOKENIZER_DIR OUT_DIR [PG_TIMEOUT_S FIT_DELA
 
 Lightning's "ddp" strategy re-runs this script for rank 1, so everything here runs once per rank. Rank 0's
 fit appends a line to OUT_DIR/fits.log; every rank writes OUT_DIR/rank<r>.json with the tokenizer it loaded,
-or OUT_DIR/error<r>.json with the error its callback setup raised. ``{rank}`` in TOKENIZER_DIR gives each
-rank its own folder (a node-local disk). PG_TIMEOUT_S sets the job's process-group timeout and FIT_DELAY_S
-makes rank 0's fit that much slower.
+or OUT_DIR/error<r>.json with the error its callback setup raised. ``{rank}`` in MIXTURE or TOKENIZER_DIR
+gives each rank its own file or folder (a node-local disk). PG_TIMEOUT_S sets the job's collective timeout
+during the callback's setup and FIT_DELAY_S makes rank 0's fit that much slower.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from fasttok_plugin.lightning import FastTokenizerCallback, MixtureDataModule
 
 
 def main() -> None:
-    mixture, out_dir = Path(sys.argv[1]), Path(sys.argv[3])
+    out_dir = Path(sys.argv[3])
     # Lightning's launcher sets LOCAL_RANK for the processes it starts (rank 0 is this script itself).
     this_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    mixture = Path(sys.argv[1].format(rank=this_rank))
     tokenizer_dir = Path(sys.argv[2].format(rank=this_rank))
     pg_timeout, fit_delay = (float(a) for a in sys.argv[4:6]) if len(sys.argv) > 4 else (None, 0.0)
     real_fit = fitting.fit_tokenizer
