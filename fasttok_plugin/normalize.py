@@ -1,8 +1,11 @@
 """Per-head action normalization as torch modules (DESIGN §6).
 
 `Normalize` and `Unnormalize` hold the stacked ``(H, D)`` statistics of a `NormHeads` as float32
-buffers (so they are saved in ``state_dict`` and move with ``.to()``) and, for every row of a batch,
-use the stats of that row's head. The tokenizer fit normalizes its corpus with this very module, so
+buffers (they move with ``.to()``) and, for every row of a batch, use the stats of that row's head.
+The buffers are *not persistent* (DESIGN §14): the stats are derived from the heads, not trained, so
+they stay out of ``state_dict``; a resumed run keeps the stats of the heads it was built from, a
+checkpoint loads into a model that has no `Normalize`, and the stats of older checkpoints that did
+save them are ignored on load. The tokenizer fit normalizes its corpus with this very module, so
 fit-time and train-time values are identical bit for bit.
 
 Conventions:
@@ -23,7 +26,7 @@ rounding on every dim whose range is not degenerate, and exactly ``x == min`` on
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -35,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["NormMode", "Normalize", "Unnormalize"]
 
 ZeroRange = Literal["center", "legacy"]
+_STAT_NAMES = ("min", "max", "mean", "std")
 
 
 class NormMode(str, Enum):
@@ -82,14 +86,25 @@ class _HeadStats(nn.Module):
         self.keys: tuple[str, ...] = tuple(heads.keys)
         self.fingerprint: str = heads.fingerprint
         shape = (len(heads.keys), int(heads.max_action_dim))
-        for name in ("min", "max", "mean", "std"):
+        for name in _STAT_NAMES:
             # np.array copies: NormHeads arrays are read-only and torch wants writable memory.
             values = torch.from_numpy(np.array(getattr(heads, name), dtype=np.float64))
             if tuple(values.shape) != shape:
                 raise ValueError(f"NormHeads.{name} has shape {tuple(values.shape)}, expected {shape}")
             if not bool(torch.isfinite(values).all()):
                 raise ValueError(f"NormHeads.{name} holds non-finite values; rebuild with build_norm_heads")
-            self.register_buffer(name, values.to(torch.float32).contiguous())
+            # Not persistent: derived state. Saving it let a resume overwrite the current heads' stats
+            # with a checkpoint's (and fail with a size mismatch when the number of heads changed).
+            self.register_buffer(name, values.to(torch.float32).contiguous(), persistent=False)
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        # Checkpoints written before the buffers became non-persistent still hold them: drop those
+        # stale stats (the heads this module was built from are the truth) instead of failing strict loads.
+        for name in _STAT_NAMES:
+            state_dict.pop(prefix + name, None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def num_heads(self) -> int:

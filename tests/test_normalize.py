@@ -161,21 +161,32 @@ def test_identity_passes_actions_through(mixture: tuple[NormHeads, list]) -> Non
     assert torch.equal(Normalize(heads, mode="identity")(x, index), x)
 
 
-def test_buffers_are_float32_in_the_state_dict_and_reload(mixture: tuple[NormHeads, list]) -> None:
-    heads, datasets = mixture
+def test_buffers_are_float32_and_stay_out_of_the_state_dict(mixture: tuple[NormHeads, list]) -> None:
+    # Issue #10: the stats are derived from the heads, not trained state (DESIGN §14).
+    heads, _datasets = mixture
     norm = Normalize(heads)
-    state = norm.state_dict()
-    assert set(state) == {"min", "max", "mean", "std"}
-    for name, tensor in state.items():
+    for name in ("min", "max", "mean", "std"):
+        tensor = getattr(norm, name)
         assert tensor.dtype == torch.float32
         assert tuple(tensor.shape) == (3, MAX_DIM)
         np.testing.assert_array_equal(tensor.numpy(), getattr(heads, name).astype(np.float32))
-    # A module built from other heads takes the saved stats back.
-    other = Normalize(heads)
-    other.min.fill_(5.0)
-    other.load_state_dict(state)
+    assert norm.state_dict() == {}
+    assert {name for name, _ in norm.named_buffers()} == {"min", "max", "mean", "std"}
+
+
+def test_stats_saved_by_older_checkpoints_are_ignored_on_load(mixture: tuple[NormHeads, list]) -> None:
+    heads, datasets = mixture
+    norm = Normalize(heads)
+    model = torch.nn.Sequential()
+    model.add_module("normalize", norm)
+    # What a checkpoint of the persistent-buffer era held, here from other heads (4 instead of 3).
+    legacy = {f"normalize.{name}": torch.full((4, MAX_DIM), 5.0) for name in ("min", "max", "mean", "std")}
+    result = model.load_state_dict(legacy, strict=True)
+    assert not result.missing_keys
+    assert not result.unexpected_keys
+    np.testing.assert_array_equal(norm.max.numpy(), heads.max.astype(np.float32))
     x, index = padded_batch(datasets)
-    assert torch.equal(other(x, index), norm(x, index))
+    assert torch.equal(norm(x, index), Normalize(heads)(x, index))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])

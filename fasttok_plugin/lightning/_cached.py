@@ -7,6 +7,7 @@ fingerprint), or, under ``on_mismatch="refit"``, a warning before the folder is 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,14 +15,18 @@ from typing import TYPE_CHECKING, Any
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from fasttok_plugin.errors import TokenizerMismatchError
-from fasttok_plugin.fit.fingerprint import FINGERPRINT_KEY
+from fasttok_plugin.fit.fingerprint import FINGERPRINT_KEY, describe_difference
 from fasttok_plugin.fit.report import REPORT_NAME, FitReport
 from fasttok_plugin.tokenizer_dir import FolderState, folder_state
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.codec import FastTokenizer
+    from fasttok_plugin.fit.settings import FitSettings
+    from fasttok_plugin.lightning.protocol import TokenizerSource
 
-__all__ = ["existing_matches", "load_matching", "load_report"]
+log = logging.getLogger("fasttok_plugin.lightning.callback")
+
+__all__ = ["existing_matches", "explainer", "fit_into", "load_matching", "load_report"]
 
 
 def existing_matches(
@@ -122,3 +127,21 @@ def load_report(folder: Path) -> FitReport | None:
     except Exception as exc:  # the report is informative; a broken one must not stop training
         rank_zero_warn(f"FastTokenizerCallback: could not read {folder / REPORT_NAME}: {exc}")
         return None
+
+
+def explainer(source: TokenizerSource, settings: FitSettings) -> Callable[[Mapping[str, Any]], str]:
+    """What changed between an existing tokenizer's sidecar metadata and this run (for the messages)."""
+    sampler_settings = source.chunk_sampler.settings()
+    return lambda metadata: describe_difference(metadata, source.norm_heads, settings, sampler_settings)
+
+
+def fit_into(
+    folder: Path, source: TokenizerSource, settings: FitSettings, fingerprint: str, *, progress: bool
+) -> None:
+    """Fit a tokenizer for ``source`` into ``folder`` (built next to it, then renamed into place)."""
+    # Looked up on the module at call time, so a patched `pipeline.fit_tokenizer` (tests) takes effect.
+    from fasttok_plugin.fit import pipeline
+
+    log.info("fitting a FAST tokenizer into %s (fingerprint %s)", folder, fingerprint[:12])
+    # A crash leaves either the previous folder or none, never a half-written tokenizer.
+    pipeline.fit_tokenizer(source, settings, out_dir=folder, progress=progress, preflight=False)

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks.callback import Callback
-from pytorch_lightning.utilities.rank_zero import rank_zero_only, rank_zero_warn
 from typing_extensions import override
 
 from fasttok_plugin.errors import TokenizerMismatchError
-from fasttok_plugin.fit.fingerprint import describe_difference, fit_fingerprint
+from fasttok_plugin.fit.fingerprint import fit_fingerprint
 from fasttok_plugin.fit.report import FitReport
 from fasttok_plugin.fit.settings import (
     DEFAULT_HELDOUT_FRACTION,
@@ -32,12 +31,19 @@ from fasttok_plugin.fit.settings import (
     DEFAULT_TOTAL_CHUNKS,
     FitSettings,
 )
-from fasttok_plugin.fit.source import run_fit_preflight
 from fasttok_plugin.lightning._arguments import check_arguments
-from fasttok_plugin.lightning._cached import existing_matches, load_matching, load_report
-from fasttok_plugin.lightning._distributed import RankZeroOutcome, check_same_fingerprint, decide_on_rank_zero
+from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, load_report
+from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
+from fasttok_plugin.lightning._distributed import (
+    RankChannel,
+    check_same_fingerprint,
+    decide_on_rank_zero,
+    on_every_rank,
+    rank_channel,
+)
 from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
-from fasttok_plugin.lightning._resume import check_resumed, checkpoint_state
+from fasttok_plugin.lightning._preflight import preflight_source
+from fasttok_plugin.lightning._resume import ResumeGuard, checkpoint_state
 from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
 
 if TYPE_CHECKING:
@@ -79,8 +85,11 @@ class FastTokenizerCallback(Callback):
        :class:`~fasttok_plugin.normalize.Normalize` module), and log the fit report to the trainer's loggers.
 
     The callback's ``state_dict`` records the fingerprint, so resuming from a checkpoint with a changed
-    mixture is detected (an error, or a warning with ``on_mismatch="refit"``). Under DDP, ``tokenizer_dir``
-    must be on a filesystem every rank can read.
+    mixture is detected before any weight is loaded (an error, or a warning with ``on_mismatch="refit"``).
+    The attached ``Normalize`` keeps its stats out of checkpoints (they are derived from the heads), so a
+    resumed run normalizes with the current heads and ``Model.load_from_checkpoint`` needs no datamodule.
+    Under DDP, global rank 0 decides and fits while the other ranks wait without a collective timeout; the
+    tokenizer folder's bytes then reach every rank, so ``tokenizer_dir`` may be node-local.
 
     Args:
         tokenizer_dir: Folder holding (or receiving) the tokenizer, in the reference processor layout plus the
@@ -191,8 +200,7 @@ class FastTokenizerCallback(Callback):
 
         self._prepared: _PreparedTokenizer | None = None
         self._normalize: Normalize | None = None
-        self._checkpoint_state: dict[str, Any] | None = None
-        self._resume_checked = False
+        self._resume = ResumeGuard(self.state_key, on_mismatch, self.tokenizer_dir)
 
     # -- public read-only state -----------------------------------------------------------------------------
 
@@ -246,26 +254,40 @@ class FastTokenizerCallback(Callback):
         if self._prepared is None or self._prepared.heads is not source.norm_heads:
             self._prepared = self._prepare(trainer, source)
             self._normalize = None
-            self._log_report(trainer, self._prepared)
+            prepared = self._prepared
+            if trainer.is_global_zero:
+                params = tokenizer_params(
+                    fingerprint=prepared.fingerprint,
+                    heads=prepared.heads,
+                    tokenizer=prepared.tokenizer,
+                    settings=self._settings,
+                    tokenizer_dir=str(self.tokenizer_dir),
+                    fitted=prepared.fitted,
+                )
+                log_fit(trainer, prepared.report, fitted=prepared.fitted, params=params)
         self._attach(pl_module, source)
-        self._check_resumed()
+        self._resume.watch(pl_module, self._prepared.fingerprint, self._prepared.heads.fingerprint)
+
+    @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._resume.unwatch()
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Strategies that restore checkpoints after setup call load_state_dict late: check again here.
-        self._check_resumed()
+        self._resume.check()
 
     @override
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._check_resumed()
+        self._resume.check()
 
     @override
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._check_resumed()
+        self._resume.check()
 
     @override
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._check_resumed()
+        self._resume.check()
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -277,79 +299,71 @@ class FastTokenizerCallback(Callback):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._checkpoint_state = dict(state_dict)
-        self._resume_checked = False
-        self._check_resumed()
+        self._resume.restore(state_dict)
 
     # -- setup steps ----------------------------------------------------------------------------------------
 
     def _prepare(self, trainer: pl.Trainer, source: TokenizerSource) -> _PreparedTokenizer:
-        """Preflight, fingerprint and fit on rank 0; then load on every rank."""
-        outcome = decide_on_rank_zero(trainer, lambda: self._decide_and_fit(source))
-        fingerprint = self._fingerprint(source, self.fit_settings(source))
-        check_same_fingerprint(trainer, fingerprint, outcome)
-        tokenizer = load_matching(self.tokenizer_dir, fingerprint)
-        report = load_report(self.tokenizer_dir)
+        """Rank 0 decides (preflight, fingerprint, load or fit); every rank then loads the same bytes."""
+        loaded: list[FastTokenizer] = []
+        with rank_channel(trainer) as channel:
+            decision = decide_on_rank_zero(channel, lambda: self._decide_and_fit(source, channel))
+            share_folder(
+                channel,
+                self.tokenizer_dir,
+                decision.files,
+                check=lambda needs_write: self._check_rank(channel.rank, source, decision, needs_write),
+            )
+            on_every_rank(
+                channel, lambda: loaded.append(load_matching(self.tokenizer_dir, decision.fingerprint))
+            )
         if trainer.is_global_zero:
             log.info(
                 "%s FAST tokenizer %s (fingerprint %s, vocab %d)",
-                "fit" if outcome.fitted else "loaded cached",
+                "fit" if decision.fitted else "loaded cached",
                 self.tokenizer_dir,
-                fingerprint[:12],
-                tokenizer.vocab_size,
+                decision.fingerprint[:12],
+                loaded[0].vocab_size,
             )
-        return _PreparedTokenizer(source.norm_heads, fingerprint, tokenizer, report, outcome.fitted)
+        report = load_report(self.tokenizer_dir)
+        return _PreparedTokenizer(source.norm_heads, decision.fingerprint, loaded[0], report, decision.fitted)
 
-    def _decide_and_fit(self, source: TokenizerSource) -> RankZeroOutcome:
-        """Rank 0: preflight, then load-or-fit. Returns the fingerprint and whether a fit happened."""
+    def _check_rank(
+        self, rank: int, source: TokenizerSource, decision: RankZeroDecision, needs_write: bool
+    ) -> None:
+        """A rank but 0: same fingerprint as rank 0, and a folder that may take rank 0's bytes."""
+        settings = self.fit_settings(source)
+        fingerprint = self._fingerprint(source, settings)
+        check_same_fingerprint(rank, fingerprint, decision.fingerprint, self.tokenizer_dir)
+        if needs_write:
+            # Rank 0's folder rules apply to this rank's own folder: a foreign folder is never replaced,
+            # another fit's tokenizer only under on_mismatch="refit".
+            self._existing_matches(source, settings, fingerprint)
+
+    def _decide_and_fit(self, source: TokenizerSource, channel: RankChannel) -> RankZeroDecision:
+        """Rank 0: preflight, then load-or-fit; the folder's bytes go to the other ranks."""
+        fingerprint, fitted = self._load_or_fit(source)
+        files = read_folder(self.tokenizer_dir) if channel.world_size > 1 else {}
+        return RankZeroDecision(fingerprint, fitted, files)
+
+    def _load_or_fit(self, source: TokenizerSource) -> tuple[str, bool]:
         if self.preflight:
-            self._run_preflight(source)
+            preflight_source(source, strict=self.strict)
         settings = self.fit_settings(source)
         fingerprint = self._fingerprint(source, settings)
         if self._existing_matches(source, settings, fingerprint):
-            return RankZeroOutcome(fingerprint, fitted=False)
-        # Looked up on the module at call time, so a patched `pipeline.fit_tokenizer` (tests) takes effect.
-        from fasttok_plugin.fit import pipeline
-
-        log.info("fitting a FAST tokenizer into %s (fingerprint %s)", self.tokenizer_dir, fingerprint[:12])
-        # fit_tokenizer builds the tokenizer and fit_report.json in a sibling temp folder and renames it into
-        # place, so a crash leaves either the previous folder or none, never a half-written tokenizer.
+            return fingerprint, False
         progress = sys.stderr.isatty() if self.progress is None else self.progress
-        pipeline.fit_tokenizer(
-            source, settings, out_dir=self.tokenizer_dir, progress=progress, preflight=False
-        )
-        return RankZeroOutcome(fingerprint, fitted=True)
-
-    def _run_preflight(self, source: TokenizerSource) -> None:
-        resolved = source.resolved_mixture
-        heads = source.norm_heads
-        if resolved is None:
-            rank_zero_warn(
-                "FastTokenizerCallback: the datamodule exposes no resolved_mixture, so the preflight is "
-                "limited to the norm heads' own checks; expose it to get the full preflight"
-            )
-            heads.raise_for_errors()
-            return
-        run_fit_preflight(
-            resolved.config,
-            resolved,
-            heads,
-            max_action_dim=heads.max_action_dim,
-            chunk_size=chunk_size_of(source),
-            strict=self.strict,
-            on_warning=lambda finding: log.warning("preflight: %s", finding),
-        )
+        fit_into(self.tokenizer_dir, source, settings, fingerprint, progress=progress)
+        return fingerprint, True
 
     def _existing_matches(self, source: TokenizerSource, settings: FitSettings, fingerprint: str) -> bool:
         """Whether ``tokenizer_dir`` holds a tokenizer with ``fingerprint``; raises or warns on a mismatch."""
-        sampler_settings = source.chunk_sampler.settings()
         return existing_matches(
             self.tokenizer_dir,
             fingerprint,
             on_mismatch=self.on_mismatch,
-            explain=lambda metadata: describe_difference(
-                metadata, source.norm_heads, settings, sampler_settings
-            ),
+            explain=explainer(source, settings),
         )
 
     def _attach(self, pl_module: pl.LightningModule, source: TokenizerSource) -> None:
@@ -369,27 +383,3 @@ class FastTokenizerCallback(Callback):
             )
         if getattr(pl_module, self.normalize_attribute, None) is not self._normalize:
             setattr(pl_module, self.normalize_attribute, self._normalize.to(pl_module.device))
-
-    def _check_resumed(self) -> None:
-        if self._resume_checked or self._checkpoint_state is None or self._prepared is None:
-            return
-        self._resume_checked = True
-        check_resumed(
-            self._checkpoint_state,
-            fingerprint=self._prepared.fingerprint,
-            heads_fingerprint=self._prepared.heads.fingerprint,
-            tokenizer_dir=self.tokenizer_dir,
-            on_mismatch=self.on_mismatch,
-        )
-
-    @rank_zero_only
-    def _log_report(self, trainer: pl.Trainer, prepared: _PreparedTokenizer) -> None:
-        params = tokenizer_params(
-            fingerprint=prepared.fingerprint,
-            heads=prepared.heads,
-            tokenizer=prepared.tokenizer,
-            settings=self._settings,
-            tokenizer_dir=str(self.tokenizer_dir),
-            fitted=prepared.fitted,
-        )
-        log_fit(trainer, prepared.report, fitted=prepared.fitted, params=params)

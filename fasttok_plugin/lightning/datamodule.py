@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
@@ -67,6 +67,10 @@ class MixtureDataModule(pl.LightningDataModule):
         sampler_workers: Threads the :class:`~fasttok_plugin.sampling.ChunkSampler` uses to read parquet.
         seed: Base seed of the loaders' streams (the tokenizer fit has its own seed, on the callback).
         pin_memory: Passed to the DataLoaders.
+        on_dataset_error: ``"raise"`` (default): a dataset whose frames cannot be read at train time stops
+            the run with a `SamplingError` naming the entry, the file and the fix (skipping it would
+            silently change the mixture). ``"skip"``: train on the other datasets; each skipped dataset is
+            warned about and counted (`ChunkStream.skipped`).
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -95,6 +99,7 @@ class MixtureDataModule(pl.LightningDataModule):
         sampler_workers: int = 0,
         seed: int = 0,
         pin_memory: bool = False,
+        on_dataset_error: Literal["raise", "skip"] = "raise",
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -112,7 +117,12 @@ class MixtureDataModule(pl.LightningDataModule):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"MixtureDataModule: {name} must be an integer >= {minimum}, got {value!r}")
+        if on_dataset_error not in ("raise", "skip"):
+            raise ValueError(
+                f"MixtureDataModule: on_dataset_error must be 'raise' or 'skip', got {on_dataset_error!r}"
+            )
         self.mixture = mixture
+        self.on_dataset_error = on_dataset_error
         self._chunk_size_arg = chunk_size
         self._max_action_dim_arg = max_action_dim
         self.batch_size = batch_size
@@ -229,6 +239,7 @@ class MixtureDataModule(pl.LightningDataModule):
             stage=stage,
             rank=self._rank(),
             fixed=stage != "train",
+            on_dataset_error=self.on_dataset_error,
         )
         workers = min(self.num_workers, max(num_batches, 1))
         return DataLoader(

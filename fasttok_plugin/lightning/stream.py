@@ -9,12 +9,15 @@ weights, with a seed per stage, rank, DataLoader worker and epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
+
+from fasttok_plugin.errors import SamplingError
 
 if TYPE_CHECKING:
     from fasttok_plugin.sampling import ChunkSampler
@@ -46,6 +49,14 @@ class ChunkStream(IterableDataset):
         stage: One of ``"train"``, ``"val"``, ``"test"``, ``"predict"``.
         rank: Global rank of this process.
         fixed: Draw the same chunks on every iteration (evaluation loaders) instead of new ones per epoch.
+        on_dataset_error: ``"raise"`` (default): a dataset of the mixture that cannot be read (or has no
+            valid chunk start) stops training with a `SamplingError` naming the entry, the file and the fix,
+            since skipping it would silently change the mixture. ``"skip"``: draw from the others; each
+            skipped dataset is warned about once per process and counted in `skipped`.
+
+    Attributes:
+        skipped: ``entry index -> (name, error, rounds skipped)`` of the datasets skipped under
+            ``on_dataset_error="skip"`` in this process.
     """
 
     def __init__(
@@ -59,6 +70,7 @@ class ChunkStream(IterableDataset):
         stage: str,
         rank: int = 0,
         fixed: bool = False,
+        on_dataset_error: Literal["raise", "skip"] = "raise",
     ) -> None:
         super().__init__()
         if stage not in _STAGE_CODES:
@@ -68,6 +80,10 @@ class ChunkStream(IterableDataset):
                 raise ValueError(f"ChunkStream: {name} must be an integer >= {minimum}, got {value!r}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"ChunkStream: seed must be an integer >= 0, got {seed!r}")
+        if on_dataset_error not in ("raise", "skip"):
+            raise ValueError(
+                f"ChunkStream: on_dataset_error must be 'raise' or 'skip', got {on_dataset_error!r}"
+            )
         self.sampler = sampler
         self.batch_size = int(batch_size)
         self.num_batches = int(num_batches)
@@ -76,6 +92,8 @@ class ChunkStream(IterableDataset):
         self.stage = stage
         self.rank = int(rank)
         self.fixed = fixed
+        self.on_dataset_error = on_dataset_error
+        self.skipped: dict[int, tuple[str, str, int]] = {}
         # Counted in the process that iterates (main process or a persistent worker): each epoch differs.
         self._iterations = 0
 
@@ -101,6 +119,7 @@ class ChunkStream(IterableDataset):
             actions.append(batch.actions)
             heads.append(batch.head_index)
             datasets.append(batch.dataset_index)
+        self._check_unread(getattr(self.sampler, "report", ()))
         if not actions or sum(len(a) for a in actions) == 0:
             problems = [
                 f"{r.name}: {r.error}"
@@ -117,6 +136,32 @@ class ChunkStream(IterableDataset):
             np.concatenate(heads, axis=0),
             np.concatenate(datasets, axis=0),
         )
+
+    def _check_unread(self, reports: Sequence[Any]) -> None:
+        """Raise (or, under ``"skip"``, count and warn) for the datasets the last round could not read."""
+        failed = [r for r in reports if getattr(r, "error", None) and getattr(r, "head", -1) >= 0]
+        if not failed:
+            return
+        lines = "\n".join(f"  - entry {r.entry} ({r.name}): {r.error}" for r in failed)
+        if self.on_dataset_error == "raise":
+            raise SamplingError(
+                f"the {self.stage} stream could not sample {len(failed)} dataset(s) of the mixture; "
+                f"training without them would silently change the mixture:\n{lines}\nFix: repair or "
+                "remove them (run `fasttok-preflight` on the mixture), or pass on_dataset_error='skip' to "
+                "MixtureDataModule to train on the other datasets"
+            )
+        new = [r for r in failed if int(r.entry) not in self.skipped]
+        for r in failed:
+            rounds = self.skipped.get(int(r.entry), ("", "", 0))[2]
+            self.skipped[int(r.entry)] = (str(r.name), str(r.error), rounds + 1)
+        if new:
+            warnings.warn(
+                f"MixtureDataModule: the {self.stage} stream skips {len(new)} dataset(s) it could not "
+                f"sample ({len(self.skipped)} skipped so far in this process; on_dataset_error='skip'):\n"
+                + "\n".join(f"  - entry {r.entry} ({r.name}): {r.error}" for r in new),
+                UserWarning,
+                stacklevel=2,
+            )
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker, num_workers = self._worker()

@@ -1,9 +1,12 @@
-"""Run by test_ddp.py: a 2-process CPU DDP fit with FastTokenizerCallback and an empty tokenizer folder.
+"""Run by test_ddp.py: a 2-process CPU DDP fit with FastTokenizerCallback.
 
-Usage: python ddp_script.py MIXTURE TOKENIZER_DIR OUT_DIR
+Usage: python ddp_script.py MIXTURE TOKENIZER_DIR OUT_DIR [PG_TIMEOUT_S FIT_DELAY_S]
 
 Lightning's "ddp" strategy re-runs this script for rank 1, so everything here runs once per rank. Rank 0's
-fit appends a line to OUT_DIR/fits.log; every rank writes OUT_DIR/rank<r>.json with the tokenizer it loaded.
+fit appends a line to OUT_DIR/fits.log; every rank writes OUT_DIR/rank<r>.json with the tokenizer it loaded,
+or OUT_DIR/error<r>.json with the error its callback setup raised. ``{rank}`` in MIXTURE or TOKENIZER_DIR
+gives each rank its own file or folder (a node-local disk). PG_TIMEOUT_S sets the job's collective timeout
+during the callback's setup and FIT_DELAY_S makes rank 0's fit that much slower.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import hashlib
 import json
 import os
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +24,26 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_support import CHUNK_SIZE, MAX_ACTION_DIM, TokenModel, small_callback_kwargs
+from torch.distributed.distributed_c10d import _set_pg_timeout
 
 from fasttok_plugin.fit import pipeline as fitting
 from fasttok_plugin.lightning import FastTokenizerCallback, MixtureDataModule
 
 
 def main() -> None:
-    mixture, tokenizer_dir, out_dir = (Path(a) for a in sys.argv[1:4])
+    out_dir = Path(sys.argv[3])
+    # Lightning's launcher sets LOCAL_RANK for the processes it starts (rank 0 is this script itself).
+    this_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    mixture = Path(sys.argv[1].format(rank=this_rank))
+    tokenizer_dir = Path(sys.argv[2].format(rank=this_rank))
+    pg_timeout, fit_delay = (float(a) for a in sys.argv[4:6]) if len(sys.argv) > 4 else (None, 0.0)
     real_fit = fitting.fit_tokenizer
 
     def logged_fit(*args: Any, **kwargs: Any) -> Any:
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else -1
         with open(out_dir / "fits.log", "a", encoding="utf-8") as handle:
             handle.write(f"rank={rank} pid={os.getpid()}\n")
+        time.sleep(fit_delay)  # a fit longer than the process-group timeout
         return real_fit(*args, **kwargs)
 
     fitting.fit_tokenizer = logged_fit  # the callback calls fitting.fit_tokenizer through the module
@@ -53,7 +65,22 @@ def main() -> None:
             }
             (out_dir / f"rank{self.global_rank}.json").write_text(json.dumps(record))
 
-    callback = FastTokenizerCallback(tokenizer_dir, **small_callback_kwargs())
+    class RecordingCallback(FastTokenizerCallback):
+        def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+            if pg_timeout:
+                # The job's collectives time out after pg_timeout while the callback sets up (set here,
+                # not at init, so that a slow start of rank 1 does not trip the rendezvous).
+                _set_pg_timeout(timedelta(seconds=pg_timeout))
+            try:
+                super().setup(trainer, pl_module, stage)
+                if pg_timeout:
+                    _set_pg_timeout(timedelta(minutes=30))
+            except Exception as exc:
+                record = {"rank": trainer.global_rank, "type": type(exc).__name__, "message": str(exc)}
+                (out_dir / f"error{trainer.global_rank}.json").write_text(json.dumps(record))
+                raise
+
+    callback = RecordingCallback(tokenizer_dir, **small_callback_kwargs())
     datamodule = MixtureDataModule(
         mixture, chunk_size=CHUNK_SIZE, max_action_dim=MAX_ACTION_DIM, batch_size=4, round_chunks=16
     )

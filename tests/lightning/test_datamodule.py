@@ -8,6 +8,7 @@ import torch
 from lightning_support import CHUNK_SIZE, MAX_ACTION_DIM
 from torch.utils.data import DataLoader
 
+from fasttok_plugin.errors import SamplingError
 from fasttok_plugin.heads import NormHeadsError
 from fasttok_plugin.lightning import ChunkStream, MixtureDataModule
 from fasttok_plugin.mixture import load_mixture
@@ -189,3 +190,50 @@ def test_warns_when_a_round_starves_a_dataset(make_mixture) -> None:
 def test_rejects_bad_arguments(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         MixtureDataModule("mixture.json", **kwargs)
+
+
+def _break_data_of(mixture, robot: str):
+    """Overwrite one data file of ``robot``'s dataset with garbage (its metadata stays readable)."""
+    files = sorted((mixture.path.parent / "datasets" / robot / "data").rglob("*.parquet"))
+    files[0].write_bytes(b"not a parquet file")
+    return files[0]
+
+
+def test_an_unreadable_dataset_at_train_time_is_an_error_naming_entry_file_and_fix(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path)
+    dm.setup("fit")
+    broken = _break_data_of(mixture, "base")
+    with pytest.raises(SamplingError) as excinfo:
+        next(iter(dm.train_dataloader()))
+    message = str(excinfo.value)
+    assert "entry 1 (test/base)" in message
+    assert str(broken) in message
+    assert "Fix:" in message
+    assert "on_dataset_error='skip'" in message
+    assert "test/arm" not in message
+
+
+def test_on_dataset_error_skip_trains_on_the_rest_and_counts_the_skipped(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path, on_dataset_error="skip", batches_per_epoch=3)
+    dm.setup("fit")
+    broken = _break_data_of(mixture, "base")
+    loader = dm.train_dataloader()
+    with pytest.warns(UserWarning, match=r"skips 1 dataset\(s\)") as record:
+        batches = _collect(loader)
+    assert len(batches) == 3
+    assert all(set(b["dataset_index"].tolist()) == {0} for b in batches)
+    warned = [str(w.message) for w in record if "skips" in str(w.message)]
+    assert len(warned) == 1, warned  # once per dataset, not once per round
+    assert "entry 1 (test/base)" in warned[0]
+    assert str(broken) in warned[0]
+    ((entry, (name, error, rounds)),) = loader.dataset.skipped.items()
+    assert (entry, name) == (1, "test/base")
+    assert str(broken) in error
+    assert rounds >= 2
+
+
+def test_rejects_an_unknown_on_dataset_error() -> None:
+    with pytest.raises(ValueError, match="on_dataset_error must be 'raise' or 'skip', got 'ignore'"):
+        MixtureDataModule("mixture.json", on_dataset_error="ignore")
