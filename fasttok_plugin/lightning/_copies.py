@@ -9,16 +9,14 @@ Per folder (host and resolved path) only the lowest rank writes, so local ranks 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import socket
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fasttok_plugin.atomic import replace_directory
+from fasttok_plugin.atomic import write_bytes_atomic
 from fasttok_plugin.lightning._distributed import RankChannel, on_every_rank
+from fasttok_plugin.tokenizer_dir import write_tokenizer_dir
 
 __all__ = [
     "LocalCopy",
@@ -42,11 +40,14 @@ class RankZeroDecision:
         fingerprint: The fit fingerprint rank 0 computed.
         fitted: Whether rank 0 fit a new tokenizer (else it found a matching one).
         files: Every file of rank 0's tokenizer folder (empty in a single-process run).
+        portable: Rank 0's fingerprint without the datasets' file identities (paths, sizes, mtimes): what
+            every rank must agree on, since nodes may hold their own copies of the datasets.
     """
 
     fingerprint: str
     fitted: bool
     files: Mapping[str, bytes] = field(default_factory=dict)
+    portable: str = ""
 
 
 def read_folder(folder: Path) -> dict[str, bytes]:
@@ -124,28 +125,18 @@ def is_writer(copies: Sequence[LocalCopy], rank: int) -> bool:
 
 
 def write_copy(folder: Path, files: Mapping[str, bytes], *, rank: int) -> None:
-    """Make ``folder`` hold exactly ``files``: staged next to it, then renamed into place.
+    """Make ``folder`` hold exactly ``files``, through the one tokenizer-folder writer.
 
-    The caller has checked that ``folder`` may be replaced (missing, empty, or a tokenizer folder).
+    The caller has checked that ``folder`` may be replaced (missing, empty, or our tokenizer folder);
+    `write_tokenizer_dir` checks again under the folder's lock and swaps the copy in crash-safely.
     """
     target = folder.absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.rank{rank}-", dir=target.parent))
-    try:
-        staged = staging / "tokenizer"
+
+    def fill(staged: Path) -> None:
         for name, data in files.items():
             path = staged / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        try:
-            replace_directory(staged, target)
-        except OSError:
-            # Another job's rank may have put the same bytes there meanwhile (a shared filesystem).
-            if not holds_exactly(target, files):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            write_bytes_atomic(path, data)
+
+    write_tokenizer_dir(target, fill, error=FileExistsError, prefix=f"tokenizer_dir (global rank {rank}): ")
     log.info("global rank %d: wrote rank 0's tokenizer (%d files) to %s", rank, len(files), target)

@@ -243,8 +243,12 @@ class FastTokenizerCallback(Callback):
             max_action_dim=int(source.norm_heads.max_action_dim),
         )
 
-    def _fingerprint(self, source: TokenizerSource, settings: FitSettings) -> str:
-        return fit_fingerprint(source.norm_heads, settings, source.chunk_sampler.settings())
+    def _fingerprint(
+        self, source: TokenizerSource, settings: FitSettings, *, data_identity: bool = True
+    ) -> str:
+        return fit_fingerprint(
+            source.norm_heads, settings, source.chunk_sampler.settings(), data_identity=data_identity
+        )
 
     # -- hooks ----------------------------------------------------------------------------------------------
 
@@ -333,18 +337,21 @@ class FastTokenizerCallback(Callback):
     ) -> None:
         """A rank but 0: same fingerprint as rank 0, and a folder that may take rank 0's bytes."""
         settings = self.fit_settings(source)
-        fingerprint = self._fingerprint(source, settings)
-        check_same_fingerprint(rank, fingerprint, decision.fingerprint, self.tokenizer_dir)
+        # Heads and settings must agree; the data files' identities may differ (node-local copies).
+        portable = self._fingerprint(source, settings, data_identity=False)
+        check_same_fingerprint(rank, portable, decision.portable, self.tokenizer_dir)
         if needs_write:
             # Rank 0's folder rules apply to this rank's own folder: a foreign folder is never replaced,
             # another fit's tokenizer only under on_mismatch="refit".
-            self._existing_matches(source, settings, fingerprint)
+            self._existing_matches(source, settings, decision.fingerprint)
 
     def _decide_and_fit(self, source: TokenizerSource, channel: RankChannel) -> RankZeroDecision:
         """Rank 0: preflight, then load-or-fit; the folder's bytes go to the other ranks."""
         fingerprint, fitted = self._load_or_fit(source)
-        files = read_folder(self.tokenizer_dir) if channel.world_size > 1 else {}
-        return RankZeroDecision(fingerprint, fitted, files)
+        if channel.world_size == 1:
+            return RankZeroDecision(fingerprint, fitted)
+        portable = self._fingerprint(source, self.fit_settings(source), data_identity=False)
+        return RankZeroDecision(fingerprint, fitted, read_folder(self.tokenizer_dir), portable)
 
     def _load_or_fit(self, source: TokenizerSource) -> tuple[str, bool]:
         if self.preflight:
