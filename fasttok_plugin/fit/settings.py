@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from fasttok_plugin._validate import is_positive_int
+from fasttok_plugin._validate import MAX_ACTION_DIM, MAX_SEED, is_positive_int
 from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM, resolve_setting
 from fasttok_plugin.errors import FitError
 
@@ -129,14 +129,21 @@ def _is_int_at_least(value: Any, minimum: int) -> bool:
     return is_positive_int(value) and int(value) >= minimum
 
 
+# Upper bounds: beyond them a value is a typo that would allocate gigabytes or overflow a 64-bit hash.
+_MAXIMA = {"max_action_dim": MAX_ACTION_DIM, "seed": MAX_SEED}
+
+
 def _integer_problems(settings: FitSettings) -> list[str]:
     problems = []
     for name, optional, minimum in _INTEGER_FIELDS:
         value = getattr(settings, name)
         if optional and value is None:
             continue
+        maximum = _MAXIMA.get(name)
         if not _is_int_at_least(value, minimum):
             problems.append(f"{name} must be an integer >= {minimum}, got {value!r}")
+        elif maximum is not None and int(value) > maximum:
+            problems.append(f"{name} must be at most {maximum}, got {value!r}")
     return problems
 
 
