@@ -331,5 +331,8 @@ class ChunkSampler:
 
 
 def _check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise SamplingError(f"seed must be an integer in 0..{MAX_SEED} (2**63 - 1), got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SamplingError(f"seed must be an integer >= 0, got {seed!r}")
+    if seed > MAX_SEED:
+        # Seeds are mixed into 64-bit hashes: a larger one would overflow there.
+        raise SamplingError(f"seed must be at most {MAX_SEED}, got {seed!r}")
