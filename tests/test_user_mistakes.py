@@ -118,6 +118,24 @@ def test_mixture_mistakes_get_a_clear_error(case: MixtureCase, dataset: Path, tm
     assert_clear(run([*PREFLIGHT, "m.json"], tmp_path), case.status, *case.words)
 
 
+@pytest.mark.parametrize(
+    ("argument", "words"),
+    [
+        ("~nosuchuser_fasttok/m.json", ("names no known user",)),
+        ("r" * 300 + "/m.json", ("File name too long",)),
+        ("/dev/null", ("not a regular file",)),
+        (".", ("a directory",)),
+    ],
+)
+def test_mixture_path_mistakes_on_the_command_line(
+    argument: str, words: tuple[str, ...], tmp_path: Path
+) -> None:
+    for command in (PREFLIGHT, [*FASTTOK, "fit"]):
+        extra = ["--out", "tok"] if command is not PREFLIGHT else []
+        assert_clear(run([*command, argument, *extra], tmp_path), (2,), *words)
+    assert not (tmp_path / "tok").exists()
+
+
 def test_a_lone_surrogate_in_a_repo_id_keeps_the_whole_report(tmp_path: Path) -> None:
     # Before: UnicodeEncodeError on stdout, and not a line of the report was printed.
     (tmp_path / "m.json").write_text(

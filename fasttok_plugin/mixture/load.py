@@ -35,7 +35,7 @@ def load_mixture(path: str | os.PathLike[str]) -> MixtureConfig:
         problem = MixtureProblem(
             "", f"mixture path {os.fspath(path)!r} is not usable: {exc}", "check the path"
         )
-        raise MixtureError([problem], unreadable=True) from None
+        raise MixtureError([problem], unreadable=True, path=Path(os.fspath(path))) from None
     document, source = read_json(file, chain=[], pointer="", including=None)
     return parse_document(document, base_dir=file.parent, path=file, source=source)
 

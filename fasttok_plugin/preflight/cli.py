@@ -115,7 +115,11 @@ def _add_plugin_options(parser: argparse.ArgumentParser, registry: OptionRegistr
 def _project_config(mixture: str, isolated: bool) -> ProjectConfig:
     if isolated:
         return ProjectConfig()
-    return find_project_config(Path(mixture).expanduser().absolute().parent)
+    try:
+        path = Path(mixture).expanduser()
+    except RuntimeError:  # "~user" of no known user: reading the mixture reports it
+        path = Path(mixture)
+    return find_project_config(path.absolute().parent)
 
 
 def _use_color(choice: str, stream: TextIO) -> bool:

@@ -100,7 +100,10 @@ def find_project_config(start: Path) -> ProjectConfig:
     folder = Path(start).resolve()
     for candidate_dir in (folder, *folder.parents):
         candidate = candidate_dir / "pyproject.toml"
-        if not candidate.is_file():
+        try:
+            if not candidate.is_file():
+                continue
+        except (OSError, ValueError):  # a folder name longer than the system allows: no config there
             continue
         document = _load_toml(candidate)
         table = _preflight_table(candidate, document)
