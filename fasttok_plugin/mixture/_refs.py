@@ -186,7 +186,7 @@ class Expander:
                 )
             )
             return None
-        if len(chain) >= MAX_REF_CHAIN:
+        if len(chain) > MAX_REF_CHAIN:
             self._refuse(
                 source,
                 ref_ptr,
