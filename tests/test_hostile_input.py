@@ -120,6 +120,16 @@ def test_a_fifo_in_a_tokenizer_folder_is_a_format_error(tmp_path: Path) -> None:
         FastTokenizer.load(folder)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_fit_report_is_a_fit_error(tmp_path: Path) -> None:
+    from fasttok_plugin.errors import FitError
+    from fasttok_plugin.fit import FitReport
+
+    os.mkfifo(tmp_path / "fit_report.json")
+    with pytest.raises(FitError, match="not a regular file"):
+        FitReport.load(tmp_path)
+
+
 # -------------------------------------------------------------------------------- output forging
 HOSTILE_REPO_ID = "org/a\n::error::forged\u0001\x1b[31m\ud800"
 

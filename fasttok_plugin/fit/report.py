@@ -15,6 +15,7 @@ import numpy as np
 from fasttok_plugin.atomic import write_text_atomic
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.fit._jsonable import jsonable
+from fasttok_plugin.mixture._source import read_regular_file
 
 __all__ = [
     "REPORT_FORMAT_VERSION",
@@ -221,13 +222,14 @@ class FitReport:
         """
         path = Path(directory) / REPORT_NAME
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            # Only a regular file of bounded size: a FIFO or device named fit_report.json must not hang.
+            data = json.loads(read_regular_file(path).decode("utf-8"))
         except FileNotFoundError:
             raise FitError(
                 f"{path} does not exist; is {directory} a directory written by `fasttok fit`?"
             ) from None
-        except (OSError, ValueError) as exc:
-            raise FitError(f"cannot read {path}: {exc}") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            raise FitError(f"cannot read {path}: {exc}") from None
         if not isinstance(data, dict):
             raise FitError(f"{path} is not a fit report (expected a JSON object)")
         return cls.from_dict(data)
