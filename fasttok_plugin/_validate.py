@@ -6,7 +6,13 @@ import math
 import numbers
 from typing import Any
 
-__all__ = ["is_positive_int", "positive_float", "positive_int"]
+__all__ = ["MAX_ACTION_DIM", "MAX_SEED", "is_positive_int", "positive_float", "positive_int"]
+
+#: Widest padded action accepted: a policy's action dim is tens; more is a typo that would allocate
+#: gigabytes of statistics and padded chunks.
+MAX_ACTION_DIM = 4096
+#: Largest seed accepted: seeds are mixed into 64-bit hashes and passed to numpy and torch as int64.
+MAX_SEED = 2**63 - 1
 
 
 def is_positive_int(value: Any) -> bool:
@@ -14,19 +20,24 @@ def is_positive_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
-def positive_int(value: Any, name: str, error: type[Exception] = ValueError) -> int:
+def positive_int(
+    value: Any, name: str, error: type[Exception] = ValueError, *, maximum: int | None = None
+) -> int:
     """Return ``value`` as an ``int`` or raise ``error`` naming ``name``.
 
     Args:
         value: The value to check.
         name: The argument's name, as the user wrote it.
         error: The exception type the caller's API promises.
+        maximum: Largest value accepted (None: no bound), e.g. `MAX_ACTION_DIM`.
 
     Raises:
-        error: ``value`` is not an integer >= 1.
+        error: ``value`` is not an integer >= 1 (and <= ``maximum``).
     """
     if not is_positive_int(value):
         raise error(f"{name} must be a positive integer, got {value!r}")
+    if maximum is not None and int(value) > maximum:
+        raise error(f"{name} must be at most {maximum}, got {value!r}")
     return int(value)
 
 

@@ -792,3 +792,92 @@ def test_trainer_settings_beyond_the_trainers_limits_are_codec_errors(
     # OverflowError from the binding.
     with pytest.raises(CodecError, match=re.escape(message)):
         FastTokenizer.fit(corpus[:20], **kwargs)
+
+
+# ------------------------------------------------------------------ #10: sizes are bounded integers
+BAD_SIZE_CALLS = {
+    "encode_padded max_length -1": (lambda tok, c: tok.encode_padded(c, max_length=-1), "max_length=-1"),
+    "encode_padded max_length 2.5": (lambda tok, c: tok.encode_padded(c, max_length=2.5), "max_length=2.5"),
+    "encode_padded max_length True": (
+        lambda tok, c: tok.encode_padded(c, max_length=True),
+        "max_length=True",
+    ),
+    "encode_padded max_length 10**10": (
+        lambda tok, c: tok.encode_padded(c, max_length=10**10),
+        "max_length=10000000000 must be in 0..1048576",
+    ),
+    "encode_padded max_length 10**30": (lambda tok, c: tok.encode_padded(c, max_length=10**30), "max_length"),
+    "encode_padded pad_id 2.5": (lambda tok, c: tok.encode_padded(c, pad_id=2.5), "pad_id=2.5"),
+    "encode_padded pad_id 10**30": (lambda tok, c: tok.encode_padded(c, pad_id=10**30), "pad_id"),
+    "decode time_horizon -16": (lambda tok, c: tok.decode([[1]], time_horizon=-16), "time_horizon=-16"),
+    "decode time_horizon 2.5": (lambda tok, c: tok.decode([[1]], time_horizon=2.5), "time_horizon=2.5"),
+    "decode time_horizon 10**10": (lambda tok, c: tok.decode([[1]], time_horizon=10**10), "1..65536"),
+    "decode action_dim -3": (lambda tok, c: tok.decode([[1]], action_dim=-3), "action_dim=-3"),
+    "decode action_dim 10**10": (lambda tok, c: tok.decode([[1]], action_dim=10**10), "1..4096"),
+    "fit min_frequency -1": (lambda tok, c: FastTokenizer.fit(c, min_frequency=-1), "min_frequency=-1"),
+    "fit min_frequency 2.5": (lambda tok, c: FastTokenizer.fit(c, min_frequency=2.5), "min_frequency=2.5"),
+    "fit min_frequency 10**30": (lambda tok, c: FastTokenizer.fit(c, min_frequency=10**30), "min_frequency"),
+    "fit max_token_length -1": (lambda tok, c: FastTokenizer.fit(c, max_token_length=-1), "max_token_length"),
+    "fit max_token_length 10**30": (
+        lambda tok, c: FastTokenizer.fit(c, max_token_length=10**30),
+        "max_token_length",
+    ),
+}
+
+
+@pytest.mark.parametrize("call", list(BAD_SIZE_CALLS.values()), ids=list(BAD_SIZE_CALLS))
+def test_bad_sizes_are_codec_errors_naming_the_argument(
+    call: tuple, fitted: dict[str, FastTokenizer], corpus: np.ndarray
+) -> None:
+    # Before: TypeError, OverflowError, "negative dimensions", or a MemoryError of hundreds of GiB.
+    function, words = call
+    with pytest.raises(CodecError) as info:
+        function(fitted["char"], corpus[:32])
+    assert words in str(info.value)
+
+
+def test_valid_sizes_still_work(fitted: dict[str, FastTokenizer], corpus: np.ndarray) -> None:
+    tok = fitted["char"]
+    batch = tok.encode_padded(corpus[:4], max_length=np.int64(3), pad_id=-1)
+    assert batch.ids.shape == (4, 3)
+    decoded = tok.decode(tok.encode(corpus[:2]), time_horizon=np.int32(tok.time_horizon))
+    assert decoded.actions.shape == (2, tok.time_horizon, tok.action_dim)
+
+
+SAVED_NUMBER_CASES = {
+    "time_horizon -16": ("time_horizon", -16, "time_horizon=-16 must be in 1..65536"),
+    "time_horizon 0": ("time_horizon", 0, "time_horizon=0"),
+    "time_horizon 10**30": ("time_horizon", 10**30, "time_horizon"),
+    "vocab_size -5": ("vocab_size", -5, "vocab_size=-5 must be in 1.."),
+    "vocab_size 0": ("vocab_size", 0, "vocab_size=0"),
+    "min_token 1e30": ("min_token", 1e30, "min_token=1e+30"),
+    "min_token 10**30": ("min_token", 10**30, "min_token"),
+    "action_dim -1": ("action_dim", -1, "action_dim=-1 must be in 1..4096"),
+    "action_dim 10**9": ("action_dim", 10**9, "action_dim"),
+    "scale 10**400": ("scale", 10**400, "must be a positive finite number"),
+    "max_token below min_token": ("max_token", -(2**40), "max_token"),
+}
+
+
+@pytest.mark.parametrize("case", list(SAVED_NUMBER_CASES.values()), ids=list(SAVED_NUMBER_CASES))
+def test_load_refuses_saved_numbers_out_of_range(
+    case: tuple[str, object, str], fitted: dict[str, FastTokenizer], tmp_path: Path
+) -> None:
+    key, value, words = case
+    folder = fitted["char"].save(tmp_path / "tok")
+    for name in ("processor_config.json", "fasttok.json"):
+        document = json.loads((folder / name).read_text())
+        if key in document:
+            document[key] = value
+        (folder / name).write_text(json.dumps(document))
+    with pytest.raises(TokenizerFormatError) as info:
+        FastTokenizer.load(folder)
+    assert words in str(info.value)
+
+
+def test_load_refuses_a_number_too_long_to_read(fitted: dict[str, FastTokenizer], tmp_path: Path) -> None:
+    folder = fitted["char"].save(tmp_path / "tok")
+    config = folder / "processor_config.json"
+    config.write_text(config.read_text().replace('"scale":', '"pad": ' + "1" * 5000 + ', "scale":', 1))
+    with pytest.raises(TokenizerFormatError, match="not readable JSON"):
+        FastTokenizer.load(folder)

@@ -22,6 +22,7 @@ from fasttok_plugin.lerobot import (
     read_dataset_meta,
     read_episode_frames,
 )
+from fasttok_plugin.testing import write_lerobot_dataset
 
 VERSIONS = ["v2.1", "v3.0"]
 LIST_TYPES = ["fixed", "variable"]
@@ -658,3 +659,37 @@ def test_v30_and_v21_episodes_spread_over_several_files_and_chunks(make_dataset,
     _assert_stats_equal(meta.stats, ds.concatenated([0, 2, 3, 4]))
     for episode in meta.episodes:
         np.testing.assert_array_equal(read_episode_frames(meta, episode)[1], ds.actions[episode.index])
+
+
+# ------------------------------------------------------------------ #10: bad data files are DatasetErrors
+@pytest.mark.parametrize("version", ["v2.1", "v3.0"])
+@pytest.mark.parametrize("column", ["action", "timestamp", "episode_index"])
+def test_a_data_file_without_a_column_is_data_invalid(tmp_path: Path, version: str, column: str) -> None:
+    from fasttok_plugin.lerobot import read_frames
+
+    write_lerobot_dataset(tmp_path / "ds", version=version, episode_lengths=(20, 30), action_dim=2)
+    for path in (tmp_path / "ds" / "data").rglob("*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns([column]), path)
+    meta = read_dataset_meta(tmp_path / "ds", name="entry 0 (org/a)")
+    with pytest.raises(DatasetError, match=f"no '{column}' column") as info:
+        read_frames(meta, cache=False)
+    assert info.value.reason == "data_invalid"
+    assert "entry 0 (org/a)" in str(info.value)
+
+
+def test_a_v3_episode_table_with_float_indices_is_episodes_invalid(tmp_path: Path) -> None:
+    write_lerobot_dataset(tmp_path / "ds", version="v3.0", episode_lengths=(20, 30), action_dim=2)
+    for path in (tmp_path / "ds" / "meta" / "episodes").rglob("*.parquet"):
+        table = pq.read_table(path)
+        index = table.schema.get_field_index("length")
+        table = table.set_column(index, "length", table["length"].cast(pa.float64()))
+        pq.write_table(table, path)
+    with pytest.raises(DatasetError, match=r"columns \['length'\] do not hold integers") as info:
+        read_dataset_meta(tmp_path / "ds", name="org/a")
+    assert info.value.reason == "episodes_invalid"
+
+
+def test_a_root_longer_than_the_system_allows_is_root_missing(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="cannot be accessed") as info:
+        read_dataset_meta(tmp_path / ("r" * 300), name="org/a")
+    assert info.value.reason == "root_missing"

@@ -646,3 +646,59 @@ def test_problems_and_unknown_keys_inside_an_included_file_point_into_that_file(
     assert config.location_of("/datasets/0/weight") == (part, 3)
     # The entry itself is located where it is written: the $ref object in the mixture.
     assert (config.datasets[0].file, config.datasets[0].line) == (path, 3)
+
+
+# ------------------------------------------------------------- #10: limits of what a mixture may be
+def test_an_in_memory_document_nested_too_deep_is_unreadable(tmp_path: Path) -> None:
+    value: object = 1
+    for _ in range(700):
+        value = {"a": value}
+    document = {"datasets": [{"repo_id": "org/a", "extra": value}]}
+    with pytest.raises(MixtureError, match="nests more than 100 levels deep") as info:
+        parse_mixture(document, base_dir=tmp_path)
+    assert info.value.unreadable
+
+
+def test_nesting_up_to_the_limit_is_accepted(tmp_path: Path) -> None:
+    value: object = 1
+    for _ in range(90):
+        value = [value]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"datasets": [{"repo_id": "org/a", "extra": value}]}))
+    config = load_mixture(path)
+    assert [u.key for u in config.unknown_keys] == ["extra"]
+
+
+def test_32_nested_includes_are_accepted_and_33_are_not(tmp_path: Path) -> None:
+    # r0.json ... r<n>.json: n + 1 files included inside each other.
+    for n, ok in ((31, True), (32, False)):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        (folder / "m.json").write_text(json.dumps({"datasets": [{"$ref": "r0.json"}]}))
+        for i in range(n):
+            (folder / f"r{i}.json").write_text(json.dumps({"$ref": f"r{i + 1}.json"}))
+        (folder / f"r{n}.json").write_text(json.dumps({"repo_id": "org/a"}))
+        if ok:
+            assert load_mixture(folder / "m.json").datasets[0].repo_id == "org/a"
+        else:
+            with pytest.raises(MixtureError, match="nest more than 32 files deep"):
+                load_mixture(folder / "m.json")
+
+
+def test_a_huge_integer_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    path.write_text('{\n  "datasets": [\n    {"repo_id": "org/a", "weight": ' + "3" * 4301 + "}\n  ]\n}\n")
+    with pytest.raises(MixtureError, match="a number with 4301 digits at line 3") as info:
+        load_mixture(path)
+    assert info.value.problems[0].line == 3
+
+
+@pytest.mark.parametrize(
+    ("root", "words"),
+    [("~nosuchuser_fasttok/data", "names no known user"), ("data\u0000x", "NUL character")],
+)
+def test_an_unusable_root_is_a_problem_at_its_pointer(tmp_path: Path, root: str, words: str) -> None:
+    with pytest.raises(MixtureError, match=words) as info:
+        parse_mixture({"datasets": [{"repo_id": "org/a", "root": root}]}, base_dir=tmp_path)
+    assert [p.pointer for p in info.value.problems] == ["/datasets/0/root"]
+    assert not info.value.unreadable

@@ -9,9 +9,39 @@ import numpy as np
 
 from fasttok_plugin.errors import CodecError
 
-__all__ = ["as_batch", "format_rows"]
+__all__ = [
+    "INT64_MAX",
+    "MAX_HORIZON",
+    "MAX_PADDED_LENGTH",
+    "UINT32_MAX",
+    "as_batch",
+    "check_int",
+    "format_rows",
+]
 
 _MAX_LISTED_ROWS: Final = 20
+#: Longest chunk (steps) the codec decodes to: far beyond any policy, and a bound on what a typo allocates.
+MAX_HORIZON: Final = 65_536
+#: Longest padded row `encode_padded` builds.
+MAX_PADDED_LENGTH: Final = 1 << 20
+#: Ids, pad ids and token values are int64; the BPE trainer's counters are unsigned 32-bit.
+INT64_MAX: Final = 2**63 - 1
+UINT32_MAX: Final = 2**32 - 1
+
+
+def check_int(
+    value: Any, name: str, *, minimum: int, maximum: int, error: type[Exception] = CodecError
+) -> int:
+    """``value`` as an ``int`` in ``minimum..maximum`` (numpy integers count, ``bool`` and floats do not).
+
+    Raises:
+        error: Naming ``name``, the value and the accepted range.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise error(f"{name}={value!r:.60} must be an integer in {minimum}..{maximum}")
+    if not minimum <= int(value) <= maximum:
+        raise error(f"{name}={value!r:.60} must be in {minimum}..{maximum}")
+    return int(value)
 
 
 def format_rows(rows: Sequence[int]) -> str:

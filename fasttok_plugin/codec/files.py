@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from tokenizers import Tokenizer
 
+from fasttok_plugin._validate import MAX_ACTION_DIM
 from fasttok_plugin.atomic import write_text_atomic
+from fasttok_plugin.codec._arrays import MAX_HORIZON, UINT32_MAX, check_int
 from fasttok_plugin.codec.pipelines import detect_pipeline
 from fasttok_plugin.errors import CodecError, TokenizerFormatError
+from fasttok_plugin.mixture._source import read_regular_file
 from fasttok_plugin.tokenizer_dir import (
     FORMAT_KEY,
     FORMAT_MARKER,
@@ -58,15 +61,24 @@ TOKENIZER_SUBFOLDER: Final = "bpe_tokenizer"
 _HF_MODULE_SOURCE: Final = Path(__file__).parents[1] / "hf_processing.py"
 # Keys both processor_config.json and fasttok.json record; they must agree.
 _SHARED_KEYS: Final = ("scale", "vocab_size", "min_token", "time_horizon", "action_dim")
+# Token values are DCT coefficients times ``scale``, rounded; the char pipeline maps each to one Unicode
+# character, so a saved min_token/max_token beyond this is damage, not data.
+_MAX_TOKEN_MAGNITUDE: Final = 2**31 - 1
 
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_read_text(path))
     except FileNotFoundError:
         raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TokenizerFormatError(f"{path}: not readable JSON ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        # ValueError: not UTF-8, not JSON, or an integer past Python's digit limit.
+        raise TokenizerFormatError(f"{path}: not readable JSON ({exc})") from None
+
+
+def _read_text(path: Path) -> str:
+    """A UTF-8 file of the folder; only regular files of a bounded size (never a FIFO or a device)."""
+    return read_regular_file(path).decode("utf-8")
 
 
 def _json_dumps(document: Any) -> str:
@@ -174,8 +186,14 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
                 f"in {SIDECAR_NAME}; the directory was edited by hand or mixes two fits"
             )
     max_token = sidecar.get("max_token")
-    if max_token is not None and (not isinstance(max_token, int) or max_token < numbers["min_token"]):
-        raise TokenizerFormatError(f"{root / SIDECAR_NAME}: max_token={max_token!r} is invalid")
+    if max_token is not None:
+        max_token = check_int(
+            max_token,
+            f"{root / SIDECAR_NAME}: max_token",
+            minimum=numbers["min_token"],
+            maximum=_MAX_TOKEN_MAGNITUDE,
+            error=TokenizerFormatError,
+        )
     metadata = sidecar.get("metadata", {})
     settings = sidecar.get("settings", {})
     return SavedTokenizer(
@@ -233,7 +251,7 @@ def _read_tokenizer(root: Path, sidecar: dict[str, Any]) -> tuple[Tokenizer, str
             f"{root}: no tokenizer.json (looked for tokenizer.json and {TOKENIZER_SUBFOLDER}/tokenizer.json)"
         )
     try:
-        text = tok_path.read_text(encoding="utf-8")
+        text = _read_text(tok_path)
         tokenizer = Tokenizer.from_str(text)
     except Exception as exc:
         raise TokenizerFormatError(f"{tok_path}: not a readable tokenizers file ({exc})") from exc
@@ -260,12 +278,25 @@ def _processor_numbers(config: dict[str, Any], config_path: Path) -> dict[str, A
         return value
 
     scale = number("scale", (int, float))
-    if not (math.isfinite(scale) and scale > 0):
-        raise TokenizerFormatError(f"{config_path}: scale={scale!r} must be a positive number")
+    try:
+        finite = math.isfinite(scale)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not (finite and scale > 0):
+        raise TokenizerFormatError(f"{config_path}: scale={scale!r:.60} must be a positive finite number")
+
+    def size(key: str, minimum: int, maximum: int, *, optional: bool = False) -> int | None:
+        value = number(key, int, optional=optional)
+        if value is None:
+            return None
+        return check_int(
+            value, f"{config_path}: {key}", minimum=minimum, maximum=maximum, error=TokenizerFormatError
+        )
+
     return {
         "scale": scale,
-        "vocab_size": number("vocab_size", int),
-        "min_token": number("min_token", int),
-        "time_horizon": number("time_horizon", int, optional=True),
-        "action_dim": number("action_dim", int, optional=True),
+        "vocab_size": size("vocab_size", 1, UINT32_MAX),
+        "min_token": size("min_token", -_MAX_TOKEN_MAGNITUDE, _MAX_TOKEN_MAGNITUDE),
+        "time_horizon": size("time_horizon", 1, MAX_HORIZON, optional=True),
+        "action_dim": size("action_dim", 1, MAX_ACTION_DIM, optional=True),
     }

@@ -11,8 +11,16 @@ from typing import Any, Final
 import numpy as np
 from tokenizers import Tokenizer
 
+from fasttok_plugin._validate import MAX_ACTION_DIM
 from fasttok_plugin.codec import _fit
-from fasttok_plugin.codec._arrays import as_batch, format_rows
+from fasttok_plugin.codec._arrays import (
+    INT64_MAX,
+    MAX_HORIZON,
+    MAX_PADDED_LENGTH,
+    as_batch,
+    check_int,
+    format_rows,
+)
 from fasttok_plugin.codec._decode import PieceTable, decode_codes, flat_ids
 from fasttok_plugin.codec.alphabet import code_strings, nearest_remap, representable_codes
 from fasttok_plugin.codec.batches import DecodedBatch, EncodedBatch, pad_rows
@@ -203,8 +211,9 @@ class FastTokenizer:
         Returns:
             The padded ids, lengths, attention mask and the truncation/clamp counts.
         """
-        if max_length is not None and max_length < 0:
-            raise CodecError(f"max_length={max_length} must be >= 0")
+        if max_length is not None:
+            max_length = check_int(max_length, "max_length", minimum=0, maximum=MAX_PADDED_LENGTH)
+        pad_id = check_int(pad_id, "pad_id", minimum=-INT64_MAX - 1, maximum=INT64_MAX)
         rows, clamped = self._encode_ids(chunks)
         return pad_rows(rows, max_length=max_length, pad_id=pad_id, clamped=clamped)
 
@@ -232,6 +241,10 @@ class FastTokenizer:
         Raises:
             CodecError: ``T``/``D`` unknown, or (``strict``) invalid rows.
         """
+        if time_horizon is not None:
+            time_horizon = check_int(time_horizon, "decode: time_horizon", minimum=1, maximum=MAX_HORIZON)
+        if action_dim is not None:
+            action_dim = check_int(action_dim, "decode: action_dim", minimum=1, maximum=MAX_ACTION_DIM)
         t = time_horizon or self.time_horizon
         d = action_dim or self.action_dim
         if not t or not d:

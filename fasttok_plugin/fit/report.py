@@ -15,6 +15,7 @@ import numpy as np
 from fasttok_plugin.atomic import write_text_atomic
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.fit._jsonable import jsonable
+from fasttok_plugin.mixture._source import read_regular_file
 
 __all__ = [
     "REPORT_FORMAT_VERSION",
@@ -217,13 +218,20 @@ class FitReport:
         """
         try:
             values = dict(data)
-            values["token_lengths"] = _lengths_from(values.get("token_lengths"))
-            values["datasets"] = tuple(DatasetFitStats(**d) for d in values["datasets"])
-            values["heads"] = tuple(_head_from(h) for h in values["heads"])
+            _check_types(cls, values, "")
+            values["token_lengths"] = _lengths_from(values.get("token_lengths"), "token_lengths")
+            values["datasets"] = tuple(
+                DatasetFitStats(**_checked(DatasetFitStats, d, f"datasets[{i}]"))
+                for i, d in enumerate(values["datasets"])
+            )
+            values["heads"] = tuple(_head_from(h, f"heads[{i}]") for i, h in enumerate(values["heads"]))
             values["histogram_edges"] = tuple(values.get("histogram_edges", ()))
             values["warnings"] = tuple(values.get("warnings", ()))
+            _check_tokenizer(values["tokenizer"])
             known = {f.name for f in dataclasses.fields(cls)}
             return cls(**{k: v for k, v in values.items() if k in known})
+        except _Malformed as exc:
+            raise FitError(f"malformed fit report: {exc}; refit the tokenizer") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise FitError(
                 f"malformed fit report ({type(exc).__name__}: {exc}); refit the tokenizer"
@@ -244,25 +252,102 @@ class FitReport:
         """
         path = Path(directory) / REPORT_NAME
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            # Only a regular file of bounded size: a FIFO or device named fit_report.json must not hang.
+            data = json.loads(read_regular_file(path).decode("utf-8"))
         except FileNotFoundError:
             raise FitError(
                 f"{path} does not exist; is {directory} a directory written by `fasttok fit`?"
             ) from None
-        except (OSError, ValueError) as exc:
-            raise FitError(f"cannot read {path}: {exc}") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            raise FitError(f"cannot read {path}: {exc}") from None
         if not isinstance(data, dict):
             raise FitError(f"{path} is not a fit report (expected a JSON object)")
         return cls.from_dict(data)
 
 
-def _lengths_from(value: Any) -> TokenLengthStats | None:
-    return None if value is None else TokenLengthStats(**value)
+def _lengths_from(value: Any, where: str) -> TokenLengthStats | None:
+    return None if value is None else TokenLengthStats(**_checked(TokenLengthStats, value, where))
 
 
-def _head_from(value: Mapping[str, Any]) -> HeadFitStats:
-    head = dict(value)
+def _head_from(value: Any, where: str) -> HeadFitStats:
+    head = _checked(HeadFitStats, value, where)
     head["entries"] = tuple(head["entries"])
     head["histogram"] = tuple(head.get("histogram", ()))
-    head["token_lengths"] = _lengths_from(head.get("token_lengths"))
+    head["token_lengths"] = _lengths_from(head.get("token_lengths"), f"{where}.token_lengths")
     return HeadFitStats(**head)
+
+
+# ------------------------------------------------------------------------------------- type checks
+# A report is read back by `fasttok inspect` and the callback: a hand-edited or truncated file must be
+# named as malformed (field and expected kind), never crash whatever renders it.
+
+
+class _Malformed(Exception):
+    """A field of the report has the wrong JSON kind (the message names it)."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Annotation (as written on the dataclass fields) -> (test, what the message says is expected).
+_KINDS: dict[str, tuple[Any, str]] = {
+    "int": (_is_int, "an integer"),
+    "float": (_is_number, "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "Mapping[str, Any]": (lambda v: isinstance(v, dict), "an object"),
+    "Mapping[str, float]": (
+        lambda v: isinstance(v, dict) and all(_is_number(x) for x in v.values()),
+        "an object of numbers",
+    ),
+    "tuple[int, ...]": (lambda v: isinstance(v, list) and all(map(_is_int, v)), "a list of integers"),
+    "tuple[float, ...]": (lambda v: isinstance(v, list) and all(map(_is_number, v)), "a list of numbers"),
+    "tuple[str, ...]": (
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "a list of strings",
+    ),
+    "TokenLengthStats": (lambda v: isinstance(v, dict), "an object"),
+    "tuple[DatasetFitStats, ...]": (lambda v: isinstance(v, list), "a list of objects"),
+    "tuple[HeadFitStats, ...]": (lambda v: isinstance(v, list), "a list of objects"),
+}
+
+
+def _check_types(cls: type, values: Mapping[str, Any], where: str) -> None:
+    """Raise `_Malformed` for the first field of ``values`` whose kind does not match ``cls``'s annotation."""
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            continue  # a missing required field is named by the constructor's TypeError
+        annotation = str(field.type)
+        optional = annotation.endswith(" | None")
+        kind = _KINDS.get(annotation.removesuffix(" | None"))
+        value = values[field.name]
+        if kind is None or (optional and value is None):
+            continue
+        test, expected = kind
+        if not test(value):
+            name = f"{where}.{field.name}" if where else field.name
+            raise _Malformed(f"{name} must be {expected}{' or null' if optional else ''}, got {value!r:.60}")
+
+
+def _checked(cls: type, value: Any, where: str) -> dict[str, Any]:
+    """``value`` as a dict of ``cls``'s fields, type-checked."""
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where} must be an object, got {value!r:.60}")
+    _check_types(cls, value, where)
+    return dict(value)
+
+
+_TOKENIZER_KINDS = {"scale": "float", "vocab_size": "int", "min_token": "int", "max_token": "int"}
+
+
+def _check_tokenizer(tokenizer: Mapping[str, Any]) -> None:
+    for key, kind in _TOKENIZER_KINDS.items():
+        value = tokenizer.get(key)
+        test, expected = _KINDS[kind]
+        if value is not None and not test(value):
+            raise _Malformed(f"tokenizer.{key} must be {expected} or null, got {value!r:.60}")

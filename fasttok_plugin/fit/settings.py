@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from fasttok_plugin._validate import is_positive_int
+from fasttok_plugin._validate import MAX_ACTION_DIM, MAX_SEED, is_positive_int
 from fasttok_plugin.codec import MAX_TRAINER_INT, MAX_VOCAB_SIZE
 from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM, resolve_setting
 from fasttok_plugin.errors import FitError
@@ -38,9 +38,10 @@ DEFAULT_MAX_ACTION_TOKENS = 256
 
 # (field, may be None, smallest allowed value, largest or None) of every integer setting. The BPE
 # trainer's bounds are the codec's (one rule): beyond them the trainer aborts in Rust.
+_TRAINER_FIELDS = frozenset({"vocab_size", "min_frequency", "max_token_length"})
 _INTEGER_FIELDS: tuple[tuple[str, bool, int, int | None], ...] = (
     ("chunk_size", True, 1, None),
-    ("max_action_dim", True, 1, None),
+    ("max_action_dim", True, 1, MAX_ACTION_DIM),
     ("vocab_size", False, 2, MAX_VOCAB_SIZE),
     ("min_frequency", False, 0, MAX_TRAINER_INT),
     ("max_token_length", True, 1, MAX_TRAINER_INT),
@@ -48,7 +49,7 @@ _INTEGER_FIELDS: tuple[tuple[str, bool, int, int | None], ...] = (
     ("max_fit_chunks", True, 1, None),
     ("max_heldout_chunks_per_head", True, 1, None),
     ("max_action_tokens", True, 1, None),
-    ("seed", False, 0, None),
+    ("seed", False, 0, MAX_SEED),
     ("workers", False, 0, None),
 )
 
@@ -140,6 +141,9 @@ def _is_int_at_least(value: Any, minimum: int) -> bool:
     return is_positive_int(value) and int(value) >= minimum
 
 
+# Upper bounds: beyond them a value is a typo that would allocate gigabytes or overflow a 64-bit hash.
+
+
 def _integer_problems(settings: FitSettings) -> list[str]:
     problems = []
     for name, optional, minimum, maximum in _INTEGER_FIELDS:
@@ -149,7 +153,8 @@ def _integer_problems(settings: FitSettings) -> list[str]:
         if not _is_int_at_least(value, minimum):
             problems.append(f"{name} must be an integer >= {minimum}, got {value!r}")
         elif maximum is not None and int(value) > maximum:
-            problems.append(f"{name} must be at most {maximum} (the BPE trainer's limit), got {value!r}")
+            why = " (the BPE trainer's limit)" if name in _TRAINER_FIELDS else ""
+            problems.append(f"{name} must be at most {maximum}{why}, got {value!r}")
     return problems
 
 

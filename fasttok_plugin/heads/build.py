@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fasttok_plugin._validate import positive_int
+from fasttok_plugin._validate import MAX_ACTION_DIM, positive_int
 from fasttok_plugin.heads.fingerprint import norm_heads_fingerprint
 from fasttok_plugin.heads.issues import (
     DimOverflow,
@@ -266,9 +266,9 @@ def build_norm_heads(resolved: ResolvedMixture, max_action_dim: int) -> NormHead
         whose dim overflows get ``dataset_to_head == -1``.
 
     Raises:
-        ValueError: If ``max_action_dim`` is not a positive integer (a programming error, not data).
+        ValueError: If ``max_action_dim`` is not an integer in ``1..MAX_ACTION_DIM`` (4096).
     """
-    width = positive_int(max_action_dim, "max_action_dim")
+    width = positive_int(max_action_dim, "max_action_dim", maximum=MAX_ACTION_DIM)
     config = resolved.config
     require = {field: bool(getattr(config, f"require_non_empty_{field}", False)) for field in _TAG_FIELDS}
     outcomes = [_entry_outcome(p, entry, width, require) for p, entry in enumerate(resolved.entries)]

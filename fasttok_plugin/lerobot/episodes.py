@@ -33,6 +33,8 @@ __all__ = [
 DEFAULT_V2_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 DEFAULT_V3_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 DEFAULT_CHUNKS_SIZE = 1000
+#: Largest episode index or length (frame indices and offsets are int64).
+MAX_INDEX = 2**63 - 1
 V3_EPISODE_COLUMNS = (
     "episode_index",
     "length",
@@ -70,22 +72,40 @@ def v2_episodes(root: Path, info: Mapping[str, Any], name: str | None) -> list[E
     template = info.get("data_path") or DEFAULT_V2_DATA_PATH
     chunks_size = _chunks_size(root, info, name)
     episodes = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            index, length = _v2_line(line, lineno, path, name)
-            try:
-                rel = template.format(episode_chunk=index // chunks_size, episode_index=index)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise info_error(
-                    f"data_path template {template!r} cannot be formatted ({exc})",
-                    root / "meta" / "info.json",
-                    f"use the v2.1 template {DEFAULT_V2_DATA_PATH!r}",
-                    name,
-                ) from None
-            episodes.append(EpisodeInfo(index, length, root / rel, None, None, 0))
+    for lineno, line in enumerate(_text_lines(path, name), start=1):
+        if not line.strip():
+            continue
+        index, length = _v2_line(line, lineno, path, name)
+        try:
+            rel = template.format(episode_chunk=index // chunks_size, episode_index=index)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise info_error(
+                f"data_path template {template!r} cannot be formatted ({exc})",
+                root / "meta" / "info.json",
+                f"use the v2.1 template {DEFAULT_V2_DATA_PATH!r}",
+                name,
+            ) from None
+        episodes.append(EpisodeInfo(index, length, root / rel, None, None, 0))
     return episodes
+
+
+def _text_lines(path: Path, name: str | None) -> list[str]:
+    """The lines of a UTF-8 JSONL file (a byte-order mark accepted).
+
+    Raises:
+        DatasetError: ``episodes_invalid`` when it cannot be read or is not UTF-8.
+    """
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return handle.readlines()
+    except (OSError, ValueError) as exc:
+        raise DatasetError(
+            "episodes_invalid",
+            f"cannot read {path.name}: {exc}",
+            path=path,
+            hint=f"repair {path.name} (JSON Lines, UTF-8) or re-download the dataset",
+            dataset=name,
+        ) from None
 
 
 def _chunks_size(root: Path, info: Mapping[str, Any], name: str | None) -> int:
@@ -107,17 +127,24 @@ def _v2_line(line: str, lineno: int, path: Path, name: str | None) -> tuple[int,
     try:
         row = json.loads(line)
         index, length = row["episode_index"], row["length"]
-        if not isinstance(index, int) or not isinstance(length, int) or index < 0 or length < 0:
+        if not _is_count(index) or not _is_count(length):
             raise TypeError
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
+        # ValueError covers malformed JSON and integers past Python's digit limit.
         raise DatasetError(
             "episodes_invalid",
-            f"meta/episodes.jsonl line {lineno} is not an object with integer episode_index and length",
+            f"meta/episodes.jsonl line {lineno} is not an object with integer episode_index and length "
+            f"(each in 0..{MAX_INDEX})",
             path=path,
             hint="repair meta/episodes.jsonl",
             dataset=name,
         ) from None
     return index, length
+
+
+def _is_count(value: Any) -> bool:
+    """An episode index or length: an int in ``0..MAX_INDEX`` (stored as int64 everywhere)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INDEX
 
 
 # --------------------------------------------------------------------------------------------------- v3.0
@@ -185,6 +212,15 @@ def _read_v3_table(file: Path, stats_columns: Sequence[str], name: str | None) -
             hint="re-download it",
             dataset=name,
         ) from None
+    not_integer = [c for c in V3_EPISODE_COLUMNS if not pa.types.is_integer(table.schema.field(c).type)]
+    if not_integer:
+        raise DatasetError(
+            "episodes_invalid",
+            f"episode table columns {not_integer} do not hold integers",
+            path=file,
+            hint=_V3_CONVERT,
+            dataset=name,
+        )
     nulls = [c for c in V3_EPISODE_COLUMNS if table.column(c).null_count]
     if nulls:
         raise DatasetError(
@@ -226,7 +262,7 @@ def _v3_episode_infos(root: Path, rows: Sequence[_Row], template: str, name: str
             )
         try:
             rel = template.format(chunk_index=chunk, file_index=fidx)
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise info_error(
                 f"data_path template {template!r} cannot be formatted ({exc})",
                 root / "meta" / "info.json",

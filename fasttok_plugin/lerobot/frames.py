@@ -179,6 +179,7 @@ def _read_file(
             hint="check the file (re-download it if it is corrupt) and the entry's action_key",
             dataset=name,
         ) from exc
+    _check_columns(table, path, meta.action_key, name)
     episode_col = table.column(_EPISODE).to_numpy().astype(np.int64, copy=False)
     ts_col = table.column(_TIMESTAMP).to_numpy().astype(np.float64)
     act_col = action_array(table.column(meta.action_key), int(meta.action_dim), path=path, dataset=name)
@@ -187,6 +188,41 @@ def _read_file(
         if not keep.all():
             episode_col, ts_col, act_col = episode_col[keep], ts_col[keep], act_col[keep]
     return episode_col, ts_col, act_col
+
+
+def _check_columns(table: pa.Table, path: Path, action_key: str, name: str | None) -> None:
+    """The three columns are there, with integer episode indices and numeric timestamps.
+
+    Raises:
+        DatasetError: ``data_invalid`` naming the file, the column and what it should hold.
+    """
+    names = table.schema.names
+    for column in (_EPISODE, _TIMESTAMP, action_key):
+        if column not in names:
+            key_hint = " or set the entry's action_key to the action column" if column == action_key else ""
+            raise DatasetError(
+                "data_invalid",
+                f"data file has no {column!r} column (columns: {', '.join(names) or 'none'})",
+                path=path,
+                hint=f"re-download or re-convert the dataset{key_hint}",
+                dataset=name,
+            )
+    wanted = {_EPISODE: (pa.types.is_integer, "integers"), _TIMESTAMP: (_is_numeric, "numbers of seconds")}
+    for column, (accepts, what) in wanted.items():
+        kind = table.schema.field(column).type
+        if not accepts(kind):
+            raise DatasetError(
+                "data_invalid",
+                f"data column {column!r} holds {kind}, expected {what}",
+                path=path,
+                hint="re-convert the dataset with LeRobot's converter (it writes int64 episode_index and "
+                "float32 timestamp)",
+                dataset=name,
+            )
+
+
+def _is_numeric(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
 
 
 def _concat_in_episode_order(

@@ -72,6 +72,7 @@ def read_info(root: Path, action_key: str | None, name: str | None) -> Info:
         raise info_error("meta/info.json is not a JSON object", path, "repair meta/info.json", name)
     version = _version(info, path, name)
     fps = _fps(info, path, name)
+    _check_data_path(info, path, name)
     features = info.get("features")
     if not isinstance(features, Mapping) or not features:
         raise info_error(
@@ -117,6 +118,19 @@ def _fps(info: Mapping[str, Any], path: Path, name: str | None) -> float:
             name,
         )
     return float(fps)
+
+
+def _check_data_path(info: Mapping[str, Any], path: Path, name: str | None) -> None:
+    """``data_path`` places every data file: absent/null (the version's default) or a template string."""
+    template = info.get("data_path")
+    if template is not None and (not isinstance(template, str) or not template.strip()):
+        raise info_error(
+            f"meta/info.json data_path is {template!r}, expected a path template string",
+            path,
+            'write the data file template, e.g. "data_path": '
+            '"data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet" (v3.0), or remove it',
+            name,
+        )
 
 
 def _choose_action_key(

@@ -77,7 +77,18 @@ def read_dataset_meta(
 
 
 def _check_root(root: Path, name: str | None) -> None:
-    if not root.is_dir():
+    try:
+        is_dir = root.is_dir()
+    except (OSError, ValueError) as exc:
+        # A name longer than the filesystem allows, a NUL or an unencodable character in the path.
+        raise DatasetError(
+            "root_missing",
+            f"dataset folder cannot be accessed: {exc.strerror if isinstance(exc, OSError) else exc}",
+            path=root,
+            hint="fix `root` (or `repo_id`, which names the default root) in the mixture entry",
+            dataset=name,
+        ) from None
+    if not is_dir:
         raise DatasetError(
             "root_missing",
             "dataset folder does not exist" if not root.exists() else "dataset root is not a folder",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fasttok_plugin._validate import MAX_ACTION_DIM
 from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.mixture._entries import parse_entry
 from fasttok_plugin.mixture._refs import Expander
@@ -52,7 +53,7 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
     action_freq = _action_freq(validator, body, prefix)
     require_rt = validator.flag(body, "require_non_empty_robot_type", prefix)
     require_cm = validator.flag(body, "require_non_empty_control_mode", prefix)
-    max_action_dim = validator.positive_int(body, "max_action_dim", prefix)
+    max_action_dim = validator.positive_int(body, "max_action_dim", prefix, maximum=MAX_ACTION_DIM)
     chunk_size = validator.positive_int(body, "chunk_size", prefix)
     if validator.fatal:
         raise MixtureError(validator.fatal, path=path)

@@ -9,7 +9,7 @@ from typing import Any
 from fasttok_plugin.defaults import lerobot_home
 from fasttok_plugin.mixture._pointers import pointer_join
 from fasttok_plugin.mixture._validator import Validator, entry_label
-from fasttok_plugin.mixture._values import number_or_nan, type_name
+from fasttok_plugin.mixture._values import number_or_nan, type_name, user_path
 from fasttok_plugin.mixture.model import ENTRY_KEYS, DatasetEntry
 
 __all__ = ["parse_entry"]
@@ -95,7 +95,15 @@ def _root(
         root = None
     if root is None:
         return Path(os.path.abspath(lerobot_home() / (repo_id or "")))
-    candidate = Path(root).expanduser()
+    try:
+        candidate = user_path(root)
+    except ValueError as exc:
+        validator.problem(
+            pointer_join(pointer, "root"),
+            f"{label}: root {root!r} is not a usable folder path: {exc}",
+            "give the dataset folder as an absolute path or relative to the mixture file",
+        )
+        candidate = Path(root.replace("\0", ""))
     return Path(os.path.abspath(candidate if candidate.is_absolute() else base_dir / candidate))
 
 

@@ -15,13 +15,20 @@ from typing import Any
 
 from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.mixture._pointers import last_token, pointer_join
-from fasttok_plugin.mixture._source import Source, read_json
-from fasttok_plugin.mixture._values import type_name
+from fasttok_plugin.mixture._source import MAX_JSON_DEPTH, Source, chain_text, read_json
+from fasttok_plugin.mixture._values import type_name, user_path
 from fasttok_plugin.mixture.model import MixtureProblem
 
-__all__ = ["REF_KEY", "Expander", "deep_merge"]
+__all__ = ["MAX_EXPANDED_VALUES", "MAX_INCLUDES", "MAX_REF_CHAIN", "REF_KEY", "Expander", "deep_merge"]
 
 REF_KEY = "$ref"
+#: Longest chain of nested includes (a file including a file including ...).
+MAX_REF_CHAIN = 32
+#: Most JSON values in the expanded document: including one file many times multiplies it, so a few small
+#: files could otherwise expand to gigabytes.
+MAX_EXPANDED_VALUES = 1_000_000
+#: Most ``$ref`` includes expanded in one mixture (one per dataset entry is the common use).
+MAX_INCLUDES = 10_000
 
 
 class Expander:
@@ -36,6 +43,10 @@ class Expander:
         self.origins: dict[str, tuple[Source, str]] = {}
         self.problems: list[MixtureProblem] = []
         self._cache: dict[Path, tuple[Any, Source]] = {}
+        self._values = 0
+        self._includes = 0
+        # (folder, $ref) -> absolute target: a file included many times resolves its path once.
+        self._targets: dict[tuple[Path, str], Path] = {}
 
     def report_duplicates(self, source: Source, mptr: str) -> None:
         """Record keys repeated within one object of ``source`` (included at merged pointer ``mptr``)."""
@@ -62,8 +73,30 @@ class Expander:
             chain: Files being included, outermost first (to detect cycles).
 
         Raises:
-            MixtureError: A ``$ref`` cycle, or a target that is missing or not JSON (``unreadable=True``).
+            MixtureError: A ``$ref`` cycle, or a target that is missing or not JSON, an include chain longer
+                than ``MAX_REF_CHAIN``, a document nested deeper than ``MAX_JSON_DEPTH`` or expanding to
+                more than ``MAX_EXPANDED_VALUES`` values (``unreadable=True``).
         """
+        self._values += 1
+        if self._values > MAX_EXPANDED_VALUES:
+            self._refuse(
+                source,
+                fptr,
+                mptr,
+                chain,
+                f"the mixture expands to more than {MAX_EXPANDED_VALUES:,} JSON values ($ref includes "
+                "multiply the files they include)",
+                "include each file once (or a few times); do not nest includes that repeat a file",
+            )
+        if isinstance(value, (dict, list)) and mptr.count("/") >= MAX_JSON_DEPTH:
+            self._refuse(
+                source,
+                fptr,
+                mptr,
+                chain,
+                f"the expanded mixture nests more than {MAX_JSON_DEPTH} levels deep",
+                "flatten the document (a mixture needs a handful of levels)",
+            )
         self.origins[mptr] = (source, fptr)
         if isinstance(value, dict):
             if REF_KEY in value:
@@ -72,6 +105,13 @@ class Expander:
         if isinstance(value, list):
             return [self.expand(v, source, f"{fptr}/{i}", f"{mptr}/{i}", chain) for i, v in enumerate(value)]
         return value
+
+    def _refuse(
+        self, source: Source, fptr: str, mptr: str, chain: list[Path], message: str, hint: str
+    ) -> None:
+        """Raise an unreadable MixtureError at ``mptr``: the document cannot be expanded safely."""
+        problem = MixtureProblem(mptr, message, hint, source.line(fptr), source.path)
+        raise MixtureError([problem], unreadable=True, path=chain[0] if chain else None)
 
     def _expand_members(
         self, value: Mapping[str, Any], source: Source, fptr: str, mptr: str, chain: list[Path]
@@ -87,6 +127,17 @@ class Expander:
         target = self._target(ref, source, fptr, mptr, chain)
         if target is None:
             return None
+        self._includes += 1
+        if self._includes > MAX_INCLUDES:
+            self._refuse(
+                source,
+                fptr,
+                mptr,
+                chain,
+                f"the mixture expands more than {MAX_INCLUDES:,} $ref includes (includes that repeat "
+                "a file multiply it)",
+                "include each file once (or a few times); do not nest includes that repeat a file",
+            )
         document, target_source = self._read(target, source, mptr, chain)
         included = self.expand(document, target_source, "", mptr, [*chain, target])
         siblings = self._expand_members(value, source, fptr, mptr, chain)
@@ -122,7 +173,29 @@ class Expander:
                 )
             )
             return None
-        target = Path(os.path.abspath(source.base_dir / Path(ref).expanduser()))
+        try:
+            target = self._resolve(source.base_dir, ref)
+        except ValueError as exc:
+            self.problems.append(
+                MixtureProblem(
+                    pointer_join(mptr, REF_KEY),
+                    f"$ref {ref!r} is not a usable file path: {exc}",
+                    "write the path of a JSON file, relative to the including file's folder",
+                    source.line(ref_ptr),
+                    source.path,
+                )
+            )
+            return None
+        if len(chain) > MAX_REF_CHAIN:
+            self._refuse(
+                source,
+                ref_ptr,
+                pointer_join(mptr, REF_KEY),
+                chain,
+                f"$ref includes nest more than {MAX_REF_CHAIN} files deep "
+                f"({chain_text(chain[:1])} -> ... -> {chain_text(chain[-1:])})",
+                "include the files directly instead of through a long chain",
+            )
         if target in chain:
             cycle = " -> ".join(p.name for p in [*chain, target])
             problem = MixtureProblem(
@@ -134,6 +207,17 @@ class Expander:
             )
             raise MixtureError([problem], unreadable=True, path=chain[0] if chain else None)
         return target
+
+    def _resolve(self, base_dir: Path, ref: str) -> Path:
+        """The absolute path ``ref`` names from ``base_dir``.
+
+        Raises:
+            ValueError: ``ref`` holds a NUL character or starts with ``~user`` for an unknown user.
+        """
+        key = (base_dir, ref)
+        if key not in self._targets:
+            self._targets[key] = Path(os.path.abspath(base_dir / user_path(ref)))
+        return self._targets[key]
 
     def _read(self, target: Path, source: Source, mptr: str, chain: list[Path]) -> tuple[Any, Source]:
         """``target``'s document and source, read once per parse however often it is included."""

@@ -6,6 +6,10 @@ Reading failures become an ``unreadable`` :class:`MixtureError` that names the i
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,23 @@ from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.mixture._lines import index_lines
 from fasttok_plugin.mixture.model import MixtureProblem
 
-__all__ = ["Source", "chain_text", "read_json"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_JSON_DEPTH",
+    "NotRegularFileError",
+    "Source",
+    "chain_text",
+    "read_json",
+    "read_regular_file",
+]
+
+#: Largest mixture or ``$ref`` file read (a mixture is metadata; a bigger file is a mistake or an attack).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Deepest nesting of objects and lists accepted in one file (and in the expanded document).
+MAX_JSON_DEPTH = 100
+# Python refuses to convert longer integers (``sys.get_int_max_str_digits``, 4300 by default; 0 = no limit).
+_MAX_DIGITS = sys.get_int_max_str_digits() or 4300
+_LONG_INTEGER = re.compile(rf"\d{{{_MAX_DIGITS + 1},}}")
 
 
 class Source:
@@ -60,6 +80,7 @@ def read_json(path: Path, *, chain: list[Path], pointer: str, including: Path | 
     text = _read_text(path, chain=chain, pointer=pointer, including=including, error_path=error_path)
     try:
         document = json.loads(text)
+        too_deep = _too_deep(document)
     except json.JSONDecodeError as exc:
         suffix = f" (include chain: {chain_text(chain)} -> {path.name})" if including is not None else ""
         problem = MixtureProblem(
@@ -71,9 +92,47 @@ def read_json(path: Path, *, chain: list[Path], pointer: str, including: Path | 
         )
         raise MixtureError([problem], unreadable=True, path=error_path) from None
     except RecursionError:
-        problem = MixtureProblem("", "JSON nested too deeply", "flatten the document", None, path)
-        raise MixtureError([problem], unreadable=True, path=error_path) from None
+        too_deep = True
+    except ValueError:
+        # json gives up on an integer longer than Python's int conversion limit, without a position.
+        raise MixtureError([_long_integer(text, path)], unreadable=True, path=error_path) from None
+    if too_deep:
+        problem = MixtureProblem(
+            "",
+            f"JSON nested more than {MAX_JSON_DEPTH} levels deep",
+            "flatten the document (a mixture needs a handful of levels)",
+            None,
+            path,
+        )
+        raise MixtureError([problem], unreadable=True, path=error_path)
     return document, Source(path, text)
+
+
+def _too_deep(document: Any) -> bool:
+    """True when ``document`` nests objects/lists deeper than ``MAX_JSON_DEPTH`` (iterative, no recursion)."""
+    stack = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth >= MAX_JSON_DEPTH:
+                return True
+            members = value.values() if isinstance(value, dict) else value
+            stack.extend((member, depth + 1) for member in members)
+    return False
+
+
+def _long_integer(text: str, path: Path | None) -> MixtureProblem:
+    match = _LONG_INTEGER.search(text)
+    line = text.count("\n", 0, match.start()) + 1 if match else None
+    where = f" at line {line}" if line else ""
+    digits = f"{len(match.group())} digits" if match else "too many digits"
+    return MixtureProblem(
+        "",
+        f"a number with {digits}{where}: numbers of more than {_MAX_DIGITS} digits cannot be read",
+        "write a number of ordinary size (weights, sizes and indices need a few digits)",
+        line,
+        path,
+    )
 
 
 def _read_text(
@@ -81,7 +140,17 @@ def _read_text(
 ) -> str:
     try:
         # utf-8-sig: a byte-order mark some editors write is not a JSON error.
-        return path.read_text(encoding="utf-8-sig")
+        return read_regular_file(path).decode("utf-8-sig")
+    except NotRegularFileError as exc:
+        problem = MixtureProblem(
+            pointer,
+            f"cannot read {path}: {exc}" + (f" (include chain: {chain_text(chain)})" if chain else ""),
+            "point at a regular JSON file"
+            + ("; it is relative to the including file's folder" if including is not None else ""),
+            None,
+            including or path,
+        )
+        raise MixtureError([problem], unreadable=True, path=error_path) from None
     except FileNotFoundError:
         if including is None:
             problem = MixtureProblem("", f"mixture file not found: {path}", "check the path", None, path)
@@ -94,8 +163,37 @@ def _read_text(
                 including,
             )
         raise MixtureError([problem], unreadable=True, path=error_path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:
+        # ValueError: not UTF-8 (UnicodeDecodeError), or a path Python cannot pass to the system (NUL).
         problem = MixtureProblem(
             pointer, f"cannot read {path}: {exc}", "check the file", None, including or path
         )
         raise MixtureError([problem], unreadable=True, path=error_path) from None
+
+
+class NotRegularFileError(OSError):
+    """The path names something other than a regular file of a sensible size."""
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, refusing FIFOs, devices and directories and files over ``MAX_FILE_BYTES``.
+
+    Opened non-blocking so a FIFO cannot hang the open; checked on the open descriptor, so what is read is
+    what was checked.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise NotRegularFileError(f"{kind} (only regular files are read)")
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        limit = MAX_FILE_BYTES // (1024 * 1024)
+        raise NotRegularFileError(f"larger than {limit} MiB (a mixture is metadata)")
+    return data

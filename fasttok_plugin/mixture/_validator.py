@@ -104,16 +104,28 @@ class Validator:
         )
         return False
 
-    def positive_int(self, obj: Mapping[str, Any], key: str, pointer: str) -> int | None:
-        """``obj[key]`` as a positive integer (``2.0`` counts), ``None`` when absent; a problem otherwise."""
+    def positive_int(
+        self, obj: Mapping[str, Any], key: str, pointer: str, *, maximum: int | None = None
+    ) -> int | None:
+        """``obj[key]`` as a positive integer (``2.0`` counts, at most ``maximum``), ``None`` when absent;
+        a problem otherwise."""
         value = obj.get(key)
         if value is None:
             return None
+        number: int | None = None
         # is_number first: only JSON numbers (no numpy scalars), which the canonical dump can serialize.
-        if is_number(value) and is_positive_int(value):
-            return int(value)
-        if isinstance(value, float) and value.is_integer() and value > 0:
-            return int(value)
+        integral = is_number(value) and is_positive_int(value)
+        if integral or (isinstance(value, float) and value.is_integer() and value > 0):
+            number = int(value)
+        if number is not None and (maximum is None or number <= maximum):
+            return number
+        if number is not None:
+            self.problem(
+                pointer_join(pointer, key),
+                f"{key} must be at most {maximum}, got {value!r}",
+                f"set {key} to at most {maximum}, or remove it to use the default",
+            )
+            return None
         self.problem(
             pointer_join(pointer, key),
             f"{key} must be a positive integer or null, got {value!r}",

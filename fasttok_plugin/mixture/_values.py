@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-__all__ = ["is_number", "number_or_nan", "type_name"]
+__all__ = ["is_number", "number_or_nan", "type_name", "user_path"]
 
 
 def type_name(value: object) -> str:
@@ -32,3 +33,18 @@ def is_number(value: object) -> bool:
 def number_or_nan(value: object) -> float:
     """``value`` as a float when it is a JSON number, else NaN (kept, so its problem can be reported)."""
     return float(value) if is_number(value) else math.nan  # type: ignore[arg-type]
+
+
+def user_path(text: str) -> Path:
+    """``text`` as a path with ``~`` / ``~user`` expanded.
+
+    Raises:
+        ValueError: ``text`` holds a NUL character, or ``~user`` names no known user.
+    """
+    if "\0" in text:
+        raise ValueError("it contains a NUL character")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/", 1)[0]
+        raise ValueError(f"{user!r} names no known user (or no home folder is set)") from None

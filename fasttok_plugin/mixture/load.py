@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.mixture._document import parse_document
 from fasttok_plugin.mixture._source import Source, read_json
-from fasttok_plugin.mixture.model import MixtureConfig
+from fasttok_plugin.mixture._values import user_path
+from fasttok_plugin.mixture.model import MixtureConfig, MixtureProblem
 
 __all__ = ["load_mixture", "parse_mixture"]
 
@@ -27,7 +29,13 @@ def load_mixture(path: str | os.PathLike[str]) -> MixtureConfig:
         MixtureError: The file or an include is missing or not JSON, a ``$ref`` cycle (``unreadable=True``),
             or structural problems (all of them listed).
     """
-    file = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        file = Path(os.path.abspath(user_path(os.fspath(path))))
+    except ValueError as exc:
+        problem = MixtureProblem(
+            "", f"mixture path {os.fspath(path)!r} is not usable: {exc}", "check the path"
+        )
+        raise MixtureError([problem], unreadable=True, path=Path(os.fspath(path))) from None
     document, source = read_json(file, chain=[], pointer="", including=None)
     return parse_document(document, base_dir=file.parent, path=file, source=source)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from fasttok_plugin._validate import positive_int
+from fasttok_plugin._validate import MAX_ACTION_DIM, positive_int
 from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.exit_status import one_line
 from fasttok_plugin.preflight.context import PreflightContext
@@ -146,7 +146,7 @@ def _sizes(
     dim = resolve_setting(max_action_dim, config.max_action_dim, DEFAULT_MAX_ACTION_DIM)
     size = resolve_setting(chunk_size, config.chunk_size, DEFAULT_CHUNK_SIZE)
     return (
-        positive_int(dim, "max_action_dim", PreflightUsageError),
+        positive_int(dim, "max_action_dim", PreflightUsageError, maximum=MAX_ACTION_DIM),
         positive_int(size, "chunk_size", PreflightUsageError),
     )
 

@@ -17,7 +17,7 @@ from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_lin
 from fasttok_plugin.preflight.config import ProjectConfig, find_project_config
 from fasttok_plugin.preflight.context import OptionRegistry
 from fasttok_plugin.preflight.findings import PreflightResult, PreflightUsageError
-from fasttok_plugin.preflight.formats import FORMATS, github_annotation, render
+from fasttok_plugin.preflight.formats import FORMATS, github_annotation, printable, render
 
 if TYPE_CHECKING:
     from fasttok_plugin.mixture import MixtureError
@@ -115,7 +115,11 @@ def _add_plugin_options(parser: argparse.ArgumentParser, registry: OptionRegistr
 def _project_config(mixture: str, isolated: bool) -> ProjectConfig:
     if isolated:
         return ProjectConfig()
-    return find_project_config(Path(mixture).expanduser().absolute().parent)
+    try:
+        path = Path(mixture).expanduser()
+    except RuntimeError:  # "~user" of no known user: reading the mixture reports it
+        path = Path(mixture)
+    return find_project_config(path.absolute().parent)
 
 
 def _use_color(choice: str, stream: TextIO) -> bool:
@@ -211,7 +215,7 @@ def _print(
     """Unreadable files on stderr (and as annotations for ``github``), then the report on stdout."""
     for path, exc in unreadable:
         message = one_line(exc)
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(message)}", file=sys.stderr)
         if fmt == "github":
             print(github_annotation("error", message, file=str(path), title="unreadable mixture"))
     if results or fmt != "text":

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fasttok_plugin._validate import positive_int
+from fasttok_plugin._validate import MAX_ACTION_DIM, positive_int
 from fasttok_plugin.preflight.context import option_key
 from fasttok_plugin.preflight.findings import PreflightUsageError
 
@@ -64,8 +64,31 @@ def _load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
+    except UnicodeDecodeError as exc:
+        raise PreflightUsageError(
+            f"cannot read {path}: not UTF-8 (byte {exc.start}); TOML files must be UTF-8, save it as UTF-8"
+        ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PreflightUsageError(f"cannot read {path}: {exc}") from exc
+
+
+def _preflight_table(path: Path, document: Mapping[str, Any]) -> Any:
+    """``document["tool"]["fasttok"]["preflight"]`` (None when absent).
+
+    Raises:
+        PreflightUsageError: ``tool`` or ``tool.fasttok`` is there but not a table.
+    """
+    value: Any = document
+    for depth, key in enumerate(("tool", "fasttok")):
+        value = value.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            name = ".".join(("tool", "fasttok")[: depth + 1])
+            raise PreflightUsageError(
+                f"{path}: {name} must be a table, got {value!r}; write [{name}] (or remove the key)"
+            )
+    return value.get("preflight")
 
 
 def find_project_config(start: Path) -> ProjectConfig:
@@ -77,10 +100,13 @@ def find_project_config(start: Path) -> ProjectConfig:
     folder = Path(start).resolve()
     for candidate_dir in (folder, *folder.parents):
         candidate = candidate_dir / "pyproject.toml"
-        if not candidate.is_file():
+        try:
+            if not candidate.is_file():
+                continue
+        except (OSError, ValueError):  # a folder name longer than the system allows: no config there
             continue
         document = _load_toml(candidate)
-        table = document.get("tool", {}).get("fasttok", {}).get("preflight")
+        table = _preflight_table(candidate, document)
         if table is None:
             continue
         if not isinstance(table, dict):
@@ -99,7 +125,8 @@ def _parse_table(path: Path, table: Mapping[str, Any]) -> ProjectConfig:
             plugin_options[key] = value
             continue
         if key in ("max_action_dim", "chunk_size"):
-            value = positive_int(value, f"{source}: {raw_key}", PreflightUsageError)
+            maximum = MAX_ACTION_DIM if key == "max_action_dim" else None
+            value = positive_int(value, f"{source}: {raw_key}", PreflightUsageError, maximum=maximum)
         elif key == "format":
             from fasttok_plugin.preflight.formats import FORMATS
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,21 +12,42 @@ from xml.etree import ElementTree as ET
 
 from fasttok_plugin.preflight.findings import Finding, PreflightResult, Rule, Severity
 
-__all__ = ["FORMATS", "display_path", "render"]
+__all__ = ["FORMATS", "display_path", "printable", "render"]
 
 TOOL_NAME = "fasttok-preflight"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
+# Control characters (C0, DEL, C1), lone surrogates and the XML non-characters: names and messages come from
+# user files, and printed raw they could forge lines (a "\n::error::" is a GitHub Actions command), colors,
+# invalid XML, or text that cannot be encoded at all.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character, lone surrogate and XML non-character as a visible escape."""
+    return _UNPRINTABLE.sub(_escape_char, text)
+
+
 def display_path(path: Path | None, cwd: Path | None = None) -> str:
-    """``path`` relative to ``cwd`` when it lies below it (what CI annotations expect), else as is."""
+    """``path`` relative to ``cwd`` when it lies below it (what CI annotations expect), else as is.
+
+    Always printable (see :func:`printable`): paths come from user files.
+    """
     if path is None:
         return ""
     cwd = cwd or Path.cwd()
     try:
-        return Path(os.path.abspath(path)).relative_to(os.path.abspath(cwd)).as_posix()
+        return printable(Path(os.path.abspath(path)).relative_to(os.path.abspath(cwd)).as_posix())
     except ValueError:
-        return str(path)
+        return printable(str(path))
 
 
 def _version() -> str:
@@ -64,8 +86,10 @@ def render_text(results: Sequence[PreflightResult], *, color: bool = False, cwd:
                 header = "mixture"
             else:
                 where = f"line {first.line}, " if first.line else ""
-                pointer = first.pointer or "/"
-                header = f"[{index}] {first.entry_name}  " + paint(f"({where}{pointer})", _DIM)
+                pointer = printable(first.pointer or "/")
+                header = f"[{index}] {printable(str(first.entry_name))}  " + paint(
+                    f"({where}{pointer})", _DIM
+                )
             lines.append(f"  {paint(header, _BOLD) if index is None else header}")
             for finding in group:
                 label = paint(f"{finding.severity.value:<7}", _COLORS[finding.severity])
@@ -74,11 +98,11 @@ def render_text(results: Sequence[PreflightResult], *, color: bool = False, cwd:
                     if finding.line and index is None
                     else ""
                 )
-                lines.append(f"    {label} {finding.code}  {loc}{finding.message}")
+                code = printable(finding.code)
+                lines.append(f"    {label} {code}  {loc}{printable(finding.message)}")
                 if finding.hint:
-                    lines.append(
-                        f"    {'':<7} {'':<{len(finding.code)}}  {paint('fix: ' + finding.hint, _DIM)}"
-                    )
+                    fix = paint("fix: " + printable(finding.hint), _DIM)
+                    lines.append(f"    {'':<7} {'':<{len(code)}}  {fix}")
         counts = result.counts()
         verdict = paint("FAILED", _COLORS[Severity.ERROR]) if not result.ok else "passed"
         strict = " (strict)" if result.strict else ""
@@ -122,7 +146,9 @@ _GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # Line breaks are escaped as the workflow-command syntax wants; other control characters made visible.
+    escaped = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return printable(escaped)
 
 
 def _escape_property(text: str) -> str:
@@ -186,7 +212,7 @@ def render_junit(results: Sequence[PreflightResult], *, cwd: Path | None = None,
         cases = [(None, "mixture file")] + [(i, names[i]) for i in sorted(names)]
         failures = 0
         for index, name in cases:
-            case_name = name if index is None else f"[{index}] {name}"
+            case_name = printable(name if index is None else f"[{index}] {name}")
             case = ET.SubElement(suite, "testcase", classname=f"{TOOL_NAME}.{mixture}", name=case_name)
             found = by_entry.get(index, [])
             errors = [f for f in found if f.severity is Severity.ERROR]
@@ -196,8 +222,8 @@ def render_junit(results: Sequence[PreflightResult], *, cwd: Path | None = None,
                 failure = ET.SubElement(
                     case,
                     "failure",
-                    message="; ".join(f"{f.code} {f.message}" for f in errors),
-                    type=errors[0].code,
+                    message=printable("; ".join(f"{f.code} {f.message}" for f in errors)),
+                    type=printable(errors[0].code),
                 )
                 failure.text = "\n".join(_plain(f, cwd) for f in errors)
             if others:
@@ -219,7 +245,8 @@ def _plain(f: Finding, cwd: Path | None) -> str:
     where = display_path(f.file, cwd)
     where = f"{where}:{f.line}" if where and f.line else where
     hint = f" (fix: {f.hint})" if f.hint else ""
-    return f"{where + ': ' if where else ''}{f.severity.value} {f.code} {f.pointer} {f.message}{hint}"
+    text = f"{f.severity.value} {f.code} {f.pointer} {f.message}{hint}"
+    return f"{where + ': ' if where else ''}{printable(text)}"
 
 
 # -------------------------------------------------------------------------------------------- sarif

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fasttok_plugin._validate import positive_int
+from fasttok_plugin._validate import MAX_SEED, positive_int
 from fasttok_plugin.errors import SamplingError
 from fasttok_plugin.lerobot import clear_frames_cache
 from fasttok_plugin.mixture.weights import check_weights
@@ -356,3 +356,6 @@ class ChunkSampler:
 def _check_seed(seed: object) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SamplingError(f"seed must be an integer >= 0, got {seed!r}")
+    if seed > MAX_SEED:
+        # Seeds are mixed into 64-bit hashes: a larger one would overflow there.
+        raise SamplingError(f"seed must be at most {MAX_SEED}, got {seed!r}")
