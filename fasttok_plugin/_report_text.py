@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fasttok_plugin._printable import printable_lines
+
 if TYPE_CHECKING:  # pragma: no cover
     from fasttok_plugin.fitting import FitReport
 
@@ -45,7 +47,7 @@ def render_report(report: FitReport, *, directory: Path | None = None, datasets:
         lines.append("")
         lines.append("Warnings")
         lines += [f"  - {w}" for w in report.warnings]
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines) + "\n"
 
 
 def _summary(report: FitReport, directory: Path | None) -> list[str]:
@@ -130,7 +132,7 @@ def render_histograms(report: FitReport) -> str:
     lines = ["", "Token lengths per head (held-out chunks)"]
     if len(edges) < 2:
         lines.append("  (no held-out chunks)")
-        return "\n".join(lines) + "\n"
+        return printable_lines(lines) + "\n"
     budget = report.max_action_tokens
     for h in report.heads:
         counts = list(h.histogram)
@@ -146,7 +148,7 @@ def render_histograms(report: FitReport) -> str:
             over = budget is not None and hi > budget
             bar = "#" * max(1 if counts[i] else 0, round(_BAR_WIDTH * counts[i] / top))
             lines.append(f"      {label:>9} | {bar:<{_BAR_WIDTH}} {counts[i]}{'  > budget' if over else ''}")
-    return "\n".join(lines) + "\n"
+    return printable_lines(lines) + "\n"
 
 
 def plot_histograms(report: FitReport, path: Path) -> Path:

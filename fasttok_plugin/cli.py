@@ -22,6 +22,7 @@ from fasttok_plugin._arg_types import (
     positive_float_arg,
     positive_int_arg,
 )
+from fasttok_plugin._printable import printable_lines
 from fasttok_plugin._report_text import plot_histograms, render_histograms, render_report
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
 
@@ -217,21 +218,24 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     except MixtureError as exc:
         if getattr(exc, "unreadable", False):
             raise _UsageError(one_line(exc)) from None
-        print(f"{PROG} fit: error: {exc}", file=sys.stderr)
+        print(f"{PROG} fit: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_ERRORS
     except PreflightUsageError as exc:
         raise _UsageError(str(exc)) from None
     except OutDirError as exc:
         raise _UsageError(str(exc)) from None
     except FitError as exc:
-        print(f"{PROG} fit: error: {exc}", file=sys.stderr)
+        print(f"{PROG} fit: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_ERRORS
     except CodecError as exc:
         # The codec names the settings (vocab_size, scale); say which options set them here.
-        print(f"{PROG} fit: error: {exc} (options --vocab-size / --scale)", file=sys.stderr)
+        print(
+            f"{PROG} fit: error: {_error_text(exc)} (options --vocab-size / --scale)",
+            file=sys.stderr,
+        )
         return EXIT_ERRORS
     except (SamplingError, NormHeadsError) as exc:
-        print(f"{PROG} fit: error: {exc}", file=sys.stderr)
+        print(f"{PROG} fit: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_ERRORS
     if not args.quiet:
         sys.stdout.write(render_report(report, directory=out_dir, datasets=False))
@@ -286,6 +290,11 @@ def _configure_logging(verbose: bool) -> None:
     root.propagate = False
 
 
+def _error_text(exc: BaseException) -> str:
+    """An error's message safe to print: names from user files cannot forge output lines."""
+    return printable_lines(str(exc).splitlines())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``fasttok``; returns the exit status (0 ok, 1 problems in the input, 2 usage/unreadable)."""
     parser = build_parser()
@@ -294,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except _UsageError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

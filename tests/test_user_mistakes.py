@@ -411,3 +411,17 @@ def test_a_malformed_report_names_the_field(fitted: Path, tmp_path: Path) -> Non
     (folder / "fit_report.json").write_text(json.dumps(report))
     output = assert_clear(run([*FASTTOK, "inspect", str(folder)], tmp_path), (2,))
     assert "heads[0].truncation_rate must be a number or null, got 'high'" in output
+
+
+def test_fasttok_inspect_prints_names_from_user_files_escaped(fitted: Path, tmp_path: Path) -> None:
+    # `fasttok`'s own output uses the preflight's escaping rule: a dataset name holding a newline and a
+    # GitHub Actions command cannot forge a line of the report.
+    folder = tmp_path / "tok"
+    shutil.copytree(fitted, folder)
+    report = json.loads((folder / "fit_report.json").read_text())
+    report["datasets"][0]["name"] = "lab/x\n::error::forged"
+    (folder / "fit_report.json").write_text(json.dumps(report))
+    proc = run([*FASTTOK, "inspect", str(folder)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "lab/x\\n::error::forged" in proc.stdout
+    assert not any(line.startswith("::error::") for line in proc.stdout.splitlines())

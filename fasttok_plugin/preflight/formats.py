@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from fasttok_plugin._printable import printable
 from fasttok_plugin.preflight.findings import Finding, PreflightResult, Rule, Severity
 
 __all__ = ["FORMATS", "display_path", "printable", "render"]
 
 TOOL_NAME = "fasttok-preflight"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-
-
-# Control characters (C0, DEL, C1), lone surrogates and the XML non-characters: names and messages come from
-# user files, and printed raw they could forge lines (a "\n::error::" is a GitHub Actions command), colors,
-# invalid XML, or text that cannot be encoded at all.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def printable(text: str) -> str:
-    """``text`` with every control character, lone surrogate and XML non-character as a visible escape."""
-    return _UNPRINTABLE.sub(_escape_char, text)
 
 
 def display_path(path: Path | None, cwd: Path | None = None) -> str:
