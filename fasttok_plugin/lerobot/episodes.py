@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ _V3_CONVERT = "re-convert the dataset with LeRobot's v3.0 converter"
 
 #: One v3.0 episode-table row: index, length, data chunk, data file, dataset_from_index, dataset_to_index.
 _Row = tuple[int, int, int, int, int, int]
+TIMESTAMP_STATS_COLUMNS = ("stats/timestamp/min", "stats/timestamp/max")
 
 
 # --------------------------------------------------------------------------------------------------- v2.x
@@ -173,6 +175,7 @@ def v3_episodes(
             dataset=name,
         )
     rows: list[_Row] = []
+    time_spans: dict[int, float] = {}
     stats_values: dict[int, dict[str, Any]] | None = {} if stats_columns else None
     missing_stats: set[str] = set()
     for file in files:
@@ -182,10 +185,11 @@ def v3_episodes(
         rows.extend(zip(*(c.tolist() for c in columns), strict=True))
         if stats_values is not None:
             _collect_stats(table, columns[0].tolist(), wanted_stats, stats_values)
+        time_spans.update(_time_spans(table, columns[0].tolist()))
     if stats_values is not None and missing_stats:
         stats_values = None
     template = info.get("data_path") or DEFAULT_V3_DATA_PATH
-    return _v3_episode_infos(root, rows, template, name), stats_values
+    return _v3_episode_infos(root, rows, template, name, time_spans), stats_values
 
 
 def _read_v3_table(file: Path, stats_columns: Sequence[str], name: str | None) -> tuple[pa.Table, list[str]]:
@@ -203,7 +207,9 @@ def _read_v3_table(file: Path, stats_columns: Sequence[str], name: str | None) -
                 dataset=name,
             )
         wanted_stats = [c for c in stats_columns if c in names]
-        table = parquet.read(columns=[*V3_EPISODE_COLUMNS, *wanted_stats])
+        # Tiny per-episode columns the preflight's timing check needs: read now, not in a second pass.
+        spans = [c for c in TIMESTAMP_STATS_COLUMNS if c in names and c not in wanted_stats]
+        table = parquet.read(columns=[*V3_EPISODE_COLUMNS, *wanted_stats, *spans])
     except (OSError, pa.ArrowException) as exc:
         raise DatasetError(
             "episodes_invalid",
@@ -233,6 +239,33 @@ def _read_v3_table(file: Path, stats_columns: Sequence[str], name: str | None) -
     return table, wanted_stats
 
 
+def stat_scalar(value: Any) -> float | None:
+    """A per-episode stat as one finite float: LeRobot writes ``[x]`` (shape ``[1]``); a bare number too."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _time_spans(table: pa.Table, indices: list[int]) -> dict[int, float]:
+    """``{episode_index: max - min}`` of the table's ``stats/timestamp`` columns (empty when absent)."""
+    names = set(table.column_names)
+    if TIMESTAMP_STATS_COLUMNS[1] not in names:
+        return {}
+    highs = table.column(TIMESTAMP_STATS_COLUMNS[1]).to_pylist()
+    lows = (
+        table.column(TIMESTAMP_STATS_COLUMNS[0]).to_pylist() if TIMESTAMP_STATS_COLUMNS[0] in names else None
+    )
+    out = {}
+    for row, index in enumerate(indices):
+        hi = stat_scalar(highs[row])
+        lo = stat_scalar(lows[row]) if lows is not None else None
+        if hi is not None:
+            out[index] = hi - (lo if lo is not None else 0.0)
+    return out
+
+
 def _collect_stats(
     table: pa.Table, indices: list[int], columns: Sequence[str], into: dict[int, dict[str, Any]]
 ) -> None:
@@ -242,7 +275,9 @@ def _collect_stats(
             into.setdefault(index, {})[column_name] = column[row].as_py()
 
 
-def _v3_episode_infos(root: Path, rows: Sequence[_Row], template: str, name: str | None) -> list[EpisodeInfo]:
+def _v3_episode_infos(
+    root: Path, rows: Sequence[_Row], template: str, name: str | None, time_spans: Mapping[int, float]
+) -> list[EpisodeInfo]:
     # Row offsets inside each data file: episodes of a file are contiguous, in dataset index order.
     file_starts: dict[tuple[int, int], int] = {}
     for _, _, chunk, fidx, start, _ in rows:
@@ -270,7 +305,10 @@ def _v3_episode_infos(root: Path, rows: Sequence[_Row], template: str, name: str
                 name,
             ) from None
         row_start = int(start - file_starts[(chunk, fidx)])
-        episodes.append(EpisodeInfo(int(index), int(length), root / rel, int(start), int(stop), row_start))
+        span = time_spans.get(int(index))
+        episodes.append(
+            EpisodeInfo(int(index), int(length), root / rel, int(start), int(stop), row_start, span)
+        )
     return episodes
 
 

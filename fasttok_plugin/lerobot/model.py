@@ -46,6 +46,8 @@ class EpisodeInfo:
         to_index: v3.0 ``dataset_to_index`` (exclusive); ``None`` for v2.x.
         file_row_start: Row of the first frame inside ``data_file`` (0 for v2.x; v3.0 assumes the episodes
             of a file are stored contiguously in index order, as LeRobot writes them).
+        time_span: ``max - min`` of the episode's timestamps from the v3.0 episode table's
+            ``stats/timestamp`` columns (read with the table, no extra I/O); ``None`` when absent.
     """
 
     index: int
@@ -54,6 +56,7 @@ class EpisodeInfo:
     from_index: int | None
     to_index: int | None
     file_row_start: int = 0
+    time_span: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from fasttok_plugin.lerobot import DatasetMeta
-from fasttok_plugin.lerobot.episodes import v3_episodes
+from fasttok_plugin.lerobot.episodes import stat_scalar
 from fasttok_plugin.preflight.checks._base import ERROR, WARNING, _Check
 from fasttok_plugin.preflight.context import PreflightContext
 from fasttok_plugin.preflight.findings import Finding, Rule
@@ -30,8 +30,6 @@ ERROR_FACTOR: Final = 2.0
 # Dropped or late frames move a span a little: one frame and 1% pass.
 _SLACK_FRAMES: Final = 1.0
 _SLACK_SHARE: Final = 0.01
-
-_COLUMNS: Final = ("stats/timestamp/min", "stats/timestamp/max")
 
 
 class TimestampStats(_Check):
@@ -115,11 +113,11 @@ def episode_time_spans(meta: DatasetMeta) -> dict[int, float] | None:
 
     Unreadable metadata gives None: the dataset checks already report it.
     """
+    if meta.version.startswith("v3"):
+        # Read with the episode tables by read_dataset_meta: no second pass over them here.
+        spans = {e.index: e.time_span for e in meta.episodes if e.time_span is not None}
+        return spans or None
     try:
-        if meta.version.startswith("v3"):
-            _, values = v3_episodes(meta.root, {}, _COLUMNS, meta.name)
-            rows = values or {}
-            return _spans_of({i: {c.rsplit("/", 1)[1]: v for c, v in r.items()} for i, r in rows.items()})
         path = meta.root / "meta" / "episodes_stats.jsonl"
         if not path.is_file():
             return None
@@ -137,7 +135,7 @@ def episode_time_spans(meta: DatasetMeta) -> dict[int, float] | None:
 def _spans_of(stats: Mapping[int, Mapping[str, Any]]) -> dict[int, float] | None:
     out = {}
     for index, fields in stats.items():
-        lo, hi = _scalar(fields.get("min")), _scalar(fields.get("max"))
+        lo, hi = stat_scalar(fields.get("min")), stat_scalar(fields.get("max"))
         if hi is not None:
             out[index] = hi - (lo if lo is not None else 0.0)
     return out or None
@@ -147,16 +145,7 @@ def _stats_json_span(meta: DatasetMeta) -> float | None:
     try:
         stats = json.loads((meta.root / "meta" / "stats.json").read_text(encoding="utf-8"))
         fields = stats["timestamp"]
-        lo, hi = _scalar(fields.get("min")), _scalar(fields.get("max"))
+        lo, hi = stat_scalar(fields.get("min")), stat_scalar(fields.get("max"))
     except Exception:  # a stats.json without timestamp stats is not checked
         return None
     return None if hi is None else hi - (lo if lo is not None else 0.0)
-
-
-def _scalar(value: Any) -> float | None:
-    """A stat as one float: LeRobot writes ``[x]`` (shape ``[1]``); a bare number is accepted too."""
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
