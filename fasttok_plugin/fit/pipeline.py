@@ -39,6 +39,7 @@ from fasttok_plugin.fit.plan import FitPlan
 from fasttok_plugin.fit.report import REPORT_KEY, REPORT_NAME, FitReport
 from fasttok_plugin.fit.settings import FitSettings
 from fasttok_plugin.fit.source import FitSource, PreparedFit, prepare_fit
+from fasttok_plugin.sampling.report import unsampled
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch/codec are imported lazily
     from fasttok_plugin.codec import FastTokenizer
@@ -191,10 +192,9 @@ def _fit_pass(plan: FitPlan, settings: FitSettings, *, progress: bool, clock: Ph
 
 
 def _check_sample_errors(reports: Sequence[DatasetSampleReport], settings: FitSettings) -> None:
-    failed = [r for r in reports if r.error is not None and r.head >= 0]
+    failed, lines = unsampled(reports)
     if not failed:
         return
-    lines = "\n".join(f"  - entry {r.entry} ({r.name}): {r.error}" for r in failed)
     if settings.on_dataset_error == "raise":
         raise FitError(
             f"{len(failed)} dataset(s) could not be sampled:\n{lines}\nfix or remove them (or fit without "

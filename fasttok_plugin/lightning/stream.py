@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from fasttok_plugin.errors import SamplingError
+from fasttok_plugin.sampling.report import unsampled
 
 if TYPE_CHECKING:
     from fasttok_plugin.sampling import ChunkSampler
@@ -139,10 +140,9 @@ class ChunkStream(IterableDataset):
 
     def _check_unread(self, reports: Sequence[Any]) -> None:
         """Raise (or, under ``"skip"``, count and warn) for the datasets the last round could not read."""
-        failed = [r for r in reports if getattr(r, "error", None) and getattr(r, "head", -1) >= 0]
+        failed, lines = unsampled(reports)
         if not failed:
             return
-        lines = "\n".join(f"  - entry {r.entry} ({r.name}): {r.error}" for r in failed)
         if self.on_dataset_error == "raise":
             raise SamplingError(
                 f"the {self.stage} stream could not sample {len(failed)} dataset(s) of the mixture; "

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DatasetSampleReport", "EntryTally", "sample_warnings"]
+__all__ = ["DatasetSampleReport", "EntryTally", "sample_warnings", "unsampled"]
 
 # Observed and stated rates within 5% are the same rate (irregular frames, not a wrong unit or fps).
 _SAME_RATE = 0.05
@@ -84,6 +84,16 @@ class EntryTally:
     errors: list[str] = field(default_factory=list)
     off_grid: bool = False
     observed_fps: float | None = None
+
+
+def unsampled(reports: Sequence[Any]) -> tuple[list[Any], str]:
+    """The entries that have a norm head but could not be sampled, and a bullet list naming each.
+
+    One rule for the fit and the training stream: an entry the heads skipped is the preflight's to
+    report; an entry with a head whose data could not be read changes the mixture.
+    """
+    failed = [r for r in reports if getattr(r, "error", None) and getattr(r, "head", -1) >= 0]
+    return failed, "\n".join(f"  - entry {r.entry} ({r.name}): {r.error}" for r in failed)
 
 
 def sample_warnings(reports: Sequence[DatasetSampleReport]) -> list[str]:
