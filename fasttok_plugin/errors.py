@@ -30,6 +30,7 @@ __all__ = [
     "PreflightError",
     "PreflightUsageError",
     "SamplingError",
+    "StatsError",
     "TokenizerFormatError",
     "TokenizerMismatchError",
 ]
@@ -122,6 +123,10 @@ class NormHeadsError(FasttokError, ValueError):
 
 class SamplingError(FasttokError, ValueError):
     """Bad sampler input (invalid mixture weights, chunk size, seed); the message names the fix."""
+
+
+class StatsError(FasttokError, ValueError):
+    """Stats from the data cannot be computed as configured (a transform without a key, or of a bad shape)."""
 
 
 class CodecError(FasttokError, ValueError):

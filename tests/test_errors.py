@@ -21,6 +21,7 @@ BUILTIN_BASES: dict[str, type[Exception]] = {
     "MixtureError": ValueError,
     "NormHeadsError": ValueError,
     "SamplingError": ValueError,
+    "StatsError": ValueError,
     "CodecError": ValueError,
     "TokenizerFormatError": ValueError,
     "FitError": ValueError,
@@ -71,6 +72,7 @@ def _factories(result: PreflightResult) -> dict[str, Callable[[], errors.Fasttok
             ["head 'arm::pos' dim 3 has no finite min", "x > 32"]
         ),
         "SamplingError": lambda: errors.SamplingError("weights sum to 0; give at least one positive weight"),
+        "StatsError": lambda: errors.StatsError("entry 1 (lab/arm): the stats transform returned (3, 40)"),
         "CodecError": lambda: errors.CodecError("row 7 holds NaN; drop it or fix the data"),
         "TokenizerFormatError": lambda: errors.TokenizerFormatError(
             "tokenizer.json and fasttok.json disagree"
