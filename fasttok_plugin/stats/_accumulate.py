@@ -198,17 +198,14 @@ class HeadAccumulator:
     def _order_statistics(self) -> np.ndarray:
         """``(dim, ranks)`` float64: the value of every planned rank, from the candidates' counts."""
         slot_of_code = (self._codes >> np.uint64(32)).astype(np.int64)
-        starts = np.searchsorted(slot_of_code, np.arange(self._num_slots + 1))
-        out = np.empty(self._slot_of_rank.shape)
-        for j in range(self.dim):
-            for r in range(self._ranks.size):
-                slot = int(self._slot_of_rank[j, r])
-                lo, hi = starts[slot], starts[slot + 1]
-                cum = np.cumsum(self._counts[lo:hi])
-                at = int(np.searchsorted(cum, self._ranks[r] - self._below[j, r], side="right"))
-                key = self._codes[lo + at] & np.uint64(0xFFFFFFFF)
-                out[j, r] = float(from_keys(np.array([key]))[0])
-        return out
+        starts = np.searchsorted(slot_of_code, np.arange(self._num_slots))
+        cum = np.cumsum(self._counts)
+        # Values of slot s sit at codes[starts[s]:]; the rank's position among them is rank - below.
+        before = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0)
+        target = before[self._slot_of_rank] + (self._ranks[None, :] - self._below)
+        at = np.searchsorted(cum, target, side="right")
+        keys = (self._codes[at] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        return from_keys(keys).astype(np.float64)
 
 
 def _blocks(actions: np.ndarray) -> list[np.ndarray]:
