@@ -366,3 +366,21 @@ def test_a_missing_data_file_names_the_entry(tmp_path: Path) -> None:
     message = r"dataset entry 0 \(lab/x\): data file of episodes \[1\] is missing"
     with pytest.raises(DatasetError, match=message):
         compute_head_stats(resolved, heads, cache=False)
+
+
+def test_candidate_memory_is_bounded_by_distinct_values_not_frames() -> None:
+    """200k frames piled into one histogram bin: pass 2 keeps distinct values with counts, not frames."""
+    from fasttok_plugin.stats._accumulate import HeadAccumulator
+
+    rng = np.random.default_rng(3)
+    x = (1.0 + rng.integers(0, 100, size=(200_000, 2)) * np.finfo(np.float32).eps).astype(np.float32)
+    acc = HeadAccumulator(4, np.array(QUANTILES))
+    for part in np.array_split(x, 7):
+        acc.add(part)
+    assert acc.plan()
+    for part in np.array_split(x, 7):
+        acc.collect(part)
+    result = acc.result()
+    assert acc.candidate_bytes <= 2 * (100 + 1) * 16  # <= 100 distinct values per dim (+ the padded zero)
+    padded = np.pad(x, ((0, 0), (0, 2))).astype(np.float64)
+    np.testing.assert_array_equal(result.quantiles, np.quantile(padded, QUANTILES, axis=0))

@@ -31,7 +31,7 @@ __all__ = ["BLOCK_VALUES", "HeadAccumulator", "HeadResult"]
 #: Values (rows x dims) processed at once: bounds the temporaries of both passes (~8 bytes each).
 BLOCK_VALUES = 1 << 20
 # Compact the pass-2 candidates once this many codes are buffered.
-_COMPACT_AT = 1 << 22
+_COMPACT_AT = 1 << 20
 _ZERO_BIN = ZERO_KEY >> BIN_BITS
 
 
