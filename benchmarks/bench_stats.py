@@ -50,16 +50,21 @@ def _setup(mixture: Path, width: int) -> tuple[Any, Any, float]:
     return resolved, heads, _peak_rss_mb()
 
 
-def run_ours(mixture: Path, width: int) -> dict[str, Any]:
-    """`compute_head_stats` with the cache off."""
+def run_ours(mixture: Path, width: int, traced: bool = False) -> dict[str, Any]:
+    """`compute_head_stats` with the cache off (``traced``: under tracemalloc, for its Python/numpy peak)."""
+    import tracemalloc
+
     import pyarrow as pa
 
     from fasttok_plugin.stats import compute_head_stats
 
     resolved, heads, rss0 = _setup(mixture, width)
+    if traced:
+        tracemalloc.start()
     t0, c0 = time.perf_counter(), time.process_time()
     stats = compute_head_stats(resolved, heads, cache=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    traced_peak = tracemalloc.get_traced_memory()[1] / 2**20 if traced else None
     values = {
         n: getattr(stats, n).tolist()
         for n in ("min", "max", "mean", "std", "q01", "q10", "q50", "q90", "q99")
@@ -71,6 +76,7 @@ def run_ours(mixture: Path, width: int) -> dict[str, Any]:
         "rss_after_imports": rss0,
         "peak_rss": _peak_rss_mb(),
         "arrow_peak": pa.default_memory_pool().max_memory() / 2**20,
+        "tracemalloc_peak": traced_peak,
         "values": values,
     }
 
@@ -182,12 +188,15 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, help="reuse/create the generated mixture here (default: temp dir)"
     )
     parser.add_argument("--skip-baseline", action="store_true", help="only time compute_head_stats")
-    parser.add_argument("--child", choices=("ours", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("ours", "traced", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--mixture", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        run = run_ours if args.child == "ours" else run_baseline
-        print(json.dumps(run(args.mixture, args.max_action_dim)))
+        if args.child == "baseline":
+            result = run_baseline(args.mixture, args.max_action_dim)
+        else:
+            result = run_ours(args.mixture, args.max_action_dim, traced=args.child == "traced")
+        print(json.dumps(result))
         return 0
     if args.seed_scale:
         args.datasets, args.episode_lengths = 400, SEED_SCALE_LENGTHS
@@ -204,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         ours = _child("ours", mixture, args.max_action_dim)
         print(f"mixture: {args.datasets} datasets, {ours['frames']:,} frames x {args.max_action_dim} dims")
         print(_line("compute_head_stats (exact, 2 pass)", ours))
+        traced = _child("traced", mixture, args.max_action_dim)
+        print(
+            f"compute_head_stats under tracemalloc: peak {traced['tracemalloc_peak']:.1f} MiB "
+            "(Python + numpy allocations)"
+        )
         if args.skip_baseline:
             return 0
         base = _child("baseline", mixture, args.max_action_dim)
