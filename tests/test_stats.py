@@ -384,3 +384,19 @@ def test_candidate_memory_is_bounded_by_distinct_values_not_frames() -> None:
     assert acc.candidate_bytes <= 2 * (100 + 1) * 16  # <= 100 distinct values per dim (+ the padded zero)
     padded = np.pad(x, ((0, 0), (0, 2))).astype(np.float64)
     np.testing.assert_array_equal(result.quantiles, np.quantile(padded, QUANTILES, axis=0))
+
+
+def test_frames_changing_between_the_passes_are_refused(mixture, tmp_path: Path) -> None:
+    root, _ = mixture
+    resolved, heads = _resolve(root, _entries())
+
+    class Drifting:
+        key = "drifting"
+        calls = 0
+
+        def __call__(self, actions: np.ndarray, meta: DatasetMeta) -> np.ndarray:
+            Drifting.calls += 1  # the second pass sees other values than the first
+            return actions + (Drifting.calls > 4) * 0.5
+
+    with pytest.raises(StatsError, match=r"head 0 \(arm::pos\): its frames changed between the two passes"):
+        compute_head_stats(resolved, heads, cache=False, transform=Drifting())

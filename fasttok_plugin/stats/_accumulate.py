@@ -63,6 +63,7 @@ class HeadAccumulator:
         self.hist: np.ndarray | None = np.zeros((dim, NUM_BINS), dtype=np.int64)
         self._lut: np.ndarray | None = None
         self._num_slots = 0
+        self._slot_sizes = np.zeros(0, dtype=np.int64)
         self._ranks = np.zeros(0, dtype=np.int64)
         self._slot_of_rank = np.zeros((dim, 0), dtype=np.int64)
         self._below = np.zeros((dim, 0), dtype=np.int64)
@@ -131,6 +132,7 @@ class HeadAccumulator:
         self._lut = np.full(self.dim * NUM_BINS, -1, dtype=np.int32)
         self._lut[slots] = np.arange(slots.size, dtype=np.int32)
         self._num_slots = int(slots.size)
+        self._slot_sizes = hist.ravel()[slots]
         return True
 
     # ------------------------------------------------------------------------------------------ pass 2
@@ -172,6 +174,13 @@ class HeadAccumulator:
             np.int64
         )
         self._buffer, self._buffered = [], 0
+
+    def consistent(self) -> bool:
+        """Pass 2 saw exactly the values pass 1 counted in the planned bins (the frames did not change)."""
+        self._compact()
+        slot_of_code = (self._codes >> np.uint64(32)).astype(np.int64)
+        seen = np.bincount(slot_of_code, weights=self._counts, minlength=self._num_slots)
+        return bool(np.array_equal(seen.astype(np.int64), self._slot_sizes))
 
     @property
     def candidate_bytes(self) -> int:

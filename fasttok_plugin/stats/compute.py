@@ -130,6 +130,12 @@ def _compute(
                 for i in members[h]:
                     acc.collect(_actions(resolved, i, width, transform))
                     bar.update(1)
+                if not acc.consistent():
+                    raise StatsError(
+                        f"head {h} ({heads.keys[h]}): its frames changed between the two passes of the stats "
+                        "(a data file rewritten during the run, or a transform that is not deterministic); "
+                        "run again once the data is stable"
+                    )
             else:
                 bar.update(len(members[h]))
             results.append(acc.result())
