@@ -15,10 +15,10 @@ from fasttok_plugin.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_HEAD_GROUPING,
     DEFAULT_MAX_ACTION_DIM,
-    HEAD_GROUPINGS,
     resolve_setting,
 )
 from fasttok_plugin.errors import FitError
+from fasttok_plugin.heads.keys import check_head_grouping
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.mixture import MixtureConfig
@@ -195,9 +195,11 @@ def _choice_problems(settings: FitSettings) -> list[str]:
         problems.append(f"zero_range must be 'center' or 'legacy', got {settings.zero_range!r}")
     if not (isinstance(eps, (int, float)) and eps > 0):
         problems.append(f"eps must be > 0, got {eps!r}")
-    if settings.head_grouping is not None and settings.head_grouping not in HEAD_GROUPINGS:
-        allowed = ", ".join(repr(g) for g in HEAD_GROUPINGS)
-        problems.append(f"head_grouping must be one of {allowed} or None, got {settings.head_grouping!r}")
+    if settings.head_grouping is not None:
+        try:
+            check_head_grouping(settings.head_grouping)
+        except ValueError as exc:
+            problems.append(f"{exc} (or None: the mixture's, else robot_control)")
     if settings.on_dataset_error not in ("raise", "skip"):
         problems.append(f"on_dataset_error must be 'raise' or 'skip', got {settings.on_dataset_error!r}")
     return problems
