@@ -270,3 +270,57 @@ def test_build_norm_heads_refuses_an_unknown_grouping(tmp_path: Path, value: Any
     resolved = resolve_mixture(_pinned_mixture(tmp_path))
     with pytest.raises(ValueError, match="grouping must be one of 'robot_control', 'global', 'dataset'"):
         build_norm_heads(resolved, WIDTH, grouping=value)
+
+
+class _Source:
+    """A minimal `FitSource`: heads and a sampler built outside the fit."""
+
+    def __init__(self, path: Path, grouping: str) -> None:
+        from fasttok_plugin.sampling import ChunkSampler
+
+        self.resolved_mixture = resolve_mixture(path)
+        self.norm_heads = build_norm_heads(self.resolved_mixture, WIDTH, grouping=grouping)
+        self.chunk_sampler = ChunkSampler(self.resolved_mixture, self.norm_heads, chunk_size=8)
+
+
+_SMALL = {"vocab_size": 256, "total_chunks": 120, "max_fit_chunks": 80}
+
+
+def test_fit_tokenizer_groups_by_the_setting_and_reports_it(
+    mixed: tuple[Path, list[SyntheticDataset]],
+) -> None:
+    from fasttok_plugin.fit import FitSettings, fit_tokenizer
+
+    path, _ = mixed
+    _, report = fit_tokenizer(
+        path, FitSettings(chunk_size=8, max_action_dim=WIDTH, head_grouping="dataset", **_SMALL)
+    )
+    assert report.head_grouping == "dataset"
+    assert report.settings["head_grouping"] == "dataset"
+    assert [h.key for h in report.heads] == ["org/a", "org/b", "org/base", "org/untagged"]
+    assert report.norm_heads_fingerprint == _heads(path, "dataset").fingerprint
+
+
+def test_a_fit_source_keeps_its_grouping_and_refuses_another(
+    mixed: tuple[Path, list[SyntheticDataset]],
+) -> None:
+    from fasttok_plugin.errors import FitError
+    from fasttok_plugin.fit import FitSettings, fit_tokenizer
+
+    path, _ = mixed
+    source = _Source(path, "global")
+    _, report = fit_tokenizer(source, FitSettings(**_SMALL))
+    assert report.head_grouping == "global"
+    assert report.settings["head_grouping"] == "global"
+    with pytest.raises(
+        FitError, match="head_grouping='dataset' but the source's norm heads are grouped by 'global'"
+    ):
+        fit_tokenizer(source, FitSettings(head_grouping="dataset", **_SMALL))
+
+
+def test_fit_settings_refuse_an_unknown_grouping() -> None:
+    from fasttok_plugin.errors import FitError
+    from fasttok_plugin.fit import FitSettings
+
+    with pytest.raises(FitError, match="head_grouping must be one of 'robot_control', 'global', 'dataset'"):
+        FitSettings(head_grouping="robot")
