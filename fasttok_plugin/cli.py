@@ -24,6 +24,7 @@ from fasttok_plugin._arg_types import (
 )
 from fasttok_plugin._printable import printable_lines
 from fasttok_plugin._report_text import plot_histograms, render_histograms, render_report
+from fasttok_plugin.defaults import HEAD_GROUPINGS
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
 
 __all__ = ["build_parser", "main", "render_histograms", "render_report"]
@@ -69,6 +70,12 @@ def _add_fit(commands: Any) -> None:
         type=positive_int_arg,
         metavar="N",
         help="padded action width (default: mixture, 32)",
+    )
+    fit.add_argument(
+        "--head-grouping",
+        choices=HEAD_GROUPINGS,
+        help="norm heads per (robot_type, control_mode), one global head, or one per dataset entry "
+        "(default: mixture, robot_control)",
     )
     _add_fit_numbers(fit)
     fit.add_argument("--normalization", choices=("min_max", "mean_std", "identity"), default="min_max")
@@ -180,6 +187,7 @@ def _settings(args: argparse.Namespace) -> Any:
         normalization=args.normalization,
         zero_range=args.zero_range,
         on_dataset_error=args.on_dataset_error,
+        head_grouping=args.head_grouping,
     )
 
 

@@ -10,6 +10,10 @@ T = TypeVar("T")
 
 DEFAULT_MAX_ACTION_DIM = 32
 DEFAULT_CHUNK_SIZE = 50
+#: How entries are grouped into norm heads (DESIGN §11 item 1): per ``(robot_type, control_mode)`` tag pair,
+#: one head over the whole mixture, or one head per entry. The default keeps the pre-#11 heads.
+HEAD_GROUPINGS = ("robot_control", "global", "dataset")
+DEFAULT_HEAD_GROUPING = "robot_control"
 
 
 def lerobot_home() -> Path:

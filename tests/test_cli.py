@@ -417,3 +417,113 @@ def test_two_concurrent_fits_into_one_out_both_succeed_one_after_the_other(
     assert FastTokenizer.load(out).metadata["fit_fingerprint"] == report["fit_fingerprint"]
     assert folder_state(out) is FolderState.TOKENIZER
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "example") == ["tok"]
+
+
+# -- head grouping (issue #11) -------------------------------------------------------------------------------
+
+
+def test_fit_with_head_grouping_global_records_it_and_inspect_shows_it(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "tokenizer"
+    fit = fasttok(
+        "fit", str(example_mixture), "--out", str(out), "--head-grouping", "global", "--quiet", *FAST_FIT
+    )
+    assert fit.returncode == 0, fit.stderr
+    report = json.loads((out / "fit_report.json").read_text())
+    assert report["head_grouping"] == "global"
+    assert report["settings"]["head_grouping"] == "global"
+    assert [h["key"] for h in report["heads"]] == ["global"]
+    heads = build_norm_heads(resolve_mixture(example_mixture), 32, grouping="global")
+    assert report["norm_heads_fingerprint"] == heads.fingerprint
+    assert (
+        report["norm_heads_fingerprint"] != build_norm_heads(resolve_mixture(example_mixture), 32).fingerprint
+    )
+    assert {d["head"] for d in report["datasets"]} == {0}
+
+    inspect = fasttok("inspect", str(out))
+    assert inspect.returncode == 0, inspect.stderr
+    assert "heads by global" in inspect.stdout
+
+
+def test_the_default_fit_reports_robot_control(example_mixture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tokenizer"
+    assert fasttok("fit", str(example_mixture), "--out", str(out), "--quiet", *FAST_FIT).returncode == 0
+    report = json.loads((out / "fit_report.json").read_text())
+    assert report["head_grouping"] == "robot_control"
+    assert (
+        report["norm_heads_fingerprint"] == build_norm_heads(resolve_mixture(example_mixture), 32).fingerprint
+    )
+    assert "heads by robot_control" in fasttok("inspect", str(out)).stdout
+
+
+def test_the_mixture_head_grouping_is_used_and_the_flag_overrides_it(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    document = json.loads(example_mixture.read_text())
+    document["dataset_mixture"]["head_grouping"] = "dataset"  # the example mixture is wrapped
+    mixture = example_mixture.with_name("per_dataset.json")
+    mixture.write_text(json.dumps(document, indent=2))
+    out = tmp_path / "per_dataset"
+    assert fasttok("fit", str(mixture), "--out", str(out), "--quiet", *FAST_FIT).returncode == 0
+    report = json.loads((out / "fit_report.json").read_text())
+    assert report["head_grouping"] == "dataset"
+    assert len(report["heads"]) == len(document["dataset_mixture"]["datasets"])
+
+    flagged = tmp_path / "flagged"
+    fit = fasttok(
+        "fit", str(mixture), "--out", str(flagged), "--head-grouping", "global", "--quiet", *FAST_FIT
+    )
+    assert fit.returncode == 0, fit.stderr
+    assert json.loads((flagged / "fit_report.json").read_text())["head_grouping"] == "global"
+
+
+def test_an_unknown_head_grouping_exits_2_naming_the_choices(example_mixture: Path, tmp_path: Path) -> None:
+    for tool in (fasttok, preflight_cli):
+        args = (
+            ("fit", str(example_mixture), "--out", str(tmp_path / "t"))
+            if tool is fasttok
+            else (str(example_mixture),)
+        )
+        result = tool(*args, "--head-grouping", "per_robot")
+        assert result.returncode == 2, result.stderr
+        assert "--head-grouping" in result.stderr
+        assert "'robot_control', 'global', 'dataset'" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_bad_head_grouping_in_the_mixture_names_the_allowed_values_without_a_traceback(
+    example_mixture: Path, tmp_path: Path
+) -> None:
+    document = json.loads(example_mixture.read_text())
+    document["dataset_mixture"]["head_grouping"] = "per_robot"
+    mixture = example_mixture.with_name("bad.json")
+    mixture.write_text(json.dumps(document, indent=2))
+    line = next(i for i, text in enumerate(mixture.read_text().splitlines(), 1) if "head_grouping" in text)
+    for result in (fasttok("fit", str(mixture), "--out", str(tmp_path / "t")), preflight_cli(str(mixture))):
+        # A structural mixture problem is a finding (FT001), like any other: exit 1, nothing sampled.
+        assert result.returncode == 1, result.stderr
+        text = result.stdout + result.stderr
+        assert "FT001" in text
+        assert "head_grouping must be one of" in text
+        assert '"robot_control", "global", "dataset"' in text
+        assert f"bad.json:{line}" in text
+        assert "Traceback" not in text
+    assert not (tmp_path / "t").exists()
+
+
+def test_preflight_cli_checks_the_grouping_it_is_given(example_mixture: Path) -> None:
+    # The example has an untagged entry: a fallback head (FT104) only under robot_control.
+    by_tags = preflight_cli(str(example_mixture), "--format", "json")
+    as_global = preflight_cli(str(example_mixture), "--format", "json", "--head-grouping", "global")
+    assert "FT104" in by_tags.stdout
+    assert "FT104" not in as_global.stdout
+    assert as_global.returncode == 0, as_global.stdout + as_global.stderr
+
+
+def preflight_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``fasttok-preflight`` (``python -m fasttok_plugin.preflight.cli`` when the script is absent)."""
+    script = Path(sys.executable).with_name("fasttok-preflight")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "fasttok_plugin.preflight.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fasttok_plugin.heads import HeadKey, NormHeads, build_norm_heads, compute_norm_key, head_key
+from fasttok_plugin.heads import HeadKey, NormHeads, build_norm_heads, compute_norm_key, grouped_key, head_key
 from fasttok_plugin.resolve import resolve_mixture
 from fasttok_plugin.testing import SyntheticDataset
 
@@ -139,3 +140,47 @@ def test_head_key_is_the_typed_form_of_compute_norm_key() -> None:
 def test_a_head_key_is_either_tagged_or_a_fallback(fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="either"):
         HeadKey(**fields)
+
+
+# -- the grouping kinds (issue #11) --------------------------------------------------------------------------
+
+
+def test_grouping_keys_have_their_own_unambiguous_json() -> None:
+    assert HeadKey.global_().to_json() == ["global"]
+    assert HeadKey.entry(2, "org/ds").to_json() == ["entry", 2, "org/ds"]
+    # An entry head, a fallback head and a tagged head on the same text never compare or serialize equal.
+    keys = [
+        HeadKey.entry(0, "a::b"),
+        HeadKey.fallback(0, "a::b"),
+        HeadKey.tagged("a", "b"),
+        HeadKey.global_(),
+    ]
+    assert len(set(keys)) == 4
+    assert len({json.dumps(k.to_json()) for k in keys}) == 4
+    assert {k.display for k in keys[:3]} == {"a::b"}
+    assert HeadKey.global_().display == "global"
+    assert [k.is_tagged for k in keys] == [False, False, True, False]
+    assert [k.is_fallback for k in keys] == [False, True, False, False]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dataset_entry": 0, "fallback_entry": 0},
+        {"dataset_entry": 0, "whole_mixture": True},
+        {"robot_type": "arm", "control_mode": "ee", "whole_mixture": True},
+        {"dataset_entry": 1, "robot_type": "arm", "control_mode": "ee"},
+    ],
+)
+def test_a_head_key_has_exactly_one_kind(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="either"):
+        HeadKey(**fields)
+
+
+def test_grouped_key_applies_each_grouping() -> None:
+    assert grouped_key("robot_control", "arm", "ee", 3, "org/ds") == HeadKey.tagged("arm", "ee")
+    assert grouped_key("robot_control", None, "ee", 3, "org/ds") == HeadKey.fallback(3, "org/ds")
+    assert grouped_key("global", "arm", "ee", 3, "org/ds") == HeadKey.global_()
+    assert grouped_key("dataset", None, None, 3, "org/ds") == HeadKey.entry(3, "org/ds")
+    with pytest.raises(ValueError, match="one of 'robot_control', 'global', 'dataset', got 'tags'"):
+        grouped_key("tags", "arm", "ee", 3, "org/ds")

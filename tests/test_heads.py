@@ -494,3 +494,52 @@ def test_fingerprint_changes_with_any_stat_tag_dim_or_max_action_dim(
     prints["dim"] = narrowed.fingerprint
 
     assert len(set(prints.values())) == len(prints), prints
+
+
+# --- head grouping (issue #11) -------------------------------------------------------------------
+
+
+GROUPED_FINGERPRINT_SCRIPT = """
+import sys
+from fasttok_plugin.heads import build_norm_heads
+from fasttok_plugin.resolve import resolve_mixture
+print(build_norm_heads(resolve_mixture(sys.argv[1]), int(sys.argv[2]), grouping=sys.argv[3]).fingerprint)
+"""
+
+
+@pytest.mark.parametrize("grouping", ["global", "dataset"])
+def test_a_grouped_fingerprint_is_stable_across_processes(
+    grouping: str, make_dataset: MakeDataset, write_mixture_file: WriteMixture
+) -> None:
+    entries = _fingerprint_setup(make_dataset)
+    path = write_mixture_file({"datasets": [{"root": f"datasets/{e['repo_id']}", **e} for e in entries]})
+    here = build_norm_heads(resolve_mixture(path), 4, grouping=grouping).fingerprint
+    assert here != build_norm_heads(resolve_mixture(path), 4).fingerprint
+    out = subprocess.run(
+        [sys.executable, "-c", GROUPED_FINGERPRINT_SCRIPT, str(path), "4", grouping],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "7"},
+        timeout=120,
+    )
+    assert out.stdout.strip() == here
+
+
+@pytest.mark.parametrize("grouping", ["robot_control", "global", "dataset"])
+def test_unreadable_and_overflowing_entries_get_no_head_under_every_grouping(
+    grouping: str, tmp_path: Path, make_dataset: MakeDataset, write_mixture_file: WriteMixture
+) -> None:
+    make_dataset("ok", action_dim=3, control_mode="ee")
+    make_dataset("wide", action_dim=6, control_mode="ee", seed=1)
+    entries = [
+        {"repo_id": "ok", "root": "datasets/ok"},
+        {"repo_id": "gone", "root": "datasets/gone"},
+        {"repo_id": "wide", "root": "datasets/wide"},
+    ]
+    heads = build_norm_heads(resolve_mixture(write_mixture_file({"datasets": entries})), 4, grouping=grouping)
+    assert heads.dataset_to_head == (0, -1, -1)
+    assert heads.head_members == ((0,),)
+    assert [r.entry for r in heads.skipped_entries] == [1]
+    assert [(r.entry, r.dim) for r in heads.dim_overflows] == [(2, 6)]
+    assert len(heads.errors()) == 2

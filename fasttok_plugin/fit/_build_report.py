@@ -68,6 +68,7 @@ def build_report(
         action_dim=width,
         normalization=settings.normalization,
         zero_range=settings.zero_range,
+        head_grouping=str(getattr(heads, "grouping", "robot_control")),
         sampled=sum(d.sampled for d in datasets),
         fit=int(fit_counts.sum()),
         heldout=int(plan.heldout_counts.sum()),

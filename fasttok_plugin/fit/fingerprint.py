@@ -70,7 +70,8 @@ def fit_fingerprint(
         A 64-character hex digest.
 
     Raises:
-        FitError: When ``settings`` disagree with the heads or the sampler (chunk size, action dim).
+        FitError: When ``settings`` disagree with the heads or the sampler (chunk size, action dim,
+            head grouping).
     """
     sampler_chunk = sampler_settings.get("chunk_size")
     chunk_size = settings.chunk_size if settings.chunk_size is not None else sampler_chunk
@@ -80,6 +81,13 @@ def fit_fingerprint(
         raise FitError(
             f"max_action_dim {settings.max_action_dim} differs from the norm heads' "
             f"{norm_heads.max_action_dim}; build the heads with the same max_action_dim"
+        )
+    # The grouping is in the norm heads' fingerprint (when not the default); a setting must agree with it.
+    grouping = getattr(norm_heads, "grouping", "robot_control")
+    if settings.head_grouping is not None and settings.head_grouping != grouping:
+        raise FitError(
+            f"head_grouping {settings.head_grouping!r} differs from the norm heads' {grouping!r}; "
+            "build the heads with the same grouping"
         )
     payload = {
         "version": _FIT_FINGERPRINT_VERSION,

@@ -157,7 +157,8 @@ class FitReport:
     ``invalid_decodes`` count evaluated chunks).
     ``compression_ratio`` is ``T * D / mean held-out tokens``. ``timings`` are seconds per phase;
     ``peak_memory_mb`` is this process's peak RSS (``ru_maxrss``), ``peak_memory_workers_mb`` that of
-    the largest sampler worker (0 when sampling in-process).
+    the largest sampler worker (0 when sampling in-process). ``head_grouping`` is how the entries were
+    grouped into the heads (``robot_control``, ``global`` or ``dataset``).
     """
 
     fit_fingerprint: str
@@ -194,6 +195,7 @@ class FitReport:
     format_version: int = REPORT_FORMAT_VERSION
     heldout_split: str = "start"
     heldout_evaluated: int | None = None
+    head_grouping: str = "robot_control"  # reports written before #11 grouped by robot/control mode
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (non-finite floats become None)."""

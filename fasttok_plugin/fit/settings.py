@@ -11,8 +11,14 @@ import numpy as np
 
 from fasttok_plugin._validate import MAX_ACTION_DIM, MAX_SEED, is_positive_int
 from fasttok_plugin.codec import MAX_TRAINER_INT, MAX_VOCAB_SIZE
-from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM, resolve_setting
+from fasttok_plugin.defaults import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_HEAD_GROUPING,
+    DEFAULT_MAX_ACTION_DIM,
+    resolve_setting,
+)
 from fasttok_plugin.errors import FitError
+from fasttok_plugin.heads.keys import check_head_grouping
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.mixture import MixtureConfig
@@ -83,6 +89,9 @@ class FitSettings:
         eps: Range / std threshold of `Normalize`.
         on_dataset_error: ``"raise"`` (default) stops when a dataset's frames cannot be read;
             ``"skip"`` fits without it (the report lists the error).
+        head_grouping: How entries are grouped into norm heads: ``"robot_control"``, ``"global"`` or
+            ``"dataset"`` (None: the mixture's ``head_grouping``, else ``"robot_control"``). With a
+            `FitSource` the heads are already built: a given value must match theirs.
 
     Raises:
         FitError: Listing every invalid setting.
@@ -106,6 +115,7 @@ class FitSettings:
     zero_range: Literal["center", "legacy"] = "center"
     eps: float = 1e-6
     on_dataset_error: Literal["raise", "skip"] = "raise"
+    head_grouping: str | None = None
 
     def __post_init__(self) -> None:
         mode = getattr(self.normalization, "value", self.normalization)
@@ -118,7 +128,8 @@ class FitSettings:
             raise FitError("invalid fit settings:\n" + "\n".join(f"  - {p}" for p in problems))
 
     def resolved(self, config: MixtureConfig | None) -> FitSettings:
-        """Return a copy with ``chunk_size`` / ``max_action_dim`` filled from the mixture, else defaults."""
+        """Return a copy with ``chunk_size`` / ``max_action_dim`` / ``head_grouping`` filled from the mixture,
+        else defaults."""
         chunk = resolve_setting(
             self.chunk_size, config.chunk_size if config is not None else None, DEFAULT_CHUNK_SIZE
         )
@@ -127,7 +138,14 @@ class FitSettings:
             config.max_action_dim if config is not None else None,
             DEFAULT_MAX_ACTION_DIM,
         )
-        return dataclasses.replace(self, chunk_size=int(chunk), max_action_dim=int(width))
+        grouping = resolve_setting(
+            self.head_grouping,
+            config.head_grouping if config is not None else None,
+            DEFAULT_HEAD_GROUPING,
+        )
+        return dataclasses.replace(
+            self, chunk_size=int(chunk), max_action_dim=int(width), head_grouping=str(grouping)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field."""
@@ -177,6 +195,11 @@ def _choice_problems(settings: FitSettings) -> list[str]:
         problems.append(f"zero_range must be 'center' or 'legacy', got {settings.zero_range!r}")
     if not (isinstance(eps, (int, float)) and eps > 0):
         problems.append(f"eps must be > 0, got {eps!r}")
+    if settings.head_grouping is not None:
+        try:
+            check_head_grouping(settings.head_grouping)
+        except ValueError as exc:
+            problems.append(f"{exc} (or None: the mixture's, else robot_control)")
     if settings.on_dataset_error not in ("raise", "skip"):
         problems.append(f"on_dataset_error must be 'raise' or 'skip', got {settings.on_dataset_error!r}")
     return problems

@@ -168,11 +168,12 @@ def _prepare_mixture(
         config = _load_config(source, preflight=preflight)
         settings = settings.resolved(config)
         resolved = resolve_mixture(config)
-    # resolved() filled chunk_size and max_action_dim (argument, else the mixture's, else the default).
+    # resolved() filled chunk_size, max_action_dim and head_grouping (argument, else the mixture's, else
+    # the default).
     chunk_size, width = settings.chunk_size, settings.max_action_dim
     with clock.phase("norm_heads"):
         # build_norm_heads never raises on bad data: it records every problem, which the preflight lists.
-        heads = build_norm_heads(resolved, width)
+        heads = build_norm_heads(resolved, width, grouping=str(settings.head_grouping))
     result = None
     if preflight:
         with clock.phase("preflight"):
@@ -213,7 +214,8 @@ def _prepare_source(
 
 
 def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
-    """``settings`` with the source's chunk size and action width, which an explicit value must match."""
+    """``settings`` with the source's chunk size, action width and head grouping, which an explicit value
+    must match."""
     sampler, heads = source.chunk_sampler, source.norm_heads
     if settings.chunk_size is not None and settings.chunk_size != sampler.chunk_size:
         raise FitError(
@@ -225,4 +227,12 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
             f"settings.max_action_dim={settings.max_action_dim} but the source's norm heads are "
             f"{heads.max_action_dim} wide; pass the same max_action_dim"
         )
-    return dataclasses.replace(settings, chunk_size=sampler.chunk_size, max_action_dim=heads.max_action_dim)
+    grouping = getattr(heads, "grouping", "robot_control")
+    if settings.head_grouping is not None and settings.head_grouping != grouping:
+        raise FitError(
+            f"settings.head_grouping={settings.head_grouping!r} but the source's norm heads are grouped by "
+            f"{grouping!r}; build the heads with the same grouping"
+        )
+    return dataclasses.replace(
+        settings, chunk_size=sampler.chunk_size, max_action_dim=heads.max_action_dim, head_grouping=grouping
+    )

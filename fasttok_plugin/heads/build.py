@@ -1,7 +1,8 @@
 """`build_norm_heads`: the single source of how a mixture's actions are normalized (DESIGN §5).
 
-Entries are grouped into heads by typed `HeadKey` (their ``(robot_type, control_mode)`` tags, or a
-singleton fallback on the entry itself when a tag is missing), each head's stats are pooled over its
+Entries are grouped into heads by typed `HeadKey` (by default their ``(robot_type, control_mode)`` tags,
+or a singleton fallback on the entry itself when a tag is missing; the ``global`` and ``dataset``
+groupings make one head over the mixture or one per entry), each head's stats are pooled over its
 members (zero-padded to ``max_action_dim``, non-finite values masked, count-weighted mean and pooled
 variance: `fasttok_plugin.heads.pooling`), and every problem met is returned as a record. It never raises
 on bad data: whether a problem is fatal is the caller's policy (`NormHeads.raise_for_errors`).
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fasttok_plugin._validate import MAX_ACTION_DIM, positive_int
+from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING
 from fasttok_plugin.heads.fingerprint import norm_heads_fingerprint
 from fasttok_plugin.heads.issues import (
     DimOverflow,
@@ -29,7 +31,7 @@ from fasttok_plugin.heads.issues import (
     NonFiniteStat,
     SkippedEntry,
 )
-from fasttok_plugin.heads.keys import HeadKey, head_key, is_missing_tag
+from fasttok_plugin.heads.keys import HeadKey, check_head_grouping, grouped_key, is_missing_tag
 from fasttok_plugin.heads.model import NormHeads
 from fasttok_plugin.heads.pooling import STATS, PooledStats, nonfinite_cells, pool_stats
 
@@ -133,7 +135,7 @@ def _stat_arrays(meta: DatasetMeta, dim: int) -> tuple[list[np.ndarray], int] | 
 
 
 def _entry_outcome(
-    position: int, entry: ResolvedEntry, width: int, require: Mapping[str, bool]
+    position: int, entry: ResolvedEntry, width: int, require: Mapping[str, bool], grouping: str
 ) -> _EntryOutcome:
     """Key, dim, member row and problems of the entry at ``position``."""
     name = entry.name
@@ -144,7 +146,7 @@ def _entry_outcome(
         reason = str(entry.error) if entry.error is not None else "metadata could not be read"
         return _EntryOutcome(name, skipped=SkippedEntry(position, name, reason, pointer))
 
-    key = head_key(entry.robot_type, entry.control_mode, position, name)
+    key = grouped_key(grouping, entry.robot_type, entry.control_mode, position, name)
     dim = int(meta.action_dim)
     readable = _EntryOutcome(name, key, dim, missing_tags=_missing_tags(position, entry, require, pointer))
     read = _stat_arrays(meta, dim)
@@ -182,7 +184,9 @@ def _pool_head(row: int, head: _Head, width: int) -> _PooledHead:
     key, members = head.key.display, head.members
     dims = [m.dim for m in members]
     incompatible = None
-    if not head.key.is_fallback and len(set(dims)) > 1:
+    # Only a tag pair promises one robot layout; a global head pads every member to the widest (as
+    # OpenTau --no-per-head-norm and openpi do), a fallback or per-entry head has one member.
+    if head.key.is_tagged and len(set(dims)) > 1:
         incompatible = IncompatibleDims(
             row, key, tuple((m.position, m.dim) for m in members), tuple(m.name for m in members)
         )
@@ -253,12 +257,17 @@ def _stacked(pooled: Sequence[_PooledHead], width: int) -> list[np.ndarray]:
     return out
 
 
-def build_norm_heads(resolved: ResolvedMixture, max_action_dim: int) -> NormHeads:
-    """Group a resolved mixture into norm heads and pool their stats (DESIGN §5).
+def build_norm_heads(
+    resolved: ResolvedMixture, max_action_dim: int, *, grouping: str = DEFAULT_HEAD_GROUPING
+) -> NormHeads:
+    """Group a resolved mixture into norm heads and pool their stats (DESIGN §5, §11 item 1).
 
     Args:
         resolved: The resolved mixture (entries in mixture order, with metadata or the read error).
         max_action_dim: Width every action is zero-padded to; also the stats width.
+        grouping: ``"robot_control"`` (one head per ``(robot_type, control_mode)``, a fallback singleton
+            per entry with a missing tag), ``"global"`` (one head over every usable entry, dims padded
+            to the widest member) or ``"dataset"`` (one head per entry, named after it).
 
     Returns:
         `NormHeads` with stacked ``(H, max_action_dim)`` stats and every problem as records. Entries
@@ -266,12 +275,16 @@ def build_norm_heads(resolved: ResolvedMixture, max_action_dim: int) -> NormHead
         whose dim overflows get ``dataset_to_head == -1``.
 
     Raises:
-        ValueError: If ``max_action_dim`` is not an integer in ``1..MAX_ACTION_DIM`` (4096).
+        ValueError: If ``max_action_dim`` is not an integer in ``1..MAX_ACTION_DIM`` (4096), or
+            ``grouping`` is not one of ``defaults.HEAD_GROUPINGS``.
     """
     width = positive_int(max_action_dim, "max_action_dim", maximum=MAX_ACTION_DIM)
+    grouping = check_head_grouping(grouping, "grouping")
     config = resolved.config
     require = {field: bool(getattr(config, f"require_non_empty_{field}", False)) for field in _TAG_FIELDS}
-    outcomes = [_entry_outcome(p, entry, width, require) for p, entry in enumerate(resolved.entries)]
+    outcomes = [
+        _entry_outcome(p, entry, width, require, grouping) for p, entry in enumerate(resolved.entries)
+    ]
     heads, dataset_to_head = _group(outcomes)
     pooled = [_pool_head(row, head, width) for row, head in enumerate(heads)]
     stats = _stacked(pooled, width)
@@ -285,6 +298,7 @@ def build_norm_heads(resolved: ResolvedMixture, max_action_dim: int) -> NormHead
         stats=stats,
         dataset_to_head=dataset_to_head,
         entry_names=entry_names,
+        grouping=grouping,
     )
     norm_heads = NormHeads(
         keys=tuple(key.display for key in head_keys),
@@ -312,6 +326,7 @@ def build_norm_heads(resolved: ResolvedMixture, max_action_dim: int) -> NormHead
         entry_keys=tuple(o.key.display if o.key is not None else None for o in outcomes),
         entry_dims=tuple(o.dim for o in outcomes),
         head_keys=head_keys,
+        grouping=grouping,
     )
     logger.debug("built %d norm heads from %d entries (%s)", len(heads), len(outcomes), fingerprint[:12])
     return norm_heads

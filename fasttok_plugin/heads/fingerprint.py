@@ -1,8 +1,9 @@
 """The norm-heads fingerprint: one sha256 that changes with anything normalization depends on.
 
 It covers the typed head keys, ``max_action_dim``, the native dims, the stats bytes, which entry feeds
-which head and the entry names, serialized canonically (sorted-key ASCII JSON header, then each stat as
-little-endian float64 bytes), so it is independent of the process, dict order and hash seeds.
+which head, the entry names and a non-default head grouping, serialized canonically (sorted-key ASCII
+JSON header, then each stat as little-endian float64 bytes), so it is independent of the process, dict
+order and hash seeds.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING
 from fasttok_plugin.heads.keys import HeadKey
 from fasttok_plugin.heads.pooling import STATS
 
@@ -30,8 +32,9 @@ def _header(
     native_dims: Sequence[int],
     dataset_to_head: Sequence[int],
     entry_names: Sequence[str],
+    grouping: str,
 ) -> bytes:
-    document = {
+    document: dict[str, object] = {
         "version": FINGERPRINT_VERSION,
         "keys": [key.to_json() for key in keys],
         "max_action_dim": int(max_action_dim),
@@ -40,6 +43,9 @@ def _header(
         "entry_names": list(entry_names),
         "shape": [len(keys), int(max_action_dim)],
     }
+    # Only a non-default grouping is written, so every robot_control fingerprint stays what it was.
+    if grouping != DEFAULT_HEAD_GROUPING:
+        document["grouping"] = str(grouping)
     return json.dumps(document, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
@@ -51,6 +57,7 @@ def norm_heads_fingerprint(
     stats: Sequence[np.ndarray],
     dataset_to_head: Sequence[int],
     entry_names: Sequence[str],
+    grouping: str = DEFAULT_HEAD_GROUPING,
 ) -> str:
     """Return the sha256 hex digest of the heads' canonical serialization.
 
@@ -61,9 +68,10 @@ def norm_heads_fingerprint(
         stats: The ``(H, max_action_dim)`` min, max, mean and std arrays, in that order.
         dataset_to_head: Head of every entry position (``-1``: none).
         entry_names: Name of every entry, in position order.
+        grouping: The head grouping (written only when not ``robot_control``).
     """
     digest = hashlib.sha256()
-    header = _header(keys, max_action_dim, native_dims, dataset_to_head, entry_names)
+    header = _header(keys, max_action_dim, native_dims, dataset_to_head, entry_names, grouping)
     digest.update(len(header).to_bytes(8, "little"))
     digest.update(header)
     for name, array in zip(STATS, stats, strict=True):

@@ -63,6 +63,7 @@ class NormHeads:
     entry_keys: tuple[str | None, ...] = ()  # display key per entry; None when metadata could not be read
     entry_dims: tuple[int | None, ...] = ()  # native action dim per entry; None when unknown
     head_keys: tuple[HeadKey, ...] = ()  # typed identity per head; keys[h] == head_keys[h].display
+    grouping: str = "robot_control"  # how entries were grouped (defaults.HEAD_GROUPINGS)
 
     @property
     def num_heads(self) -> int:

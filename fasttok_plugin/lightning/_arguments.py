@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["check_arguments"]
+from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING, resolve_setting
+from fasttok_plugin.errors import FitError
+
+__all__ = ["check_arguments", "head_grouping_of"]
 
 
 def check_arguments(
@@ -26,3 +29,22 @@ def check_arguments(
         raise ValueError(
             f"FastTokenizerCallback: attribute and normalize_attribute must differ, both are {attribute!r}"
         )
+
+
+def head_grouping_of(argument: str | None, heads: object) -> str:
+    """The callback's head grouping: its argument, else that of the datamodule's heads (the mixture's).
+
+    The callback never regroups the heads it is given, so an explicit argument must match theirs.
+
+    Raises:
+        FitError: ``argument`` differs from the grouping the datamodule built its heads with.
+    """
+    built = str(getattr(heads, "grouping", DEFAULT_HEAD_GROUPING))
+    grouping = resolve_setting(argument, built, DEFAULT_HEAD_GROUPING)
+    if grouping != built:
+        raise FitError(
+            f"FastTokenizerCallback(head_grouping={grouping!r}) but the datamodule's norm heads are grouped "
+            f'by {built!r}; pass head_grouping={grouping!r} to the datamodule (or set "head_grouping" in '
+            "the mixture file) so the policy normalizes with the same heads"
+        )
+    return grouping

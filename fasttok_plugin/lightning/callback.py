@@ -31,7 +31,7 @@ from fasttok_plugin.fit.settings import (
     DEFAULT_TOTAL_CHUNKS,
     FitSettings,
 )
-from fasttok_plugin.lightning._arguments import check_arguments
+from fasttok_plugin.lightning._arguments import check_arguments, head_grouping_of
 from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, load_report
 from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
 from fasttok_plugin.lightning._distributed import (
@@ -111,6 +111,8 @@ class FastTokenizerCallback(Callback):
         eps: Zero-range threshold of the normalization.
         on_dataset_error: ``"raise"`` stops when a dataset's frames cannot be read; ``"skip"`` fits without
             it (the report lists the error).
+        head_grouping: ``None`` (default): the datamodule's heads' grouping; else it must equal theirs
+            (``FitError`` otherwise: the callback never regroups the heads the policy normalizes with).
         on_mismatch: ``"error"`` (default) or ``"refit"`` when the existing tokenizer or the resumed
             checkpoint was fit for another fingerprint.
         attribute: Name of the LightningModule attribute receiving the tokenizer.
@@ -159,6 +161,7 @@ class FastTokenizerCallback(Callback):
         zero_range: Literal["center", "legacy"] = "center",
         eps: float = 1e-6,
         on_dataset_error: Literal["raise", "skip"] = "raise",
+        head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
         on_mismatch: Literal["error", "refit"] = "error",
         attribute: str = "action_tokenizer",
         normalize_attribute: str | None = None,
@@ -186,6 +189,7 @@ class FastTokenizerCallback(Callback):
                 zero_range=zero_range,
                 eps=eps,
                 on_dataset_error=on_dataset_error,
+                head_grouping=head_grouping,
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None
@@ -241,6 +245,7 @@ class FastTokenizerCallback(Callback):
             self._settings,
             chunk_size=chunk_size_of(source),
             max_action_dim=int(source.norm_heads.max_action_dim),
+            head_grouping=head_grouping_of(self._settings.head_grouping, source.norm_heads),
         )
 
     def _fingerprint(

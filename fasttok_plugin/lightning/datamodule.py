@@ -21,7 +21,13 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.utils.data import DataLoader
 from typing_extensions import override
 
-from fasttok_plugin.defaults import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ACTION_DIM, resolve_setting
+from fasttok_plugin.defaults import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_HEAD_GROUPING,
+    DEFAULT_MAX_ACTION_DIM,
+    resolve_setting,
+)
+from fasttok_plugin.heads.keys import check_head_grouping
 from fasttok_plugin.lightning.stream import ChunkStream
 from fasttok_plugin.mixture import MixtureConfig  # at runtime: LightningCLI reads the annotations
 
@@ -71,6 +77,9 @@ class MixtureDataModule(pl.LightningDataModule):
             the run with a `SamplingError` naming the entry, the file and the fix (skipping it would
             silently change the mixture). ``"skip"``: train on the other datasets; each skipped dataset is
             warned about and counted (`ChunkStream.skipped`).
+        head_grouping: How entries share norm heads: ``"robot_control"`` (one head per
+            ``(robot_type, control_mode)``), ``"global"`` (one head over the mixture) or ``"dataset"`` (one
+            head per entry). ``None``: the mixture's ``head_grouping``, else ``"robot_control"``.
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -100,6 +109,7 @@ class MixtureDataModule(pl.LightningDataModule):
         seed: int = 0,
         pin_memory: bool = False,
         on_dataset_error: Literal["raise", "skip"] = "raise",
+        head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -121,7 +131,10 @@ class MixtureDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"MixtureDataModule: on_dataset_error must be 'raise' or 'skip', got {on_dataset_error!r}"
             )
+        if head_grouping is not None:
+            check_head_grouping(head_grouping, "MixtureDataModule: head_grouping")
         self.mixture = mixture
+        self._head_grouping_arg = head_grouping
         self.on_dataset_error = on_dataset_error
         self._chunk_size_arg = chunk_size
         self._max_action_dim_arg = max_action_dim
@@ -203,7 +216,8 @@ class MixtureDataModule(pl.LightningDataModule):
         )
         chunk_size = resolve_setting(self._chunk_size_arg, config.chunk_size, DEFAULT_CHUNK_SIZE)
         resolved = resolve_mixture(config)
-        heads = build_norm_heads(resolved, max_action_dim)
+        grouping = resolve_setting(self._head_grouping_arg, config.head_grouping, DEFAULT_HEAD_GROUPING)
+        heads = build_norm_heads(resolved, max_action_dim, grouping=grouping)
         # The sampler keeps its default seed: the loaders pass their own seeds, and the sampler's settings
         # enter the tokenizer fingerprint, so a new training seed must not invalidate a cached tokenizer.
         sampler = ChunkSampler(resolved, heads, chunk_size=chunk_size, workers=self.sampler_workers)
@@ -214,10 +228,11 @@ class MixtureDataModule(pl.LightningDataModule):
             chunk_size,
         )
         log.info(
-            "mixture %s: %d datasets, %d norm heads, chunk_size=%d, max_action_dim=%d",
+            "mixture %s: %d datasets, %d norm heads (%s), chunk_size=%d, max_action_dim=%d",
             config.path or "<in memory>",
             len(resolved.entries),
             len(heads.keys),
+            grouping,
             chunk_size,
             max_action_dim,
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fasttok_plugin._validate import MAX_ACTION_DIM
+from fasttok_plugin.defaults import HEAD_GROUPINGS
 from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.mixture._entries import parse_entry
 from fasttok_plugin.mixture._refs import Expander
@@ -55,6 +56,7 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
     require_cm = validator.flag(body, "require_non_empty_control_mode", prefix)
     max_action_dim = validator.positive_int(body, "max_action_dim", prefix, maximum=MAX_ACTION_DIM)
     chunk_size = validator.positive_int(body, "chunk_size", prefix)
+    head_grouping = validator.choice(body, "head_grouping", prefix, HEAD_GROUPINGS)
     if validator.fatal:
         raise MixtureError(validator.fatal, path=path)
 
@@ -73,6 +75,7 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
         problems=tuple(validator.soft),
         sha256=hashlib.sha256(canonical.encode()).hexdigest(),
         prefix=prefix,
+        head_grouping=head_grouping,
         locations={ptr: (src.path, src.line(fptr)) for ptr, (src, fptr) in expander.origins.items()},
     )
 

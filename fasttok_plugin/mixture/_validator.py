@@ -104,6 +104,19 @@ class Validator:
         )
         return False
 
+    def choice(self, obj: Mapping[str, Any], key: str, pointer: str, allowed: tuple[str, ...]) -> str | None:
+        """``obj[key]`` when one of ``allowed``, ``None`` when absent/null; else a problem naming them."""
+        value = obj.get(key)
+        if value is None or (isinstance(value, str) and value in allowed):
+            return value
+        names = ", ".join(f'"{a}"' for a in allowed)
+        self.problem(
+            pointer_join(pointer, key),
+            f"{key} must be one of {names}, got {type_name(value)} {value!r}",
+            f'write "{key}": one of {names}, or remove it to use "{allowed[0]}"',
+        )
+        return None
+
     def positive_int(
         self, obj: Mapping[str, Any], key: str, pointer: str, *, maximum: int | None = None
     ) -> int | None:

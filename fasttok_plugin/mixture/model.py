@@ -29,6 +29,7 @@ TOP_LEVEL_KEYS = (
     "require_non_empty_control_mode",
     "max_action_dim",
     "chunk_size",
+    "head_grouping",
 )
 #: Keys a ``datasets`` entry knows.
 ENTRY_KEYS = (
@@ -133,6 +134,8 @@ class MixtureConfig:
         require_non_empty_control_mode: Entries without a usable ``control_mode`` are errors.
         max_action_dim: Optional default for the padded action dim.
         chunk_size: Optional default chunk size.
+        head_grouping: Optional default head grouping (one of ``defaults.HEAD_GROUPINGS``; ``None``: not
+            given, so callers fall back to ``robot_control``).
         unknown_keys: Keys the schema does not know, with suggestions.
         problems: Non-fatal problems (bad weights) for the preflight to report.
         sha256: sha256 of the canonical (sorted keys) merged document.
@@ -153,6 +156,7 @@ class MixtureConfig:
     problems: tuple[MixtureProblem, ...]
     sha256: str
     prefix: str = ""
+    head_grouping: str | None = None
     locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
 
     def line_of(self, pointer: str) -> int | None:

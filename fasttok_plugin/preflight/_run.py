@@ -40,6 +40,7 @@ def run_preflight(
     norm_heads: NormHeads | None = None,
     max_action_dim: int | None = None,
     chunk_size: int | None = None,
+    head_grouping: str | None = None,
     strict: bool = False,
     select: Iterable[str] = (),
     ignore: Iterable[str] = (),
@@ -55,6 +56,8 @@ def run_preflight(
         norm_heads: The norm heads, when the caller already built them (no second computation).
         max_action_dim: Policy action dim (default: ``norm_heads``, the mixture, then 32).
         chunk_size: Steps per chunk (default: the mixture, then 50).
+        head_grouping: Grouping the heads are built with (default: the mixture, then ``robot_control``);
+            ignored when ``norm_heads`` is given.
         strict: Turn warnings into errors (duplicate fallbacks become errors too).
         select: Codes or prefixes to report (default: all).
         ignore: Codes or prefixes to drop (the more specific of select/ignore wins).
@@ -68,8 +71,8 @@ def run_preflight(
     Raises:
         MixtureError: When the mixture file is unreadable (missing, not JSON, ``$ref`` cycle). A structurally
             invalid file does not raise: its problems come back as FT001 findings.
-        PreflightUsageError: Bad selectors, plugins or options, or a ``max_action_dim`` / ``chunk_size``
-            that is not a positive integer.
+        PreflightUsageError: Bad selectors, plugins or options, a ``max_action_dim`` / ``chunk_size``
+            that is not a positive integer, or an unknown ``head_grouping``.
     """
     from fasttok_plugin.resolve import resolve_mixture  # lazy, and looked up at call time (tests patch it)
 
@@ -91,7 +94,8 @@ def run_preflight(
         return run.result(_structure_findings(exc, path), path, ())
     max_action_dim, chunk_size = _sizes(config, norm_heads, max_action_dim, chunk_size)
     resolved = resolved or given or resolve_mixture(config)
-    norm_heads, heads_error = _norm_heads(resolved, norm_heads, max_action_dim)
+    grouping = _grouping(config, head_grouping)
+    norm_heads, heads_error = _norm_heads(resolved, norm_heads, max_action_dim, grouping)
     context = PreflightContext(
         config=config,
         resolved=resolved,
@@ -151,8 +155,21 @@ def _sizes(
     )
 
 
+def _grouping(config: MixtureConfig, head_grouping: str | None) -> str:
+    """The head grouping: the argument, else the mixture's, else ``robot_control`` (a bad argument: usage)."""
+    from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING, resolve_setting
+    from fasttok_plugin.heads.keys import check_head_grouping
+
+    try:
+        return check_head_grouping(
+            resolve_setting(head_grouping, config.head_grouping, DEFAULT_HEAD_GROUPING)
+        )
+    except ValueError as exc:
+        raise PreflightUsageError(str(exc)) from None
+
+
 def _norm_heads(
-    resolved: ResolvedMixture, norm_heads: NormHeads | None, max_action_dim: int
+    resolved: ResolvedMixture, norm_heads: NormHeads | None, max_action_dim: int, grouping: str
 ) -> tuple[NormHeads | None, Exception | None]:
     """The given norm heads, else freshly built ones, else the reason they could not be built."""
     if norm_heads is not None:
@@ -160,7 +177,7 @@ def _norm_heads(
     from fasttok_plugin.heads import build_norm_heads  # looked up at call time (tests patch it)
 
     try:
-        return build_norm_heads(resolved, max_action_dim), None
+        return build_norm_heads(resolved, max_action_dim, grouping=grouping), None
     except (ValueError, ArithmeticError, MemoryError) as exc:  # NormHeadsError is a ValueError
         return None, exc
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from fasttok_plugin._arg_types import positive_int_arg
+from fasttok_plugin.defaults import HEAD_GROUPINGS
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
 from fasttok_plugin.preflight.config import ProjectConfig, find_project_config
 from fasttok_plugin.preflight.context import OptionRegistry
@@ -48,6 +49,12 @@ def build_parser(
     )
     parser.add_argument(
         "--chunk-size", type=positive_int_arg, metavar="N", help="steps per action chunk (default 50)"
+    )
+    parser.add_argument(
+        "--head-grouping",
+        choices=HEAD_GROUPINGS,
+        help="norm heads per (robot_type, control_mode), one global head, or one per dataset entry "
+        "(default: the mixture's, else robot_control)",
     )
     parser.add_argument("--format", choices=tuple(FORMATS), help="output format (default text)")
     parser.add_argument(
@@ -201,6 +208,7 @@ def _check(
         mixture,
         max_action_dim=args.max_action_dim or settings.get("max_action_dim"),
         chunk_size=args.chunk_size or settings.get("chunk_size"),
+        head_grouping=args.head_grouping,
         strict=args.strict if args.strict is not None else bool(settings.get("strict", False)),
         select=args.select if args.select is not None else settings.get("select", ()),
         ignore=args.ignore if args.ignore is not None else settings.get("ignore", ()),

@@ -19,7 +19,18 @@ __all__ = ["RESERVED_OPTIONS", "Option", "OptionRegistry", "PreflightContext"]
 
 # Options the preflight itself owns (CLI flags and pyproject keys); plugins cannot redeclare them.
 RESERVED_OPTIONS = frozenset(
-    {"max_action_dim", "chunk_size", "format", "select", "ignore", "strict", "plugins", "color", "help"}
+    {
+        "max_action_dim",
+        "chunk_size",
+        "head_grouping",
+        "format",
+        "select",
+        "ignore",
+        "strict",
+        "plugins",
+        "color",
+        "help",
+    }
 )
 
 

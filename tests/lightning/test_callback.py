@@ -481,3 +481,40 @@ def test_a_tokenizer_fit_from_the_mixture_file_is_reused_by_the_callback(tmp_pat
     make_trainer(tmp_path, [callback]).fit(TokenModel(), datamodule=_datamodule(mixture.path))
     assert spy.fits == 1
     assert callback.fitted is False
+
+
+# -- head grouping (issue #11) -------------------------------------------------------------------------------
+
+
+def test_the_callback_fits_on_the_datamodules_grouping_and_reports_it(tmp_path, make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"), head_grouping="global")
+    tokenizer_dir = tmp_path / "tokenizer"
+    callback, _, _ = _run(tmp_path, mixture.path, tokenizer_dir)
+    assert callback.fit_report is not None
+    assert callback.fit_report.head_grouping == "global"
+    assert [h.key for h in callback.fit_report.heads] == ["global"]
+    assert (
+        json.loads((tokenizer_dir / "fit_report.json").read_text())["settings"]["head_grouping"] == "global"
+    )
+    # An explicit matching argument is the same fit: the tokenizer is loaded, not refit.
+    again, _, _ = _run(tmp_path, mixture.path, tokenizer_dir, head_grouping="global")
+    assert again.fitted is False
+    assert again.fingerprint == callback.fingerprint
+
+
+def test_a_callback_grouping_other_than_the_datamodules_is_an_error_naming_the_fix(
+    tmp_path, make_mixture
+) -> None:
+    from fasttok_plugin.errors import FitError
+
+    mixture = make_mixture(("arm", "base"))
+    with pytest.raises(
+        FitError, match=r"head_grouping='dataset'.*grouped by 'robot_control'.*to the datamodule"
+    ):
+        _run(tmp_path, mixture.path, tmp_path / "tokenizer", head_grouping="dataset")
+    assert not (tmp_path / "tokenizer" / "tokenizer.json").exists()
+
+
+def test_the_callback_refuses_an_unknown_head_grouping(tmp_path) -> None:
+    with pytest.raises(ValueError, match="head_grouping must be one of"):
+        FastTokenizerCallback(tmp_path / "tok", head_grouping="robot")

@@ -237,3 +237,44 @@ def test_on_dataset_error_skip_trains_on_the_rest_and_counts_the_skipped(make_mi
 def test_rejects_an_unknown_on_dataset_error() -> None:
     with pytest.raises(ValueError, match="on_dataset_error must be 'raise' or 'skip', got 'ignore'"):
         MixtureDataModule("mixture.json", on_dataset_error="ignore")
+
+
+# -- head grouping (issue #11) -------------------------------------------------------------------------------
+
+
+def test_head_grouping_dataset_gives_one_head_per_entry_and_batches_carry_it(make_mixture) -> None:
+    mixture = make_mixture(("arm", "gripper", "untagged"))
+    dm = _datamodule(mixture.path, head_grouping="dataset", batches_per_epoch=3)
+    dm.setup("fit")
+    heads = dm.norm_heads
+    assert heads.grouping == "dataset"
+    assert heads.keys == ("test/arm", "test/gripper", "test/untagged")
+    assert heads.head_members == ((0,), (1,), (2,))
+    assert heads.fallback_entries == ()
+    for batch in dm.train_dataloader():
+        # One head per entry: a chunk's head is its dataset.
+        assert torch.equal(batch["head_index"], batch["dataset_index"])
+
+
+def test_head_grouping_comes_from_the_mixture_unless_given(make_mixture) -> None:
+    mixture = make_mixture(("arm", "base", "gripper"), head_grouping="global")
+    from_mixture = _datamodule(mixture.path)
+    from_mixture.setup("fit")
+    assert from_mixture.norm_heads.grouping == "global"
+    assert from_mixture.norm_heads.keys == ("global",)
+    assert from_mixture.norm_heads.native_dims == (4,)
+    batch = next(iter(from_mixture.train_dataloader()))
+    assert set(batch["head_index"].tolist()) == {0}
+
+    overridden = _datamodule(mixture.path, head_grouping="robot_control")
+    overridden.setup("fit")
+    assert overridden.norm_heads.keys == ("arm::joint_pos", "base::velocity", "gripper::joint_pos")
+
+    default = _datamodule(make_mixture(("arm", "base"), name="plain.json").path)
+    default.setup("fit")
+    assert default.norm_heads.grouping == "robot_control"
+
+
+def test_rejects_an_unknown_head_grouping() -> None:
+    with pytest.raises(ValueError, match="head_grouping must be one of 'robot_control', 'global', 'dataset'"):
+        MixtureDataModule("mixture.json", head_grouping="per_robot")

@@ -221,7 +221,7 @@ def test_config_object_is_accepted(two_entries: Path) -> None:
 
 
 def test_heads_that_cannot_be_built_become_ft901(two_entries: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(resolved: object, max_action_dim: int) -> None:
+    def failing(resolved: object, max_action_dim: int, **_: object) -> None:  # grouping= since #11
         raise fasttok_plugin.heads.NormHeadsError(["something the heads could not handle"])
 
     monkeypatch.setattr(fasttok_plugin.heads, "build_norm_heads", failing)
