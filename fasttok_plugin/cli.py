@@ -78,7 +78,19 @@ def _add_fit(commands: Any) -> None:
         "(default: mixture, robot_control)",
     )
     _add_fit_numbers(fit)
-    fit.add_argument("--normalization", choices=("min_max", "mean_std", "identity"), default="min_max")
+    fit.add_argument(
+        "--normalization",
+        choices=("min_max", "mean_std", "quantile", "quantile10", "identity"),
+        default="min_max",
+        help="quantile: q01/q99 to [-1, 1]; quantile10: q10/q90 (both need stats from the data)",
+    )
+    fit.add_argument(
+        "--stats-source",
+        choices=("stored", "data"),
+        default=None,
+        help="norm stats from the datasets' stats.json (stored) or computed from the frames each head "
+        "trains on (data; cached); default: data for the quantile modes, else stored",
+    )
     fit.add_argument("--zero-range", choices=("center", "legacy"), default="center")
     fit.add_argument("--pipeline", choices=("reference", "char"), default="char")
     fit.add_argument(
@@ -188,6 +200,7 @@ def _settings(args: argparse.Namespace) -> Any:
         zero_range=args.zero_range,
         on_dataset_error=args.on_dataset_error,
         head_grouping=args.head_grouping,
+        stats_source=args.stats_source,
     )
 
 

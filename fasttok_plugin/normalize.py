@@ -17,6 +17,13 @@ Conventions:
   Non-degenerate dims are identical under both conventions.
 * ``MEAN_STD``: ``y = (x - mean) / std``; a ``std < eps`` (a constant or padded dim) is snapped to 1,
   so such a dim is only centered, never blown up.
+* ``QUANTILE`` / ``QUANTILE10``: MIN_MAX with ``[q01, q99]`` / ``[q10, q90]`` in place of ``[min, max]``:
+  ``y = (x - lo) / (hi - lo) * 2 - 1``, not clipped (values past the quantiles map beyond [-1, 1]); a
+  zero-range dim is handled exactly as under MIN_MAX, so padded dims map to 0. The formula is OpenTau's
+  QUANTILE mode (src/opentau/policies/normalize.py) and openpi's quantile normalization
+  (src/openpi/transforms.py), which adds 1e-6 to the denominator instead; we keep MIN_MAX's zero-range rule
+  so the two modes share one convention. Needs heads whose stats come from the data
+  (`NormHeads.with_data_stats`): stored quantiles cannot be pooled exactly over datasets.
 * ``IDENTITY``: returns the input unchanged (inputs are still validated).
 
 `Unnormalize` applies the exact algebraic inverse, so ``Unnormalize(Normalize(x)) == x`` up to float
@@ -35,10 +42,11 @@ from torch import Tensor, nn
 if TYPE_CHECKING:  # pragma: no cover
     from fasttok_plugin.heads import NormHeads
 
-__all__ = ["NormMode", "Normalize", "Unnormalize"]
+__all__ = ["QUANTILE_BOUNDS", "NormMode", "Normalize", "Unnormalize"]
 
 ZeroRange = Literal["center", "legacy"]
 _STAT_NAMES = ("min", "max", "mean", "std")
+_QUANTILE_BUFFERS = ("q_lo", "q_hi")
 
 
 class NormMode(str, Enum):
@@ -46,7 +54,13 @@ class NormMode(str, Enum):
 
     MIN_MAX = "min_max"
     MEAN_STD = "mean_std"
+    QUANTILE = "quantile"
+    QUANTILE10 = "quantile10"
     IDENTITY = "identity"
+
+
+#: The quantile fields ``(lo, hi)`` of each quantile mode.
+QUANTILE_BOUNDS = {NormMode.QUANTILE: ("q01", "q99"), NormMode.QUANTILE10: ("q10", "q90")}
 
 
 def _parse_mode(mode: NormMode | str) -> NormMode:
@@ -66,6 +80,8 @@ class _HeadStats(nn.Module):
     max: Tensor
     mean: Tensor
     std: Tensor
+    q_lo: Tensor  # quantile modes only
+    q_hi: Tensor
 
     def __init__(
         self,
@@ -85,8 +101,18 @@ class _HeadStats(nn.Module):
         self.eps = float(eps)
         self.keys: tuple[str, ...] = tuple(heads.keys)
         self.fingerprint: str = heads.fingerprint
+        buffers = dict(zip(_STAT_NAMES, _STAT_NAMES, strict=True))
+        if self.mode in QUANTILE_BOUNDS:
+            lo, hi = QUANTILE_BOUNDS[self.mode]
+            if getattr(heads, lo, None) is None or getattr(heads, hi, None) is None:
+                raise ValueError(
+                    f"normalization {self.mode.value!r} needs quantiles computed from the data: build the "
+                    "heads with stats_source='data' (NormHeads.with_data_stats); stored quantiles cannot "
+                    "be pooled exactly over datasets"
+                )
+            buffers.update(q_lo=lo, q_hi=hi)
         shape = (len(heads.keys), int(heads.max_action_dim))
-        for name in _STAT_NAMES:
+        for buffer, name in buffers.items():
             # np.array copies: NormHeads arrays are read-only and torch wants writable memory.
             values = torch.from_numpy(np.array(getattr(heads, name), dtype=np.float64))
             if tuple(values.shape) != shape:
@@ -95,14 +121,14 @@ class _HeadStats(nn.Module):
                 raise ValueError(f"NormHeads.{name} holds non-finite values; rebuild with build_norm_heads")
             # Not persistent: derived state. Saving it let a resume overwrite the current heads' stats
             # with a checkpoint's (and fail with a size mismatch when the number of heads changed).
-            self.register_buffer(name, values.to(torch.float32).contiguous(), persistent=False)
+            self.register_buffer(buffer, values.to(torch.float32).contiguous(), persistent=False)
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
     ) -> None:
         # Checkpoints written before the buffers became non-persistent still hold them: drop those
         # stale stats (the heads this module was built from are the truth) instead of failing strict loads.
-        for name in _STAT_NAMES:
+        for name in (*_STAT_NAMES, *_QUANTILE_BUFFERS):
             state_dict.pop(prefix + name, None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -152,12 +178,16 @@ class _HeadStats(nn.Module):
             )
 
     def _gather(self, actions: Tensor, head_index: Tensor) -> tuple[Tensor, ...]:
-        """Return the per-row ``min, max, mean, std`` broadcastable to ``actions``, in the compute dtype."""
+        """Return the per-row ``lo, hi, mean, std`` broadcastable to ``actions``, in the compute dtype.
+
+        ``lo, hi`` are ``min, max``, or the mode's quantiles under a quantile mode.
+        """
         # Half precision inputs are computed in float32 and cast back; float64 stays float64.
         dtype = torch.promote_types(actions.dtype, torch.float32)
         index = head_index.to(device=self.min.device, dtype=torch.long)
         rows = []
-        for buffer in (self.min, self.max, self.mean, self.std):
+        bounds = (self.q_lo, self.q_hi) if self.mode in QUANTILE_BOUNDS else (self.min, self.max)
+        for buffer in (*bounds, self.mean, self.std):
             row = buffer.index_select(0, index).to(device=actions.device, dtype=dtype)
             rows.append(row.unsqueeze(1) if actions.dim() == 3 else row)
         return tuple(rows)
@@ -181,7 +211,7 @@ class Normalize(_HeadStats):
 
     Args:
         heads: The mixture's `NormHeads` (from `build_norm_heads`).
-        mode: ``"min_max"`` (default), ``"mean_std"`` or ``"identity"``.
+        mode: ``"min_max"`` (default), ``"mean_std"``, ``"quantile"``, ``"quantile10"`` or ``"identity"``.
         zero_range: Value of a zero-range dim under MIN_MAX: ``"center"`` -> 0.0, ``"legacy"`` -> -1.0.
         eps: Threshold below which a range (MIN_MAX) or a std (MEAN_STD) counts as zero.
 
@@ -197,7 +227,7 @@ class Normalize(_HeadStats):
             return actions
         lo, hi, mean, std = self._gather(actions, head_index)
         x = actions.to(lo.dtype)
-        if self.mode is NormMode.MIN_MAX:
+        if self.mode is not NormMode.MEAN_STD:  # min_max and the quantile modes
             denominator, offset = self._min_max_terms(lo, hi)
             y = (x - lo) / denominator * 2.0 + offset
         else:
@@ -210,7 +240,7 @@ class Unnormalize(_HeadStats):
 
     Args:
         heads: The mixture's `NormHeads` (from `build_norm_heads`).
-        mode: ``"min_max"`` (default), ``"mean_std"`` or ``"identity"``.
+        mode: ``"min_max"`` (default), ``"mean_std"``, ``"quantile"``, ``"quantile10"`` or ``"identity"``.
         zero_range: Must match the `Normalize` that produced the values.
         eps: Must match the `Normalize` that produced the values.
 
@@ -225,7 +255,7 @@ class Unnormalize(_HeadStats):
             return actions
         lo, hi, mean, std = self._gather(actions, head_index)
         y = actions.to(lo.dtype)
-        if self.mode is NormMode.MIN_MAX:
+        if self.mode is not NormMode.MEAN_STD:
             denominator, offset = self._min_max_terms(lo, hi)
             x = (y - offset) / 2.0 * denominator + lo
         else:

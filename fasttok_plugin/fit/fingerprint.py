@@ -71,24 +71,10 @@ def fit_fingerprint(
 
     Raises:
         FitError: When ``settings`` disagree with the heads or the sampler (chunk size, action dim,
-            head grouping).
+            head grouping, stats source).
     """
-    sampler_chunk = sampler_settings.get("chunk_size")
-    chunk_size = settings.chunk_size if settings.chunk_size is not None else sampler_chunk
-    if sampler_chunk is not None and chunk_size != sampler_chunk:
-        raise FitError(f"chunk_size {chunk_size} differs from the sampler's chunk_size {sampler_chunk}")
-    if settings.max_action_dim is not None and settings.max_action_dim != norm_heads.max_action_dim:
-        raise FitError(
-            f"max_action_dim {settings.max_action_dim} differs from the norm heads' "
-            f"{norm_heads.max_action_dim}; build the heads with the same max_action_dim"
-        )
-    # The grouping is in the norm heads' fingerprint (when not the default); a setting must agree with it.
-    grouping = getattr(norm_heads, "grouping", "robot_control")
-    if settings.head_grouping is not None and settings.head_grouping != grouping:
-        raise FitError(
-            f"head_grouping {settings.head_grouping!r} differs from the norm heads' {grouping!r}; "
-            "build the heads with the same grouping"
-        )
+    chunk_size = _check_agreement(norm_heads, settings, sampler_settings)
+    source = getattr(norm_heads, "stats_source", "stored")
     payload = {
         "version": _FIT_FINGERPRINT_VERSION,
         "norm_heads": norm_heads.fingerprint,
@@ -114,8 +100,41 @@ def fit_fingerprint(
         },
         "sampler": jsonable(_sampler_part(sampler_settings, data_identity)),
     }
+    # Only a non-default source is written, so every stored-stats fingerprint stays what it was.
+    if source != "stored":
+        payload["normalization"]["stats_source"] = source  # type: ignore[index]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _check_agreement(
+    norm_heads: NormHeads, settings: FitSettings, sampler_settings: Mapping[str, Any]
+) -> Any:
+    """Return the chunk size; raise `FitError` where ``settings`` disagree with the heads or the sampler."""
+    sampler_chunk = sampler_settings.get("chunk_size")
+    chunk_size = settings.chunk_size if settings.chunk_size is not None else sampler_chunk
+    if sampler_chunk is not None and chunk_size != sampler_chunk:
+        raise FitError(f"chunk_size {chunk_size} differs from the sampler's chunk_size {sampler_chunk}")
+    if settings.max_action_dim is not None and settings.max_action_dim != norm_heads.max_action_dim:
+        raise FitError(
+            f"max_action_dim {settings.max_action_dim} differs from the norm heads' "
+            f"{norm_heads.max_action_dim}; build the heads with the same max_action_dim"
+        )
+    # The grouping is in the norm heads' fingerprint (when not the default); a setting must agree with it.
+    grouping = getattr(norm_heads, "grouping", "robot_control")
+    if settings.head_grouping is not None and settings.head_grouping != grouping:
+        raise FitError(
+            f"head_grouping {settings.head_grouping!r} differs from the norm heads' {grouping!r}; "
+            "build the heads with the same grouping"
+        )
+    # Likewise the stats source (the heads' fingerprint covers their stats from the data).
+    source = getattr(norm_heads, "stats_source", "stored")
+    if settings.stats_source is not None and settings.stats_source != source:
+        raise FitError(
+            f"stats_source {settings.stats_source!r} differs from the norm heads' {source!r}; build the "
+            f"heads with stats_source={settings.stats_source!r}"
+        )
+    return chunk_size
 
 
 def describe_difference(

@@ -29,9 +29,14 @@ __all__ = [
     "DEFAULT_MAX_FIT_CHUNKS",
     "DEFAULT_MAX_HELDOUT_CHUNKS_PER_HEAD",
     "DEFAULT_TOTAL_CHUNKS",
+    "NORMALIZATIONS",
+    "QUANTILE_MODES",
     "FitSettings",
 ]
 
+#: The normalization modes (`NormMode` values) and those that need stats from the data.
+NORMALIZATIONS = ("min_max", "mean_std", "quantile", "quantile10", "identity")
+QUANTILE_MODES = ("quantile", "quantile10")
 #: Chunks sampled over the mixture by default.
 DEFAULT_TOTAL_CHUNKS = 100_000
 #: Fit-corpus cap; chosen with benchmarks/bench_fit_scale.py (see docs/fitting.md for the numbers).
@@ -92,6 +97,11 @@ class FitSettings:
         head_grouping: How entries are grouped into norm heads: ``"robot_control"``, ``"global"`` or
             ``"dataset"`` (None: the mixture's ``head_grouping``, else ``"robot_control"``). With a
             `FitSource` the heads are already built: a given value must match theirs.
+        stats_source: Where the norm stats come from: ``"stored"`` (the datasets' stats.json, pooled) or
+            ``"data"`` (computed from the frames each head trains on, `compute_head_stats`). None:
+            ``"data"`` for the quantile modes, else ``"stored"``. ``"stored"`` with a quantile mode is
+            refused: stored quantiles cannot be pooled exactly over datasets. With a `FitSource` the heads
+            are already built: the source must match theirs.
 
     Raises:
         FitError: Listing every invalid setting.
@@ -116,6 +126,7 @@ class FitSettings:
     eps: float = 1e-6
     on_dataset_error: Literal["raise", "skip"] = "raise"
     head_grouping: str | None = None
+    stats_source: str | None = None
 
     def __post_init__(self) -> None:
         mode = getattr(self.normalization, "value", self.normalization)
@@ -144,8 +155,19 @@ class FitSettings:
             DEFAULT_HEAD_GROUPING,
         )
         return dataclasses.replace(
-            self, chunk_size=int(chunk), max_action_dim=int(width), head_grouping=str(grouping)
+            self,
+            chunk_size=int(chunk),
+            max_action_dim=int(width),
+            head_grouping=str(grouping),
+            stats_source=self.source,
         )
+
+    @property
+    def source(self) -> str:
+        """The stats source: ``stats_source``, else ``"data"`` for a quantile mode, else ``"stored"``."""
+        if self.stats_source is not None:
+            return str(self.stats_source)
+        return "data" if self.normalization in QUANTILE_MODES else "stored"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field."""
@@ -187,9 +209,18 @@ def _choice_problems(settings: FitSettings) -> list[str]:
         problems.append(f"heldout_fraction must be in (0, 1), got {fraction!r}")
     if settings.pipeline not in ("char", "reference"):
         problems.append(f"pipeline must be 'char' or 'reference', got {settings.pipeline!r}")
-    if str(settings.normalization) not in ("min_max", "mean_std", "identity"):
+    if str(settings.normalization) not in NORMALIZATIONS:
         problems.append(
-            f"normalization must be 'min_max', 'mean_std' or 'identity', got {settings.normalization!r}"
+            f"normalization must be one of {', '.join(map(repr, NORMALIZATIONS))}, got "
+            f"{settings.normalization!r}"
+        )
+    if settings.stats_source not in (None, "stored", "data"):
+        problems.append(f"stats_source must be 'stored' or 'data' (or None), got {settings.stats_source!r}")
+    elif settings.stats_source == "stored" and settings.normalization in QUANTILE_MODES:
+        problems.append(
+            f"normalization {settings.normalization!r} needs stats_source 'data' (the default for it), not "
+            "'stored': stored per-dataset quantiles cannot be pooled exactly into a head's quantiles; "
+            "drop stats_source or set it to 'data'"
         )
     if settings.zero_range not in ("center", "legacy"):
         problems.append(f"zero_range must be 'center' or 'legacy', got {settings.zero_range!r}")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.preflight import Finding, PreflightResult
     from fasttok_plugin.resolve import ResolvedMixture
 
-__all__ = ["FitSource", "PreparedFit", "prepare_fit", "run_fit_preflight"]
+__all__ = ["FitSource", "PreparedFit", "heads_with_data_stats", "prepare_fit", "run_fit_preflight"]
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +179,34 @@ def _prepare_mixture(
         with clock.phase("preflight"):
             result = run_fit_preflight(config, resolved, heads, max_action_dim=width, chunk_size=chunk_size)
     heads.raise_for_errors()
+    if settings.stats_source == "data":
+        with clock.phase("data_stats"):
+            heads = heads_with_data_stats(resolved, heads)
     sampler = ChunkSampler(
         resolved, heads, chunk_size=chunk_size, seed=settings.seed, workers=settings.workers
     )
     return PreparedFit(config, resolved, heads, sampler, settings, result)
+
+
+def heads_with_data_stats(
+    resolved: ResolvedMixture, heads: NormHeads, *, progress: bool = False
+) -> NormHeads:
+    """``heads`` with the stats of the frames each head trains on (`compute_head_stats`, cached).
+
+    The one place the fit and the datamodule get data stats from, so both normalize with the same values.
+
+    Raises:
+        FitError: A head has no finite frame (its stats would be NaN); names the head and the fix.
+    """
+    from fasttok_plugin.stats import compute_head_stats  # lazy: reads frames, only for stats_source="data"
+
+    stats = compute_head_stats(resolved, heads, progress=progress)
+    for line in stats.problems():
+        logger.warning("data stats: %s", line)
+    try:
+        return heads.with_data_stats(stats)
+    except ValueError as exc:
+        raise FitError(f"cannot normalize with stats from the data: {exc}") from None
 
 
 def _prepare_source(
@@ -233,6 +257,18 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
             f"settings.head_grouping={settings.head_grouping!r} but the source's norm heads are grouped by "
             f"{grouping!r}; build the heads with the same grouping"
         )
+    source_of_heads = getattr(heads, "stats_source", "stored")
+    # Heads with errors kept their stored stats: the preflight lists their errors instead of this.
+    if settings.source != source_of_heads and not heads.errors():
+        raise FitError(
+            f"normalization {settings.normalization!r} with stats_source={settings.source!r} but the "
+            f"source's norm heads hold {source_of_heads!r} stats; build the heads (the datamodule's "
+            f"stats_source) with stats_source={settings.source!r}"
+        )
     return dataclasses.replace(
-        settings, chunk_size=sampler.chunk_size, max_action_dim=heads.max_action_dim, head_grouping=grouping
+        settings,
+        chunk_size=sampler.chunk_size,
+        max_action_dim=heads.max_action_dim,
+        head_grouping=grouping,
+        stats_source=source_of_heads,
     )

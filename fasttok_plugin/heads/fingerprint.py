@@ -18,7 +18,10 @@ from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING
 from fasttok_plugin.heads.keys import HeadKey
 from fasttok_plugin.heads.pooling import STATS
 
-__all__ = ["FINGERPRINT_VERSION", "norm_heads_fingerprint"]
+__all__ = ["FINGERPRINT_VERSION", "QUANTILE_STATS", "norm_heads_fingerprint"]
+
+#: The quantile arrays of heads whose stats come from the data, in fingerprint order.
+QUANTILE_STATS = ("q01", "q10", "q90", "q99")
 
 #: Bumped whenever the serialization changes, so old fingerprints never match new ones.
 #: /2: head keys are typed JSON lists (``["tagged", rt, cm]`` / ``["fallback", position, name]``),
@@ -33,6 +36,7 @@ def _header(
     dataset_to_head: Sequence[int],
     entry_names: Sequence[str],
     grouping: str,
+    data: bool,
 ) -> bytes:
     document: dict[str, object] = {
         "version": FINGERPRINT_VERSION,
@@ -46,6 +50,9 @@ def _header(
     # Only a non-default grouping is written, so every robot_control fingerprint stays what it was.
     if grouping != DEFAULT_HEAD_GROUPING:
         document["grouping"] = str(grouping)
+    # Likewise only stats from the data are marked, so stored-stats fingerprints stay what they were.
+    if data:
+        document["stats_source"] = "data"
     return json.dumps(document, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
@@ -58,6 +65,7 @@ def norm_heads_fingerprint(
     dataset_to_head: Sequence[int],
     entry_names: Sequence[str],
     grouping: str = DEFAULT_HEAD_GROUPING,
+    quantiles: Sequence[np.ndarray] | None = None,
 ) -> str:
     """Return the sha256 hex digest of the heads' canonical serialization.
 
@@ -69,12 +77,19 @@ def norm_heads_fingerprint(
         dataset_to_head: Head of every entry position (``-1``: none).
         entry_names: Name of every entry, in position order.
         grouping: The head grouping (written only when not ``robot_control``).
+        quantiles: The q01, q10, q90 and q99 arrays of stats computed from the data (None: stored stats;
+            given, the header says ``stats_source: data`` and they are hashed after the others).
     """
     digest = hashlib.sha256()
-    header = _header(keys, max_action_dim, native_dims, dataset_to_head, entry_names, grouping)
+    header = _header(
+        keys, max_action_dim, native_dims, dataset_to_head, entry_names, grouping, quantiles is not None
+    )
     digest.update(len(header).to_bytes(8, "little"))
     digest.update(header)
-    for name, array in zip(STATS, stats, strict=True):
+    named = list(zip(STATS, stats, strict=True))
+    if quantiles is not None:
+        named += list(zip(QUANTILE_STATS, quantiles, strict=True))
+    for name, array in named:
         # + 0.0 turns -0.0 into 0.0 so equal values always hash equal; explicit little-endian bytes.
         payload = np.ascontiguousarray(np.asarray(array, dtype=np.float64) + 0.0, dtype="<f8").tobytes()
         digest.update(name.encode("ascii"))

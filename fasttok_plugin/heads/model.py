@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fasttok_plugin.errors import NormHeadsError
+from fasttok_plugin.heads.fingerprint import QUANTILE_STATS, norm_heads_fingerprint
 from fasttok_plugin.heads.issues import (
     DimOverflow,
     DuplicateFallback,
@@ -17,6 +20,10 @@ from fasttok_plugin.heads.issues import (
     SkippedEntry,
 )
 from fasttok_plugin.heads.keys import HeadKey
+from fasttok_plugin.heads.pooling import STATS
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.stats import DataStats
 
 __all__ = ["NormHeads"]
 
@@ -64,6 +71,42 @@ class NormHeads:
     entry_dims: tuple[int | None, ...] = ()  # native action dim per entry; None when unknown
     head_keys: tuple[HeadKey, ...] = ()  # typed identity per head; keys[h] == head_keys[h].display
     grouping: str = "robot_control"  # how entries were grouped (defaults.HEAD_GROUPINGS)
+    stats_source: str = "stored"  # "stored" (the datasets' stats.json) or "data" (`with_data_stats`)
+    q01: np.ndarray | None = None  # (H, max_action_dim) quantiles of the frames; only with source "data"
+    q10: np.ndarray | None = None
+    q90: np.ndarray | None = None
+    q99: np.ndarray | None = None
+
+    def with_data_stats(self, stats: DataStats) -> NormHeads:
+        """These heads with the frames' stats (`compute_head_stats`) in place of the stored ones.
+
+        min/max/mean/std are replaced, q01/q10/q90/q99 are added, ``stats_source`` becomes ``"data"`` and
+        the fingerprint covers the new stats and the source (stored heads keep theirs).
+
+        Raises:
+            ValueError: ``stats`` belong to other heads (keys or width differ) or hold non-finite values.
+        """
+        if tuple(stats.keys) != self.keys or stats.max_action_dim != self.max_action_dim:
+            raise ValueError(
+                f"data stats are for heads {list(stats.keys)} x {stats.max_action_dim}, these heads are "
+                f"{list(self.keys)} x {self.max_action_dim}; compute them from these heads"
+            )
+        names = ("min", "max", "mean", "std", "q01", "q10", "q90", "q99")
+        arrays = {n: _frozen(getattr(stats, n)) for n in names}
+        bad = [n for n, a in arrays.items() if not np.isfinite(a).all()]
+        if bad:
+            raise ValueError(f"data stats hold non-finite {', '.join(bad)}: " + "; ".join(stats.problems()))
+        fingerprint = norm_heads_fingerprint(
+            keys=self.head_keys,
+            max_action_dim=self.max_action_dim,
+            native_dims=self.native_dims,
+            stats=[arrays[n] for n in STATS],
+            dataset_to_head=self.dataset_to_head,
+            entry_names=self.entry_names,
+            grouping=self.grouping,
+            quantiles=[arrays[n] for n in QUANTILE_STATS],
+        )
+        return dataclasses.replace(self, **arrays, stats_source="data", fingerprint=fingerprint)
 
     @property
     def num_heads(self) -> int:
@@ -95,3 +138,9 @@ class NormHeads:
         errors = self.errors()
         if errors:
             raise NormHeadsError(errors)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    out = np.array(array, dtype=np.float64)
+    out.flags.writeable = False
+    return out

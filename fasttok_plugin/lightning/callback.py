@@ -106,7 +106,10 @@ class FastTokenizerCallback(Callback):
             against it.
         seed: Seed of the fit sampling.
         workers: Sampler worker processes while fitting (never changes the result).
-        normalization: Normalization mode of the fit corpus (``"min_max"``, ``"mean_std"`` or ``"identity"``).
+        normalization: Normalization mode of the fit corpus (``"min_max"``, ``"mean_std"``, ``"quantile"``,
+            ``"quantile10"`` or ``"identity"``).
+        stats_source: ``None``: ``"data"`` for the quantile modes, else ``"stored"``; must equal the
+            datamodule's heads' ``stats_source`` (``MixtureDataModule(stats_source=...)``).
         zero_range: How zero-range dims normalize (``"center"`` -> 0, ``"legacy"`` -> -1).
         eps: Zero-range threshold of the normalization.
         on_dataset_error: ``"raise"`` stops when a dataset's frames cannot be read; ``"skip"`` fits without
@@ -157,7 +160,8 @@ class FastTokenizerCallback(Callback):
         max_action_tokens: int | None = DEFAULT_MAX_ACTION_TOKENS,
         seed: int = 0,
         workers: int = 0,
-        normalization: Literal["min_max", "mean_std", "identity"] = "min_max",
+        normalization: Literal["min_max", "mean_std", "quantile", "quantile10", "identity"] = "min_max",
+        stats_source: Literal["stored", "data"] | None = None,
         zero_range: Literal["center", "legacy"] = "center",
         eps: float = 1e-6,
         on_dataset_error: Literal["raise", "skip"] = "raise",
@@ -190,6 +194,7 @@ class FastTokenizerCallback(Callback):
                 eps=eps,
                 on_dataset_error=on_dataset_error,
                 head_grouping=head_grouping,
+                stats_source=stats_source,
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None
@@ -386,12 +391,9 @@ class FastTokenizerCallback(Callback):
         if self._normalize is None:
             from fasttok_plugin.normalize import Normalize
 
-            settings = self._settings
+            s = self._settings
             self._normalize = Normalize(
-                source.norm_heads,
-                mode=settings.normalization,
-                zero_range=settings.zero_range,
-                eps=settings.eps,
+                source.norm_heads, mode=s.normalization, zero_range=s.zero_range, eps=s.eps
             )
         if getattr(pl_module, self.normalize_attribute, None) is not self._normalize:
             setattr(pl_module, self.normalize_attribute, self._normalize.to(pl_module.device))

@@ -80,6 +80,8 @@ class MixtureDataModule(pl.LightningDataModule):
         head_grouping: How entries share norm heads: ``"robot_control"`` (one head per
             ``(robot_type, control_mode)``), ``"global"`` (one head over the mixture) or ``"dataset"`` (one
             head per entry). ``None``: the mixture's ``head_grouping``, else ``"robot_control"``.
+        stats_source: ``"stored"`` (the datasets' stats.json) or ``"data"``: the stats of the frames each
+            head trains on (`compute_head_stats`, cached), required by the quantile normalization modes.
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -110,6 +112,7 @@ class MixtureDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         on_dataset_error: Literal["raise", "skip"] = "raise",
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
+        stats_source: Literal["stored", "data"] = "stored",
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -133,6 +136,11 @@ class MixtureDataModule(pl.LightningDataModule):
             )
         if head_grouping is not None:
             check_head_grouping(head_grouping, "MixtureDataModule: head_grouping")
+        if stats_source not in ("stored", "data"):
+            raise ValueError(
+                f"MixtureDataModule: stats_source must be 'stored' or 'data', got {stats_source!r}"
+            )
+        self.stats_source = stats_source
         self.mixture = mixture
         self._head_grouping_arg = head_grouping
         self.on_dataset_error = on_dataset_error
@@ -218,6 +226,12 @@ class MixtureDataModule(pl.LightningDataModule):
         resolved = resolve_mixture(config)
         grouping = resolve_setting(self._head_grouping_arg, config.head_grouping, DEFAULT_HEAD_GROUPING)
         heads = build_norm_heads(resolved, max_action_dim, grouping=grouping)
+        if self.stats_source == "data" and not heads.errors():
+            # The fit's own helper: the callback's fit and Normalize see exactly these stats. Heads with
+            # errors are left stored so the callback's preflight can list every problem first.
+            from fasttok_plugin.fit.source import heads_with_data_stats
+
+            heads = heads_with_data_stats(resolved, heads)
         # The sampler keeps its default seed: the loaders pass their own seeds, and the sampler's settings
         # enter the tokenizer fingerprint, so a new training seed must not invalidate a cached tokenizer.
         sampler = ChunkSampler(resolved, heads, chunk_size=chunk_size, workers=self.sampler_workers)

@@ -50,8 +50,8 @@ def test_every_setting_is_fingerprinted_unless_listed_as_not_fingerprinted(
 ) -> None:
     heads, sampler = heads_and_sampler
     fields = {f.name for f in dataclasses.fields(FitSettings)}
-    # head_grouping, like the two sizes, comes from the heads (their fingerprint covers it).
-    assert fields == {"chunk_size", "max_action_dim", "head_grouping", *_OTHER_VALUE}, (
+    # head_grouping and stats_source, like the two sizes, come from the heads (their fingerprint covers them).
+    assert fields == {"chunk_size", "max_action_dim", "head_grouping", "stats_source", *_OTHER_VALUE}, (
         "a new setting: decide if it is fingerprinted"
     )
     assert fields >= NOT_FINGERPRINTED
@@ -76,6 +76,9 @@ def test_chunk_size_and_action_width_come_from_the_sampler_and_the_heads(
     assert fit_fingerprint(heads, FitSettings(head_grouping="robot_control"), sampler.settings()) == implicit
     with pytest.raises(FitError, match="head_grouping 'global' differs"):
         fit_fingerprint(heads, FitSettings(head_grouping="global"), sampler.settings())
+    assert fit_fingerprint(heads, FitSettings(stats_source="stored"), sampler.settings()) == implicit
+    with pytest.raises(FitError, match="stats_source 'data' differs from the norm heads' 'stored'"):
+        fit_fingerprint(heads, FitSettings(stats_source="data"), sampler.settings())
 
 
 def _metadata(heads: NormHeads, settings: FitSettings, sampler_settings: dict[str, Any]) -> dict[str, Any]:
