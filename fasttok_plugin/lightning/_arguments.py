@@ -6,8 +6,9 @@ import os
 
 from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING, resolve_setting
 from fasttok_plugin.errors import FitError
+from fasttok_plugin.fit.settings import FitSettings
 
-__all__ = ["check_arguments", "head_grouping_of"]
+__all__ = ["check_arguments", "head_grouping_of", "stats_source_of"]
 
 
 def check_arguments(
@@ -48,3 +49,22 @@ def head_grouping_of(argument: str | None, heads: object) -> str:
             "the mixture file) so the policy normalizes with the same heads"
         )
     return grouping
+
+
+def stats_source_of(settings: FitSettings, heads: object) -> str:
+    """The callback's stats source, which must be that of the datamodule's heads (it never recomputes them).
+
+    Raises:
+        FitError: The settings' source (``"data"`` by default for the quantile modes) differs from the
+            heads'; names the datamodule argument that fixes it.
+    """
+    built = str(getattr(heads, "stats_source", "stored"))
+    errors = getattr(heads, "errors", None)
+    if settings.source != built and not (callable(errors) and errors()):  # the preflight lists those first
+        raise FitError(
+            f"FastTokenizerCallback(normalization={settings.normalization!r}) needs stats_source="
+            f"{settings.source!r} but the datamodule's norm heads hold {built!r} stats; pass "
+            f"stats_source={settings.source!r} to the datamodule (MixtureDataModule(stats_source=...)) so "
+            "the policy normalizes with the stats the tokenizer is fit on"
+        )
+    return built

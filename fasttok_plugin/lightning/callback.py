@@ -31,7 +31,7 @@ from fasttok_plugin.fit.settings import (
     DEFAULT_TOTAL_CHUNKS,
     FitSettings,
 )
-from fasttok_plugin.lightning._arguments import check_arguments, head_grouping_of
+from fasttok_plugin.lightning._arguments import check_arguments, head_grouping_of, stats_source_of
 from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, load_report
 from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
 from fasttok_plugin.lightning._distributed import (
@@ -251,6 +251,7 @@ class FastTokenizerCallback(Callback):
             chunk_size=chunk_size_of(source),
             max_action_dim=int(source.norm_heads.max_action_dim),
             head_grouping=head_grouping_of(self._settings.head_grouping, source.norm_heads),
+            stats_source=stats_source_of(self._settings, source.norm_heads),
         )
 
     def _fingerprint(

@@ -518,3 +518,49 @@ def test_a_callback_grouping_other_than_the_datamodules_is_an_error_naming_the_f
 def test_the_callback_refuses_an_unknown_head_grouping(tmp_path) -> None:
     with pytest.raises(ValueError, match="head_grouping must be one of"):
         FastTokenizerCallback(tmp_path / "tok", head_grouping="robot")
+
+
+# -- quantile modes and stats from the data (issue #11) ------------------------------------------------------
+
+
+def test_a_quantile_run_normalizes_with_the_fits_data_stats_bit_for_bit(
+    tmp_path, make_mixture, monkeypatch
+) -> None:
+    from fasttok_plugin.fit.source import heads_with_data_stats
+    from fasttok_plugin.fitting import FitSettings
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
+    mixture = make_mixture(("arm", "base", "gripper"))
+    tokenizer_dir = tmp_path / "offline"
+    # What `fasttok fit --normalization quantile10` runs; the callback must then load it, not refit.
+    kwargs = small_callback_kwargs(normalization="quantile10")
+    settings = FitSettings(chunk_size=CHUNK_SIZE, max_action_dim=MAX_ACTION_DIM, **kwargs)
+    _, report = fitting.fit_tokenizer(mixture.path, settings, out_dir=tokenizer_dir)
+    assert report.settings["stats_source"] == "data"
+    callback = FastTokenizerCallback(tokenizer_dir, normalize_attribute="normalize", **kwargs)
+    datamodule = _datamodule(mixture.path, stats_source="data")
+    model = TokenModel()
+    make_trainer(tmp_path, [callback]).fit(model, datamodule=datamodule)
+    assert callback.fitted is False  # same fingerprint as the offline fit
+    assert callback.fit_report.norm_heads_fingerprint == datamodule.norm_heads.fingerprint
+    assert datamodule.norm_heads.fingerprint == report.norm_heads_fingerprint
+    resolved = resolve_mixture(mixture.path)
+    fit_heads = heads_with_data_stats(resolved, build_norm_heads(resolved, MAX_ACTION_DIM))
+    batch = next(iter(datamodule.train_dataloader()))
+    actions, head = batch["actions"], batch["head_index"]
+    trained = model.normalize(actions, head)
+    np.testing.assert_array_equal(
+        trained.numpy(), Normalize(fit_heads, mode="quantile10")(actions, head).numpy()
+    )
+    assert not torch.equal(trained, Normalize(fit_heads, mode="min_max")(actions, head))
+
+
+def test_a_quantile_callback_on_stored_heads_names_the_datamodule_fix(tmp_path, make_mixture) -> None:
+    from fasttok_plugin.errors import FitError
+
+    mixture = make_mixture(("arm", "base"))
+    with pytest.raises(
+        FitError, match=r"needs stats_source='data'.*pass stats_source='data' to the datamodule"
+    ):
+        _run(tmp_path, mixture.path, tmp_path / "tokenizer", normalization="quantile")
+    assert not (tmp_path / "tokenizer" / "tokenizer.json").exists()

@@ -278,3 +278,35 @@ def test_head_grouping_comes_from_the_mixture_unless_given(make_mixture) -> None
 def test_rejects_an_unknown_head_grouping() -> None:
     with pytest.raises(ValueError, match="head_grouping must be one of 'robot_control', 'global', 'dataset'"):
         MixtureDataModule("mixture.json", head_grouping="per_robot")
+
+
+def test_stats_source_data_gives_heads_with_the_frames_stats(tmp_path, make_mixture, monkeypatch) -> None:
+    from fasttok_plugin.heads import build_norm_heads
+    from fasttok_plugin.resolve import resolve_mixture
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
+    mixture = make_mixture(("arm", "base"))
+    stored = _datamodule(mixture.path)
+    stored.setup("fit")
+    data = _datamodule(mixture.path, stats_source="data")
+    data.setup("fit")
+    assert stored.norm_heads.stats_source == "stored"
+    assert (
+        stored.norm_heads.fingerprint
+        == build_norm_heads(resolve_mixture(mixture.path), MAX_ACTION_DIM).fingerprint
+    )
+    heads = data.norm_heads
+    assert heads.stats_source == "data"
+    assert heads.fingerprint != stored.norm_heads.fingerprint
+    # Per head: exactly numpy over the pooled frames of its members, zero-padded.
+    for h, members in enumerate(heads.head_members):
+        frames = np.concatenate([mixture.datasets[("arm", "base")[i]].concatenated() for i in members])
+        frames = np.pad(frames, ((0, 0), (0, MAX_ACTION_DIM - frames.shape[1]))).astype(np.float64)
+        np.testing.assert_array_equal(heads.q99[h], np.quantile(frames, 0.99, axis=0, method="linear"))
+        np.testing.assert_array_equal(heads.min[h], frames.min(axis=0))
+    assert data.chunk_sampler.heads is heads  # the loaders and the fit draw through these very heads
+
+
+def test_an_unknown_stats_source_is_refused(make_mixture) -> None:
+    with pytest.raises(ValueError, match="stats_source must be 'stored' or 'data'"):
+        MixtureDataModule(make_mixture(("arm",)).path, stats_source="quantile")
