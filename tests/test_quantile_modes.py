@@ -167,6 +167,8 @@ def test_a_quantile_fit_normalizes_its_corpus_with_the_data_stats(tmp_path) -> N
     _, report = fit_tokenizer(tmp_path / "m.json", settings, on_plan=seen.append)
     assert report.settings["normalization"] == "quantile"
     assert report.settings["stats_source"] == "data"
+    assert report.normalization == "quantile"
+    assert report.stats_source == "data"
     resolved, stored = _heads(tmp_path / "m.json")
     data = heads_with_data_stats(resolved, stored)
     assert report.norm_heads_fingerprint == data.fingerprint != stored.fingerprint
@@ -196,10 +198,24 @@ def test_cli_fit_with_quantile_records_mode_and_source(tmp_path) -> None:
     report = json.loads((out / "fit_report.json").read_text())
     assert report["settings"]["normalization"] == "quantile"
     assert report["settings"]["stats_source"] == "data"
+    assert report["stats_source"] == "data"
     sidecar = json.loads((out / "fasttok.json").read_text())["metadata"]
     assert sidecar["normalization"] == "quantile"
     assert sidecar["fit_report"]["settings"]["stats_source"] == "data"
     assert list((tmp_path / "xdg_cache" / "fasttok_plugin" / "stats").iterdir())  # the stats were cached
+
+
+def test_a_default_cli_fit_records_stored_stats(tmp_path) -> None:
+    _mixture(tmp_path)
+    out = tmp_path / "tok"
+    fit = _fasttok("fit", str(tmp_path / "m.json"), "--out", str(out), "--quiet", *FAST_FIT)
+    assert fit.returncode == 0, fit.stderr
+    report = json.loads((out / "fit_report.json").read_text())
+    assert report["stats_source"] == "stored"
+    assert report["settings"]["stats_source"] == "stored"
+    assert report["settings"]["normalization"] == "min_max"
+    assert report["norm_heads_fingerprint"] == STORED_HEADS_FINGERPRINT
+    assert not (tmp_path / "xdg_cache").exists()  # stored stats read no frame for stats
 
 
 def test_cli_refuses_quantile_with_stored_stats_naming_why(tmp_path) -> None:

@@ -69,6 +69,7 @@ def build_report(
         normalization=settings.normalization,
         zero_range=settings.zero_range,
         head_grouping=str(getattr(heads, "grouping", "robot_control")),
+        stats_source=str(getattr(heads, "stats_source", "stored")),
         sampled=sum(d.sampled for d in datasets),
         fit=int(fit_counts.sum()),
         heldout=int(plan.heldout_counts.sum()),

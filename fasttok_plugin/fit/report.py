@@ -158,7 +158,8 @@ class FitReport:
     ``compression_ratio`` is ``T * D / mean held-out tokens``. ``timings`` are seconds per phase;
     ``peak_memory_mb`` is this process's peak RSS (``ru_maxrss``), ``peak_memory_workers_mb`` that of
     the largest sampler worker (0 when sampling in-process). ``head_grouping`` is how the entries were
-    grouped into the heads (``robot_control``, ``global`` or ``dataset``).
+    grouped into the heads (``robot_control``, ``global`` or ``dataset``); ``stats_source`` where their
+    stats came from (``stored`` stats.json or ``data``, computed from the frames).
     """
 
     fit_fingerprint: str
@@ -196,6 +197,7 @@ class FitReport:
     heldout_split: str = "start"
     heldout_evaluated: int | None = None
     head_grouping: str = "robot_control"  # reports written before #11 grouped by robot/control mode
+    stats_source: str = "stored"  # reports written before #11 used the stored stats
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (non-finite floats become None)."""
