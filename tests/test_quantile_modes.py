@@ -27,6 +27,7 @@ from fasttok_plugin.heads import NormHeads, build_norm_heads
 from fasttok_plugin.normalize import Normalize, Unnormalize
 from fasttok_plugin.resolve import ResolvedMixture, resolve_mixture
 from fasttok_plugin.sampling import ChunkSampler
+from fasttok_plugin.stats import compute_head_stats
 from fasttok_plugin.testing import SyntheticDataset, write_lerobot_dataset, write_mixture
 
 WIDTH = 4
@@ -227,3 +228,16 @@ def test_cli_refuses_quantile_with_stored_stats_naming_why(tmp_path) -> None:
     assert "cannot be pooled exactly" in fit.stderr
     assert "Traceback" not in fit.stderr
     assert not out.exists()
+
+
+def test_data_stats_heads_keep_quantile_buffers_out_of_checkpoints_and_refuse_other_heads(tmp_path) -> None:
+    _mixture(tmp_path)
+    resolved, stored = _heads(tmp_path / "m.json")
+    data = heads_with_data_stats(resolved, stored)
+    normalize = Normalize(data, mode="quantile")
+    assert normalize.state_dict() == {}  # derived stats, never saved (DESIGN §14)
+    np.testing.assert_array_equal(normalize.q_lo.numpy(), data.q01.astype(np.float32))
+    np.testing.assert_array_equal(normalize.q_hi.numpy(), data.q99.astype(np.float32))
+    wider = build_norm_heads(resolved, WIDTH + 1)
+    with pytest.raises(ValueError, match=r"data stats are for heads .* x 4, these heads are .* x 5"):
+        wider.with_data_stats(compute_head_stats(resolved, stored))
