@@ -78,16 +78,15 @@ def v2_episodes(root: Path, info: Mapping[str, Any], name: str | None) -> list[E
         if not line.strip():
             continue
         index, length = _v2_line(line, lineno, path, name)
-        try:
-            rel = template.format(episode_chunk=index // chunks_size, episode_index=index)
-        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
-            raise info_error(
-                f"data_path template {template!r} cannot be formatted ({exc})",
-                root / "meta" / "info.json",
-                f"use the v2.1 template {DEFAULT_V2_DATA_PATH!r}",
-                name,
-            ) from None
-        episodes.append(EpisodeInfo(index, length, root / rel, None, None, 0))
+        data_file = _data_file(
+            root,
+            template,
+            DEFAULT_V2_DATA_PATH,
+            name,
+            episode_chunk=index // chunks_size,
+            episode_index=index,
+        )
+        episodes.append(EpisodeInfo(index, length, data_file, None, None, 0))
     return episodes
 
 
@@ -295,21 +294,31 @@ def _v3_episode_infos(
                 hint=_CORRUPT,
                 dataset=name,
             )
-        try:
-            rel = template.format(chunk_index=chunk, file_index=fidx)
-        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
-            raise info_error(
-                f"data_path template {template!r} cannot be formatted ({exc})",
-                root / "meta" / "info.json",
-                f"use the v3.0 template {DEFAULT_V3_DATA_PATH!r}",
-                name,
-            ) from None
+        data_file = _data_file(root, template, "v3.0", name, chunk_index=chunk, file_index=fidx)
         row_start = int(start - file_starts[(chunk, fidx)])
         span = time_spans.get(int(index))
         episodes.append(
-            EpisodeInfo(int(index), int(length), root / rel, int(start), int(stop), row_start, span)
+            EpisodeInfo(int(index), int(length), data_file, int(start), int(stop), row_start, span)
         )
     return episodes
+
+
+def _data_file(root: Path, template: str, layout: str, name: str | None, **fields: int) -> Path:
+    """The data file ``info.json``'s ``data_path`` template names for ``fields`` (v2.1 and v3.0 alike).
+
+    Raises:
+        DatasetError: ``info_invalid`` when the template cannot be formatted, naming the layout's default.
+    """
+    try:
+        return root / template.format(**fields)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        default = DEFAULT_V2_DATA_PATH if layout == "v2.1" else DEFAULT_V3_DATA_PATH
+        raise info_error(
+            f"data_path template {template!r} cannot be formatted ({exc})",
+            root / "meta" / "info.json",
+            f"use the {layout} template {default!r}",
+            name,
+        ) from None
 
 
 # -------------------------------------------------------------------------------------------- selection
