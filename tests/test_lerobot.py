@@ -693,3 +693,22 @@ def test_a_root_longer_than_the_system_allows_is_root_missing(tmp_path: Path) ->
     with pytest.raises(DatasetError, match="cannot be accessed") as info:
         read_dataset_meta(tmp_path / ("r" * 300), name="org/a")
     assert info.value.reason == "root_missing"
+
+
+@pytest.mark.parametrize(
+    ("version", "default"),
+    [
+        ("v2.1", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"),
+        ("v3.0", "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"),
+    ],
+)
+def test_a_data_path_that_cannot_be_formatted_names_its_layouts_template(
+    tmp_path: Path, version: str, default: str
+) -> None:
+    root = write_lerobot_dataset(
+        tmp_path / "d", version=version, info_overrides={"data_path": "{oops.x}"}
+    ).root
+    with pytest.raises(DatasetError) as info:
+        read_dataset_meta(root)
+    assert info.value.reason == "info_invalid"
+    assert info.value.hint == f"use the {version} template {default!r}"

@@ -81,7 +81,7 @@ def v2_episodes(root: Path, info: Mapping[str, Any], name: str | None) -> list[E
         data_file = _data_file(
             root,
             template,
-            DEFAULT_V2_DATA_PATH,
+            "v2.1",
             name,
             episode_chunk=index // chunks_size,
             episode_index=index,
