@@ -33,6 +33,7 @@ __all__ = [
     "StatsError",
     "TokenizerFormatError",
     "TokenizerMismatchError",
+    "TransformError",
 ]
 
 
@@ -127,6 +128,19 @@ class SamplingError(FasttokError, ValueError):
 
 class StatsError(FasttokError, ValueError):
     """Stats from the data cannot be computed as configured (a transform without a key, or of a bad shape)."""
+
+
+class TransformError(FasttokError, ValueError):
+    """An action transform (column selection, relative actions) that is invalid or does not fit a dataset.
+
+    Attributes:
+        field: The setting at fault (``"action_index"``, ``"relative_dims"``, ``"relative_exclude"``,
+            ``"state_key"``).
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class CodecError(FasttokError, ValueError):

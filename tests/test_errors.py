@@ -22,6 +22,7 @@ BUILTIN_BASES: dict[str, type[Exception]] = {
     "NormHeadsError": ValueError,
     "SamplingError": ValueError,
     "StatsError": ValueError,
+    "TransformError": ValueError,
     "CodecError": ValueError,
     "TokenizerFormatError": ValueError,
     "FitError": ValueError,
@@ -73,6 +74,9 @@ def _factories(result: PreflightResult) -> dict[str, Callable[[], errors.Fasttok
         ),
         "SamplingError": lambda: errors.SamplingError("weights sum to 0; give at least one positive weight"),
         "StatsError": lambda: errors.StatsError("entry 1 (lab/arm): the stats transform returned (3, 40)"),
+        "TransformError": lambda: errors.TransformError(
+            "relative_dims: dim 9 is past the 7 action dims of entry 0 (lab/arm)", field="relative_dims"
+        ),
         "CodecError": lambda: errors.CodecError("row 7 holds NaN; drop it or fix the data"),
         "TokenizerFormatError": lambda: errors.TokenizerFormatError(
             "tokenizer.json and fasttok.json disagree"

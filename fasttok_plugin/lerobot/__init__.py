@@ -15,7 +15,13 @@ from __future__ import annotations
 from fasttok_plugin.errors import DatasetError
 from fasttok_plugin.lerobot._json import load_json
 from fasttok_plugin.lerobot.arrays import action_array
-from fasttok_plugin.lerobot.frames import Frames, clear_frames_cache, read_episode_frames, read_frames
+from fasttok_plugin.lerobot.frames import (
+    Frames,
+    clear_frames_cache,
+    read_episode_frames,
+    read_frames,
+    state_width,
+)
 from fasttok_plugin.lerobot.info import SUPPORTED_VERSIONS
 from fasttok_plugin.lerobot.meta import read_dataset_meta
 from fasttok_plugin.lerobot.model import ActionStats, DatasetMeta, EpisodeInfo
@@ -35,4 +41,5 @@ __all__ = [
     "read_dataset_meta",
     "read_episode_frames",
     "read_frames",
+    "state_width",
 ]

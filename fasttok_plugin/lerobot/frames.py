@@ -1,10 +1,11 @@
 """The one reader of action data: timestamps and actions of a dataset's selected episodes.
 
 `read_frames` reads every data file once (only the ``episode_index``, ``timestamp`` and action columns,
-through a memory map), keeps the selected episodes' rows, checks them against the metadata and returns
-them as `Frames`, episodes contiguous and in index order. It keeps the last dataset read in a one-entry
-cache per process, so consecutive sampler parts of a large entry reuse its frames; `clear_frames_cache`
-drops it (the sampler does at the start of every run, since the files may have changed).
+plus the state column when relative actions need it, through a memory map), keeps the selected
+episodes' rows, checks them against the metadata and returns them as `Frames`, episodes contiguous and in
+index order. It keeps the last dataset read in a one-entry cache per process, so consecutive sampler
+parts of a large entry reuse its frames; `clear_frames_cache` drops it (the sampler does at the start of
+every run, since the files may have changed).
 `read_episode_frames` is the same reader restricted to one episode.
 """
 
@@ -24,7 +25,7 @@ from fasttok_plugin.lerobot._messages import short_list
 from fasttok_plugin.lerobot.arrays import action_array
 from fasttok_plugin.lerobot.model import DatasetMeta, EpisodeInfo
 
-__all__ = ["Frames", "clear_frames_cache", "read_episode_frames", "read_frames"]
+__all__ = ["Frames", "clear_frames_cache", "read_episode_frames", "read_frames", "state_width"]
 
 _TIMESTAMP = "timestamp"
 _EPISODE = "episode_index"
@@ -48,6 +49,7 @@ class Frames:
         grid_fps: The dataset's fps when every timestamp is ``t_first + i / fps`` (up to float32 noise and a
             thousandth of a frame), else ``None``.
         all_finite: No NaN/Inf anywhere (the common case: callers skip per-chunk checks).
+        state: ``(N, s)`` float32 values of the ``state_key`` column when read with one, else ``None``.
     """
 
     ts: np.ndarray
@@ -62,6 +64,7 @@ class Frames:
     finite: np.ndarray
     grid_fps: float | None
     all_finite: bool
+    state: np.ndarray | None = None
 
     @property
     def lengths(self) -> np.ndarray:
@@ -78,13 +81,16 @@ def clear_frames_cache() -> None:
     _FRAMES_CACHE.clear()
 
 
-def read_frames(meta: DatasetMeta, name: str | None = None, *, cache: bool = True) -> Frames:
+def read_frames(
+    meta: DatasetMeta, name: str | None = None, *, cache: bool = True, state_key: str | None = None
+) -> Frames:
     """Read timestamp and action of the selected episodes of ``meta``, one parquet read per data file.
 
     Args:
         meta: The dataset's metadata (``meta.episodes`` are the episodes read).
         name: Dataset name for messages (default ``meta.name``).
         cache: Serve (and keep) the dataset from this process's one-entry cache.
+        state_key: Also read this state column (``Frames.state``; its width from ``info.json``).
 
     Returns:
         The frames, episodes in index order.
@@ -92,10 +98,10 @@ def read_frames(meta: DatasetMeta, name: str | None = None, *, cache: bool = Tru
     Raises:
         DatasetError: ``data_missing`` (a data file is absent) or ``data_invalid`` (unreadable file or
             columns, wrong action dim, frame counts disagreeing with the metadata, timestamps not strictly
-            increasing or not finite).
+            increasing or not finite; a ``state_key`` column missing or of another width).
     """
     name = meta.name if name is None else name
-    key = (str(meta.root), meta.action_key, tuple(e.index for e in meta.episodes))
+    key = (str(meta.root), meta.action_key, tuple(e.index for e in meta.episodes), state_key)
     cached = _FRAMES_CACHE.get(key) if cache else None
     if cached is not None:
         return cached
@@ -104,21 +110,23 @@ def read_frames(meta: DatasetMeta, name: str | None = None, *, cache: bool = Tru
     file_of = {int(e.index): e.data_file for e in selected}
     # A v3.0 file may hold episodes the mixture entry did not select.
     keep_only = wanted if meta.selection_active else None
+    state_dim = None if state_key is None else state_width(meta, state_key, name)
     parts = [
-        _read_file(path, meta, name, keep_only, file_of)
+        _read_file(path, meta, name, keep_only, file_of, state_key, state_dim)
         for path in dict.fromkeys(file_of.values())  # each data file once, in episode order
     ]
-    ep_all, ts, actions = _concat_in_episode_order(parts, int(meta.action_dim))
+    ep_all, ts, actions, state = _concat_in_episode_order(parts, int(meta.action_dim), state_dim)
     episodes, counts = np.unique(ep_all, return_counts=True)
     if not np.array_equal(episodes, wanted) and np.isin(episodes, wanted, invert=True).any():
         # Rows of episodes the metadata does not list: never read them as frames.
         keep = np.isin(ep_all, wanted)
         ep_all, ts, actions = ep_all[keep], ts[keep], actions[keep]
+        state = None if state is None else state[keep]
         episodes, counts = np.unique(ep_all, return_counts=True)
     _check_lengths(episodes, counts, selected, name)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     _check_timestamps(ts, offsets, episodes, file_of, name)
-    frames = _frames(ts, actions, offsets, episodes, float(meta.fps))
+    frames = replace(_frames(ts, actions, offsets, episodes, float(meta.fps)), state=state)
     if cache:
         _FRAMES_CACHE.clear()
         _FRAMES_CACHE[key] = frames
@@ -146,15 +154,39 @@ def read_episode_frames(meta: DatasetMeta, episode: EpisodeInfo) -> tuple[np.nda
 # ------------------------------------------------------------------------------------------------- read
 
 
+def state_width(meta: DatasetMeta, state_key: str, name: str | None = None) -> int:
+    """Dims of the ``state_key`` feature in ``info.json`` (a 1-D ``shape``).
+
+    Raises:
+        DatasetError: ``data_invalid`` when the feature is missing or not a 1-D vector.
+    """
+    feature = meta.features.get(state_key) if isinstance(meta.features, dict) else None
+    shape = feature.get("shape") if isinstance(feature, dict) else None
+    if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) and shape[0] > 0):
+        raise DatasetError(
+            "data_invalid",
+            f"relative actions need the state feature {state_key!r} as a vector, but info.json "
+            + ("has no such feature" if feature is None else f"gives it the shape {shape!r}"),
+            path=meta.root / "meta" / "info.json",
+            hint="set state_key to the dataset's state column (e.g. observation.state), or drop "
+            "relative_dims",
+            dataset=name,
+        )
+    return int(shape[0])
+
+
 def _read_file(
     path: Path,
     meta: DatasetMeta,
     name: str | None,
     keep_only: np.ndarray | None,
     file_of: dict[int, Path],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(episode_index, timestamp, action)`` of one data file, rows of ``keep_only`` episodes if given."""
-    columns = [_EPISODE, _TIMESTAMP, meta.action_key]
+    state_key: str | None = None,
+    state_dim: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(episode_index, timestamp, action, state)`` of one data file, rows of ``keep_only`` episodes if
+    given (``state`` None without ``state_key``)."""
+    columns = [_EPISODE, _TIMESTAMP, meta.action_key] + ([state_key] if state_key else [])
     try:
         # ParquetFile on a memory map skips pq.read_table's dataset discovery and filesystem resolution
         # (~4x less overhead per file); threads and pre-buffering only pay off for files far larger than
@@ -176,18 +208,23 @@ def _read_file(
             "data_invalid",
             f"cannot read columns {columns}: {exc}",
             path=path,
-            hint="check the file (re-download it if it is corrupt) and the entry's action_key",
+            hint="check the file (re-download it if it is corrupt), the entry's action_key and, with "
+            "relative actions, the state_key",
             dataset=name,
         ) from exc
     _check_columns(table, path, meta.action_key, name)
     episode_col = table.column(_EPISODE).to_numpy().astype(np.int64, copy=False)
     ts_col = table.column(_TIMESTAMP).to_numpy().astype(np.float64)
     act_col = action_array(table.column(meta.action_key), int(meta.action_dim), path=path, dataset=name)
+    state_col = None
+    if state_key is not None and state_dim is not None:
+        state_col = action_array(table.column(state_key), state_dim, path=path, dataset=name)
     if keep_only is not None:
         keep = np.isin(episode_col, keep_only)
         if not keep.all():
             episode_col, ts_col, act_col = episode_col[keep], ts_col[keep], act_col[keep]
-    return episode_col, ts_col, act_col
+            state_col = None if state_col is None else state_col[keep]
+    return episode_col, ts_col, act_col, state_col
 
 
 def _check_columns(table: pa.Table, path: Path, action_key: str, name: str | None) -> None:
@@ -226,16 +263,22 @@ def _is_numeric(kind: pa.DataType) -> bool:
 
 
 def _concat_in_episode_order(
-    parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], dim: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+    dim: int,
+    state_dim: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     ep_all = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     ts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
     actions = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, dim), np.float32)
+    state = None
+    if state_dim is not None:
+        state = np.concatenate([p[3] for p in parts]) if parts else np.zeros((0, state_dim), np.float32)
     if ep_all.size > 1 and (np.diff(ep_all) < 0).any():
         # Stable: each episode's rows keep their file (frame) order.
         order = np.argsort(ep_all, kind="stable")
         ep_all, ts, actions = ep_all[order], ts[order], actions[order]
-    return ep_all, ts, actions
+        state = None if state is None else state[order]
+    return ep_all, ts, actions, state
 
 
 # ----------------------------------------------------------------------------------------------- checks

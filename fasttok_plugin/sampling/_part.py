@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,7 +12,10 @@ from fasttok_plugin.lerobot import DatasetMeta, Frames, read_frames
 from fasttok_plugin.sampling._resample import interpolation
 from fasttok_plugin.sampling.starts import chunk_span, draw_positions, valid_start_rows
 
-__all__ = ["PartResult", "Task", "observed_fps", "sample_part"]
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.transforms import ActionTransform
+
+__all__ = ["PartResult", "Task", "chunk_values", "observed_fps", "read_task_frames", "sample_part"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +34,12 @@ class Task:
     freq: float
     max_action_dim: int
     seed: int
+    transform: ActionTransform | None = None  # applied to every chunk (None or identity: raw)
 
 
 @dataclass(frozen=True, slots=True)
 class PartResult:
-    """The chunks of one `Task`, at the dataset's native width (``error`` set: no chunks)."""
+    """The chunks of one `Task`, at the dataset's width after its transform (``error`` set: no chunks)."""
 
     position: int
     actions: np.ndarray
@@ -56,7 +61,7 @@ def sample_part(task: Task) -> PartResult:
     slice, so the chunks do not depend on how the budget is cut into parts.
     """
     try:
-        frames = read_frames(task.meta, task.name)
+        frames = read_task_frames(task.meta, task.name, task.transform)
     except DatasetError as exc:
         return _failed(task, str(exc))
     valid_rows = valid_start_rows(frames, chunk_size=task.chunk_size, freq=task.freq)
@@ -68,24 +73,55 @@ def sample_part(task: Task) -> PartResult:
     repeated = max(0, task.budget - valid) if task.part_start == 0 else 0
     rows = valid_rows[positions]
     episode = frames.episode_of_row[rows]
-    plan = interpolation(frames, rows, episode, task.chunk_size, task.freq)
-    finite = plan.finite(frames)
-    keep = np.flatnonzero(finite)
-    if keep.size < finite.size:
-        plan = plan.take(keep)
+    values, keep = chunk_values(frames, rows, task.chunk_size, task.freq, task.transform)
     start_frame = rows - frames.offsets[:-1][episode]
     return PartResult(
         position=task.position,
-        actions=plan.values(frames.actions),
+        actions=values,
         episode_index=frames.episodes[episode][keep].astype(np.int64),
         start_frame=start_frame[keep].astype(np.int64),
-        skipped_nonfinite=int(finite.size - keep.size),
+        skipped_nonfinite=int(rows.size - keep.size),
         valid_starts=valid,
         repeated_starts=repeated,
         error=None,
         off_grid=frames.grid_fps is None,
         observed_fps=observed_fps(frames),
     )
+
+
+def read_task_frames(meta: DatasetMeta, name: str, transform: ActionTransform | None) -> Frames:
+    """`read_frames`, with the transform's state column when it makes dims relative."""
+    state_key = transform.state_key if transform is not None and transform.needs_state else None
+    return read_frames(meta, name, state_key=state_key)
+
+
+def chunk_values(
+    frames: Frames, rows: np.ndarray, chunk_size: int, freq: float, transform: ActionTransform | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks starting at ``rows``, as the policy sees them: resampled, then transformed.
+
+    The one rule for chunk values, shared by the sampler and the stats of relative actions
+    (`fasttok_plugin.stats`). A chunk holding NaN/Inf in a frame it uses (or, for relative actions, in the
+    state at its start) is left out.
+
+    Returns:
+        ``(values (K, T, d') float32, keep (K,) indices into rows)``.
+    """
+    episode = frames.episode_of_row[rows]
+    plan = interpolation(frames, rows, episode, chunk_size, freq)
+    finite = plan.finite(frames)
+    relative = transform is not None and transform.needs_state
+    if relative:
+        assert frames.state is not None, "read the frames with the transform's state_key"
+        finite = finite & np.isfinite(frames.state[rows]).all(axis=1)
+    keep = np.flatnonzero(finite)
+    if keep.size < finite.size:
+        plan = plan.take(keep)
+    values = plan.values(frames.actions)
+    if transform is not None and not transform.is_identity:
+        state = frames.state[rows[keep]] if relative and frames.state is not None else None
+        values = transform.apply(values, state)
+    return values, keep
 
 
 def observed_fps(frames: Frames) -> float | None:
@@ -112,7 +148,7 @@ def _no_start(task: Task, frames: Frames) -> str:
 def _failed(task: Task, error: str) -> PartResult:
     return PartResult(
         position=task.position,
-        actions=np.zeros((0, task.chunk_size, int(task.meta.action_dim)), np.float32),
+        actions=np.zeros((0, task.chunk_size, _width(task)), np.float32),
         episode_index=np.zeros(0, np.int64),
         start_frame=np.zeros(0, np.int64),
         skipped_nonfinite=0,
@@ -120,3 +156,8 @@ def _failed(task: Task, error: str) -> PartResult:
         repeated_starts=0,
         error=error,
     )
+
+
+def _width(task: Task) -> int:
+    native = int(task.meta.action_dim)
+    return native if task.transform is None else task.transform.output_dim(native)

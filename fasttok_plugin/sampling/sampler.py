@@ -28,6 +28,7 @@ from fasttok_plugin.sampling.report import DatasetSampleReport, EntryTally
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.heads import NormHeads
     from fasttok_plugin.resolve import ResolvedEntry, ResolvedMixture
+    from fasttok_plugin.transforms import ActionTransform
 
 __all__ = ["FROM_CONFIG", "ChunkSampler"]
 
@@ -57,6 +58,9 @@ class ChunkSampler:
         seed: Default seed of `sample`.
         workers: Worker processes (0 = sample in this process). They start with forkserver/spawn, so a
             script of your own that sets it needs an ``if __name__ == "__main__":`` guard.
+        transforms: The `ActionTransform` of every entry (one for all, or one per entry; None: raw
+            actions). Chunks carry the transformed actions (selected columns, relative dims minus the state
+            at the chunk's first frame), so the policy's Normalize sees what the fit saw.
 
     Raises:
         SamplingError: On a non-positive chunk size or rate, a negative seed or worker count, or when
@@ -79,6 +83,7 @@ class ChunkSampler:
         action_freq: float | _Default | None = FROM_CONFIG,
         seed: int = 0,
         workers: int = 0,
+        transforms: ActionTransform | Sequence[ActionTransform | None] | None = None,
     ) -> None:
         chunk_size = positive_int(chunk_size, "chunk_size", SamplingError)
         if action_freq is FROM_CONFIG:
@@ -104,6 +109,7 @@ class ChunkSampler:
         self.action_freq: float | None = None if action_freq is None else float(action_freq)
         self.seed = int(seed)
         self.workers = int(workers)
+        self.transforms = _per_entry(transforms, len(resolved.entries))
         self._report: tuple[DatasetSampleReport, ...] = ()
         self._peak_worker_mb = 0.0
 
@@ -123,6 +129,7 @@ class ChunkSampler:
             action_freq=self.action_freq,
             seed=self.seed,
             workers=workers,
+            transforms=self.transforms,
         )
 
     @property
@@ -220,6 +227,10 @@ class ChunkSampler:
                     "data": None if entry.meta is None else entry.meta.data_identity(),
                 }
             )
+            transform = self.transforms[position]
+            if transform is not None and not transform.is_identity:
+                # Only when set: default samplers keep their settings (and the fit fingerprints) unchanged.
+                entries[-1]["transform"] = transform.key
         return {
             "version": _SAMPLER_VERSION,
             "chunk_size": self.chunk_size,
@@ -252,6 +263,7 @@ class ChunkSampler:
                     freq=float(freq),
                     max_action_dim=self.max_action_dim,
                     seed=seed,
+                    transform=self.transforms[position],
                 )
 
     def sample(
@@ -351,6 +363,23 @@ class ChunkSampler:
         for record in self.heads.dim_overflows:
             reasons[int(record.entry)] = record.message()
         return reasons
+
+
+def _per_entry(
+    transforms: ActionTransform | Sequence[ActionTransform | None] | None, entries: int
+) -> tuple[ActionTransform | None, ...]:
+    """One transform per entry (identity transforms become None: raw actions)."""
+    from fasttok_plugin.transforms import ActionTransform
+
+    if transforms is None or isinstance(transforms, ActionTransform):
+        out: tuple[ActionTransform | None, ...] = (transforms,) * entries
+    else:
+        out = tuple(transforms)
+        if len(out) != entries or not all(t is None or isinstance(t, ActionTransform) for t in out):
+            raise SamplingError(
+                f"transforms must be one ActionTransform or one per entry ({entries}), got {transforms!r}"
+            )
+    return tuple(None if t is None or t.is_identity else t for t in out)
 
 
 def _check_seed(seed: object) -> None:

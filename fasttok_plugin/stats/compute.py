@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,8 +23,12 @@ from fasttok_plugin.heads import NormHeads
 from fasttok_plugin.lerobot import DatasetMeta, read_frames
 from fasttok_plugin.resolve import ResolvedMixture, entry_label
 from fasttok_plugin.stats._accumulate import HeadAccumulator, HeadResult
+from fasttok_plugin.stats._transformed import ChunkRule, transformed_blocks, transforms_key
 from fasttok_plugin.stats.cache import default_cache_dir, load_cached, stats_key, store
 from fasttok_plugin.stats.model import QUANTILES, DataStats
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.transforms import ActionTransform
 
 __all__ = ["FrameTransform", "compute_head_stats"]
 
@@ -56,6 +60,9 @@ def compute_head_stats(
     cache: bool = True,
     progress: bool = False,
     transform: FrameTransform | None = None,
+    transforms: ActionTransform | Sequence[ActionTransform | None] | None = None,
+    chunk_size: int | None = None,
+    action_freq: float | None = None,
 ) -> DataStats:
     """Per-head stats of every frame of every selected episode of the head's members (DESIGN §12).
 
@@ -69,23 +76,34 @@ def compute_head_stats(
         cache: Read and write the cache.
         progress: Show a tqdm bar over the datasets read.
         transform: Applied to each dataset's actions before pooling (needs a ``key`` string).
+        transforms: The `ActionTransform` of every entry (one for all or one per entry), applied as the
+            sampler applies it (see `fasttok_plugin.stats._transformed` for the values pooled: frames
+            for a column selection, every drawable chunk minus its start state for relative actions).
+        chunk_size: The sampler's chunk size (needed by relative actions).
+        action_freq: The sampler's rate (None: each dataset's native fps), for relative actions.
 
     Returns:
         The stats, heads in ``heads`` order.
 
     Raises:
         DatasetError: A data file is missing or unreadable (from `read_frames`, naming the entry).
-        StatsError: The transform has no ``key`` or returns the wrong shape.
+        StatsError: The transform has no ``key`` or returns the wrong shape; both kinds of transform.
     """
+    per_entry = _per_entry(transforms, len(resolved.entries))
+    rule = ChunkRule(chunk_size, action_freq)
     transform_key = _transform_key(transform)
-    key = stats_key(resolved, heads, transform_key)
+    typed_key = transforms_key(per_entry, rule)
+    if typed_key is not None and transform_key is not None:
+        raise StatsError("give either transform (a FrameTransform) or transforms (ActionTransform), not both")
+    key = stats_key(resolved, heads, transform_key if typed_key is None else typed_key)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if cache:
         cached = load_cached(folder, key, tuple(heads.keys), heads.max_action_dim)
         if cached is not None:
             logger.info("data stats served from the cache %s", folder / f"{key}.json")
             return cached
-    stats = _compute(resolved, heads, key, progress, transform)
+    source = _Source(resolved, width=heads.max_action_dim, frame=transform, typed=per_entry, rule=rule)
+    stats = _compute(resolved, heads, key, progress, source)
     if cache:
         store(folder, stats)
     return stats
@@ -103,12 +121,59 @@ def _transform_key(transform: FrameTransform | None) -> str | None:
     return key
 
 
+def _per_entry(
+    transforms: ActionTransform | Sequence[ActionTransform | None] | None, entries: int
+) -> tuple[ActionTransform | None, ...]:
+    from fasttok_plugin.transforms import ActionTransform
+
+    if transforms is None or isinstance(transforms, ActionTransform):
+        return (transforms,) * entries
+    out = tuple(transforms)
+    if len(out) != entries:
+        raise StatsError(f"transforms: {len(out)} given for {entries} entries; give one per entry")
+    return out
+
+
+class _Source:
+    """Where an entry's pooled values come from: raw frames, a `FrameTransform`, or an ActionTransform."""
+
+    def __init__(
+        self,
+        resolved: ResolvedMixture,
+        *,
+        width: int,
+        frame: FrameTransform | None,
+        typed: Sequence[ActionTransform | None],
+        rule: ChunkRule,
+    ) -> None:
+        self.resolved, self.width, self.frame, self.typed, self.rule = resolved, width, frame, typed, rule
+
+    def blocks(self, position: int) -> Iterator[tuple[np.ndarray, int]]:
+        """``(values, left-out values)`` blocks of the entry at ``position``."""
+        typed = self.typed[position]
+        if typed is None or typed.is_identity:
+            yield _actions(self.resolved, position, self.width, self.frame), 0
+            return
+        entry = self.resolved.entries[position]
+        assert entry.meta is not None
+        label = entry_label(entry.index, entry.name)
+        state_key = typed.state_key if typed.needs_state else None
+        frames = read_frames(entry.meta, label, state_key=state_key)
+        if typed.output_dim(int(entry.meta.action_dim)) > self.width:
+            raise StatsError(
+                f"{label}: the transform {typed.describe()!r} gives "
+                f"{typed.output_dim(int(entry.meta.action_dim))} dims, more than max_action_dim "
+                f"({self.width}); select fewer columns or raise max_action_dim"
+            )
+        yield from transformed_blocks(self.resolved, position, frames, typed, self.rule)
+
+
 def _compute(
     resolved: ResolvedMixture,
     heads: NormHeads,
     key: str,
     progress: bool,
-    transform: FrameTransform | None,
+    source: _Source,
 ) -> DataStats:
     width = heads.max_action_dim
     members = [
@@ -122,13 +187,16 @@ def _compute(
         for h in range(heads.num_heads):
             acc = HeadAccumulator(width, np.array(QUANTILES))
             for i in members[h]:
-                actions = _actions(resolved, i, width, transform)
-                bad = acc.add(actions)
-                entry_counts[i], entry_nonfinite[i] = actions.shape[0] - bad, bad
+                for values, left_out in source.blocks(i):
+                    bad = acc.add(values)
+                    acc.nonfinite += left_out
+                    entry_counts[i] += values.shape[0] - bad
+                    entry_nonfinite[i] += bad + left_out
                 bar.update(1)
             if acc.plan():
                 for i in members[h]:
-                    acc.collect(_actions(resolved, i, width, transform))
+                    for values, _ in source.blocks(i):
+                        acc.collect(values)
                     bar.update(1)
                 if not acc.consistent():
                     raise StatsError(
