@@ -19,6 +19,7 @@ from fasttok_plugin.defaults import (
 )
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.heads.keys import check_head_grouping
+from fasttok_plugin.transforms import ActionTransform
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.mixture import MixtureConfig
@@ -101,7 +102,10 @@ class FitSettings:
             ``"data"`` (computed from the frames each head trains on, `compute_head_stats`). None:
             ``"data"`` for the quantile modes, else ``"stored"``. ``"stored"`` with a quantile mode is
             refused: stored quantiles cannot be pooled exactly over datasets. With a `FitSource` the heads
-            are already built: the source must match theirs.
+            are already built: the source must match theirs. Transforms need ``"data"`` (their default).
+        transform: An `ActionTransform` (column selection, relative actions) for every entry, replacing
+            the mixture's transform keys (None: the mixture's, per entry; else none). With a `FitSource`
+            the sampler already applies its transforms: a given value must match them.
 
     Raises:
         FitError: Listing every invalid setting.
@@ -127,6 +131,7 @@ class FitSettings:
     on_dataset_error: Literal["raise", "skip"] = "raise"
     head_grouping: str | None = None
     stats_source: str | None = None
+    transform: ActionTransform | None = None
 
     def __post_init__(self) -> None:
         mode = getattr(self.normalization, "value", self.normalization)
@@ -154,24 +159,45 @@ class FitSettings:
             config.head_grouping if config is not None else None,
             DEFAULT_HEAD_GROUPING,
         )
+        transformed = self.transforms_active(config)
+        if transformed and self.stats_source == "stored":
+            raise FitError(
+                "invalid fit settings:\n  - the mixture transforms the actions (action_index/encoded_dims "
+                "or relative_dims) but stats_source is 'stored': no stats.json holds the stats of "
+                "transformed actions; drop stats_source or set it to 'data'"
+            )
+        source = "data" if transformed and self.stats_source is None else self.source
         return dataclasses.replace(
             self,
             chunk_size=int(chunk),
             max_action_dim=int(width),
             head_grouping=str(grouping),
-            stats_source=self.source,
+            stats_source=source,
         )
+
+    def transforms_active(self, config: MixtureConfig | None) -> bool:
+        """Some entry's actions are transformed (``transform``, else the mixture's, per entry)."""
+        if config is None:
+            return self.transform is not None and not self.transform.is_identity
+        return any(t is not None and not t.is_identity for t in config.entry_transforms(self.transform))
 
     @property
     def source(self) -> str:
-        """The stats source: ``stats_source``, else ``"data"`` for a quantile mode, else ``"stored"``."""
+        """The stats source: ``stats_source``, else ``"data"`` for a quantile mode or a transform, else
+        ``"stored"``."""
         if self.stats_source is not None:
             return str(self.stats_source)
+        if self.transform is not None and not self.transform.is_identity:
+            return "data"
         return "data" if self.normalization in QUANTILE_MODES else "stored"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of every field."""
-        return dataclasses.asdict(self)
+        """JSON-able dict of every field (``transform`` only when set, as its settings)."""
+        out = dataclasses.asdict(self)
+        transform = out.pop("transform")
+        if transform is not None:
+            out["transform"] = {k: list(v) if isinstance(v, tuple) else v for k, v in transform.items()}
+        return out
 
 
 def _is_int_at_least(value: Any, minimum: int) -> bool:
@@ -221,6 +247,14 @@ def _choice_problems(settings: FitSettings) -> list[str]:
             f"normalization {settings.normalization!r} needs stats_source 'data' (the default for it), not "
             "'stored': stored per-dataset quantiles cannot be pooled exactly into a head's quantiles; "
             "drop stats_source or set it to 'data'"
+        )
+    transform = settings.transform
+    if transform is not None and not isinstance(transform, ActionTransform):
+        problems.append(f"transform must be an ActionTransform or None, got {transform!r}")
+    elif transform is not None and not transform.is_identity and settings.stats_source == "stored":
+        problems.append(
+            f"transform {transform.describe()!r} needs stats_source 'data' (its default), not 'stored': no "
+            "stats.json holds the stats of transformed actions; drop stats_source or set it to 'data'"
         )
     if settings.zero_range not in ("center", "legacy"):
         problems.append(f"zero_range must be 'center' or 'legacy', got {settings.zero_range!r}")

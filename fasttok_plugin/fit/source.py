@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from fasttok_plugin.errors import FitError
+from fasttok_plugin.errors import FitError, StatsError
 from fasttok_plugin.sampling import ChunkSampler
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.mixture import MixtureConfig
     from fasttok_plugin.preflight import Finding, PreflightResult
     from fasttok_plugin.resolve import ResolvedMixture
+    from fasttok_plugin.transforms import ActionTransform
 
 __all__ = ["FitSource", "PreparedFit", "heads_with_data_stats", "prepare_fit", "run_fit_preflight"]
 
@@ -179,32 +180,65 @@ def _prepare_mixture(
         with clock.phase("preflight"):
             result = run_fit_preflight(config, resolved, heads, max_action_dim=width, chunk_size=chunk_size)
     heads.raise_for_errors()
+    transforms = config.entry_transforms(settings.transform)
     if settings.stats_source == "data":
         with clock.phase("data_stats"):
-            heads = heads_with_data_stats(resolved, heads)
+            heads = heads_with_data_stats(
+                resolved, heads, transforms=transforms, chunk_size=chunk_size, action_freq=config.action_freq
+            )
     sampler = ChunkSampler(
-        resolved, heads, chunk_size=chunk_size, seed=settings.seed, workers=settings.workers
+        resolved,
+        heads,
+        chunk_size=chunk_size,
+        seed=settings.seed,
+        workers=settings.workers,
+        transforms=transforms,
     )
     return PreparedFit(config, resolved, heads, sampler, settings, result)
 
 
 def heads_with_data_stats(
-    resolved: ResolvedMixture, heads: NormHeads, *, progress: bool = False
+    resolved: ResolvedMixture,
+    heads: NormHeads,
+    *,
+    progress: bool = False,
+    transforms: Sequence[ActionTransform | None] | None = None,
+    chunk_size: int | None = None,
+    action_freq: float | None = None,
 ) -> NormHeads:
     """``heads`` with the stats of the frames each head trains on (`compute_head_stats`, cached).
 
     The one place the fit and the datamodule get data stats from, so both normalize with the same values.
+
+    Args:
+        resolved: The mixture.
+        heads: Its heads (stored stats).
+        progress: Show a progress bar.
+        transforms: Each entry's `ActionTransform` (`MixtureConfig.entry_transforms`); the stats cover the
+            transformed actions and the heads' native dims become the selected widths.
+        chunk_size: The sampler's chunk size (relative actions pool its chunks).
+        action_freq: The sampler's rate (None: native fps).
 
     Raises:
         FitError: A head has no finite frame (its stats would be NaN); names the head and the fix.
     """
     from fasttok_plugin.stats import compute_head_stats  # lazy: reads frames, only for stats_source="data"
 
-    stats = compute_head_stats(resolved, heads, progress=progress)
+    try:
+        stats = compute_head_stats(
+            resolved,
+            heads,
+            progress=progress,
+            transforms=transforms,
+            chunk_size=chunk_size,
+            action_freq=action_freq,
+        )
+    except StatsError as exc:
+        raise FitError(f"cannot compute the stats from the data: {exc}") from None
     for line in stats.problems():
         logger.warning("data stats: %s", line)
     try:
-        return heads.with_data_stats(stats)
+        return heads.with_data_stats(stats, transforms=transforms)
     except ValueError as exc:
         raise FitError(f"cannot normalize with stats from the data: {exc}") from None
 
@@ -265,6 +299,7 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
             f"source's norm heads hold {source_of_heads!r} stats; build the heads (the datamodule's "
             f"stats_source) with stats_source={settings.source!r}"
         )
+    _check_transform(settings, sampler)
     return dataclasses.replace(
         settings,
         chunk_size=sampler.chunk_size,
@@ -272,3 +307,16 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
         head_grouping=grouping,
         stats_source=source_of_heads,
     )
+
+
+def _check_transform(settings: FitSettings, sampler: ChunkSampler) -> None:
+    """A given ``settings.transform`` must be the one the source's sampler applies to every entry."""
+    if settings.transform is None or not isinstance(sampler, ChunkSampler):
+        return
+    wanted = None if settings.transform.is_identity else settings.transform
+    if any(t != wanted for t in sampler.transforms):
+        have = sorted({"identity" if t is None else t.describe() for t in sampler.transforms})
+        raise FitError(
+            f"settings.transform={settings.transform.describe()!r} but the source's sampler applies "
+            f"{', '.join(map(repr, have))}; build the datamodule with the same transform"
+        )

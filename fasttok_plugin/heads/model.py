@@ -23,7 +23,10 @@ from fasttok_plugin.heads.keys import HeadKey
 from fasttok_plugin.heads.pooling import STATS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from collections.abc import Sequence
+
     from fasttok_plugin.stats import DataStats
+    from fasttok_plugin.transforms import ActionTransform
 
 __all__ = ["NormHeads"]
 
@@ -77,20 +80,39 @@ class NormHeads:
     q90: np.ndarray | None = None
     q99: np.ndarray | None = None
 
-    def with_data_stats(self, stats: DataStats) -> NormHeads:
+    def with_data_stats(
+        self,
+        stats: DataStats,
+        *,
+        transforms: Sequence[ActionTransform | None] | None = None,
+        key: str | None = None,
+    ) -> NormHeads:
         """These heads with the frames' stats (`compute_head_stats`) in place of the stored ones.
 
         min/max/mean/std are replaced, q01/q10/q90/q99 are added, ``stats_source`` becomes ``"data"`` and
         the fingerprint covers the new stats and the source (stored heads keep theirs).
 
+        Args:
+            stats: The stats of these heads' frames.
+            transforms: The entries' transforms the stats were computed with: a column selection makes
+                the entry's (and its head's) native dim the number of selected columns.
+            key: The content key the stats must carry (`stats_key` of these heads), when known.
+
         Raises:
-            ValueError: ``stats`` belong to other heads (keys or width differ) or hold non-finite values.
+            ValueError: ``stats`` belong to other heads (keys, width or content key differ) or hold
+                non-finite values.
         """
         if tuple(stats.keys) != self.keys or stats.max_action_dim != self.max_action_dim:
             raise ValueError(
                 f"data stats are for heads {list(stats.keys)} x {stats.max_action_dim}, these heads are "
                 f"{list(self.keys)} x {self.max_action_dim}; compute them from these heads"
             )
+        if key is not None and stats.key != key:
+            raise ValueError(
+                f"data stats were computed for content key {stats.key[:12]}, these heads' data has key "
+                f"{key[:12]} (other episodes, files, grouping or transforms); compute them from these heads"
+            )
+        entry_dims, native_dims = self._selected_dims(transforms)
         names = ("min", "max", "mean", "std", "q01", "q10", "q90", "q99")
         arrays = {n: _frozen(getattr(stats, n)) for n in names}
         bad = [n for n, a in arrays.items() if not np.isfinite(a).all()]
@@ -99,14 +121,37 @@ class NormHeads:
         fingerprint = norm_heads_fingerprint(
             keys=self.head_keys,
             max_action_dim=self.max_action_dim,
-            native_dims=self.native_dims,
+            native_dims=native_dims,
             stats=[arrays[n] for n in STATS],
             dataset_to_head=self.dataset_to_head,
             entry_names=self.entry_names,
             grouping=self.grouping,
             quantiles=[arrays[n] for n in QUANTILE_STATS],
         )
-        return dataclasses.replace(self, **arrays, stats_source="data", fingerprint=fingerprint)
+        return dataclasses.replace(
+            self,
+            **arrays,
+            stats_source="data",
+            fingerprint=fingerprint,
+            native_dims=native_dims,
+            entry_dims=entry_dims,
+        )
+
+    def _selected_dims(
+        self, transforms: Sequence[ActionTransform | None] | None
+    ) -> tuple[tuple[int | None, ...], tuple[int, ...]]:
+        """``(entry_dims, native_dims)`` after the transforms' column selections."""
+        if transforms is None or not self.entry_dims or all(t is None or t.is_identity for t in transforms):
+            return self.entry_dims, self.native_dims
+        entry_dims = tuple(
+            d if d is None or t is None else t.output_dim(d)
+            for d, t in zip(self.entry_dims, transforms, strict=True)
+        )
+        native_dims = tuple(
+            max((entry_dims[i] or 0 for i in members), default=self.native_dims[h])
+            for h, members in enumerate(self.head_members)
+        )
+        return entry_dims, native_dims
 
     @property
     def num_heads(self) -> int:

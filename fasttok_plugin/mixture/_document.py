@@ -17,6 +17,7 @@ from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.mixture._entries import parse_entry
 from fasttok_plugin.mixture._refs import Expander
 from fasttok_plugin.mixture._source import Source
+from fasttok_plugin.mixture._transform import parse_transform, transform_keys
 from fasttok_plugin.mixture._validator import Validator, entry_label
 from fasttok_plugin.mixture._values import is_number, number_or_nan, type_name
 from fasttok_plugin.mixture.model import TOP_LEVEL_KEYS, WRAPPER_KEY, DatasetEntry, MixtureConfig
@@ -45,9 +46,11 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
 
     prefix, body = _unwrap(validator, merged, path)
     raw_datasets = _raw_datasets(validator, body, prefix)
+    top_transform = transform_keys(body)
+    transform = parse_transform(validator, top_transform, prefix, "the mixture")
     entries: list[DatasetEntry] = []
     for index, raw in enumerate(raw_datasets):
-        entry = parse_entry(validator, raw, index, f"{prefix}/datasets/{index}", base_dir)
+        entry = parse_entry(validator, raw, index, f"{prefix}/datasets/{index}", base_dir, top_transform)
         if entry is not None:
             entries.append(entry)
     weights, weights_pointer = _parse_weights(validator, body, raw_datasets, prefix)
@@ -76,6 +79,7 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
         sha256=hashlib.sha256(canonical.encode()).hexdigest(),
         prefix=prefix,
         head_grouping=head_grouping,
+        transform=transform,
         locations={ptr: (src.path, src.line(fptr)) for ptr, (src, fptr) in expander.origins.items()},
     )
 

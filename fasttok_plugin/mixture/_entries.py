@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fasttok_plugin.defaults import lerobot_home
 from fasttok_plugin.mixture._pointers import pointer_join
+from fasttok_plugin.mixture._transform import parse_transform, transform_keys
 from fasttok_plugin.mixture._validator import Validator, entry_label
 from fasttok_plugin.mixture._values import number_or_nan, type_name, user_path
 from fasttok_plugin.mixture.model import ENTRY_KEYS, DatasetEntry
@@ -16,7 +18,12 @@ __all__ = ["parse_entry"]
 
 
 def parse_entry(
-    validator: Validator, raw: Any, index: int, pointer: str, base_dir: Path
+    validator: Validator,
+    raw: Any,
+    index: int,
+    pointer: str,
+    base_dir: Path,
+    transform_base: Mapping[str, Any] | None = None,
 ) -> DatasetEntry | None:
     """Validate entry ``index`` (at merged ``pointer``); ``None`` when it cannot be used (problems recorded).
 
@@ -26,6 +33,7 @@ def parse_entry(
         index: Position in ``datasets``.
         pointer: Merged JSON pointer of the entry.
         base_dir: Folder relative roots resolve against (the top-level mixture file's).
+        transform_base: The top level's transform keys, which the entry's override key by key.
     """
     if not isinstance(raw, dict):
         validator.problem(
@@ -48,6 +56,7 @@ def parse_entry(
     action_key = _action_key(validator, raw, pointer, label)
     # Validity is checked with the other weights (non-fatal); keep the value as given.
     weight = number_or_nan(raw["weight"]) if "weight" in raw else None
+    transform = parse_transform(validator, transform_keys(raw), pointer, label, transform_base)
     if repo_id is None:
         return None
     file, line = validator.location(pointer)
@@ -65,6 +74,7 @@ def parse_entry(
         pointer=pointer,
         line=line,
         file=file,
+        transform=transform,
     )
 
 

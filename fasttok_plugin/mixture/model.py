@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fasttok_plugin.mixture._pointers import Location, closest
+from fasttok_plugin.transforms import TRANSFORM_KEYS, ActionTransform
 
 __all__ = [
     "ENTRY_KEYS",
@@ -30,6 +31,7 @@ TOP_LEVEL_KEYS = (
     "max_action_dim",
     "chunk_size",
     "head_grouping",
+    *TRANSFORM_KEYS,
 )
 #: Keys a ``datasets`` entry knows.
 ENTRY_KEYS = (
@@ -43,6 +45,7 @@ ENTRY_KEYS = (
     "action_key",
     "data_features_name_mapping",
     "revision",
+    *TRANSFORM_KEYS,
 )
 
 
@@ -102,6 +105,8 @@ class DatasetEntry:
         pointer: JSON pointer of the entry (``/datasets/3`` or ``/dataset_mixture/datasets/3``).
         line: Line of the entry's opening brace in ``file``.
         file: File the entry was written in (differs from the mixture when it came from a ``$ref``).
+        transform: The entry's `ActionTransform` when it writes transform keys (merged over the top
+            level's key by key), else ``None`` (the mixture's ``transform`` applies).
     """
 
     index: int
@@ -117,6 +122,7 @@ class DatasetEntry:
     pointer: str
     line: int | None
     file: Path | None = None
+    transform: ActionTransform | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,7 @@ class MixtureConfig:
         chunk_size: Optional default chunk size.
         head_grouping: Optional default head grouping (one of ``defaults.HEAD_GROUPINGS``; ``None``: not
             given, so callers fall back to ``robot_control``).
+        transform: The top-level `ActionTransform` (``None``: no transform key at the top level).
         unknown_keys: Keys the schema does not know, with suggestions.
         problems: Non-fatal problems (bad weights) for the preflight to report.
         sha256: sha256 of the canonical (sorted keys) merged document.
@@ -157,7 +164,18 @@ class MixtureConfig:
     sha256: str
     prefix: str = ""
     head_grouping: str | None = None
+    transform: ActionTransform | None = None
     locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
+
+    def entry_transforms(self, argument: ActionTransform | None = None) -> tuple[ActionTransform | None, ...]:
+        """The transform of every entry: ``argument``, else the entry's, else the top level's (else None).
+
+        The one "argument, else mixture, else default" rule for transforms; an argument replaces the
+        mixture's transforms for every entry.
+        """
+        if argument is not None:
+            return (argument,) * len(self.datasets)
+        return tuple(e.transform if e.transform is not None else self.transform for e in self.datasets)
 
     def line_of(self, pointer: str) -> int | None:
         """Line (1-based) where the value at ``pointer`` starts, in the file it was written in."""
