@@ -89,17 +89,17 @@ def _check_head(stats, head: int, values: np.ndarray) -> None:
         np.testing.assert_array_equal(
             getattr(stats, name)[head, :d], np.quantile(x, q, axis=0, method="linear")
         )
-    assert not stats.min[head, d:].any() and not stats.max[head, d:].any()  # zero-padded past the width
+    assert not stats.min[head, d:].any()
+    assert not stats.max[head, d:].any()
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("transforms")
-    write_lerobot_dataset(
-        root / "a", version="v2.1", robot_type="arm", control_mode="pos", action_dim=7, episode_lengths=(20, 33, 18), seed=1
-    )
-    write_lerobot_dataset(root / "b", robot_type="arm", control_mode="pos", action_dim=7, episode_lengths=(25, 40), seed=2)
-    write_lerobot_dataset(root / "c", robot_type="base", control_mode="pos", action_dim=7, episode_lengths=(30, 12), seed=3)
+    tags = {"control_mode": "pos", "action_dim": 7}
+    write_lerobot_dataset(root / "a", version="v2.1", robot_type="arm", episode_lengths=(20, 33, 18), seed=1, **tags)
+    write_lerobot_dataset(root / "b", robot_type="arm", episode_lengths=(25, 40), seed=2, **tags)
+    write_lerobot_dataset(root / "c", robot_type="base", episode_lengths=(30, 12), seed=3, **tags)
     return root
 
 
@@ -183,7 +183,8 @@ def test_default_sampler_settings_carry_no_transform(corpus: Path) -> None:
     heads = build_norm_heads(resolved, WIDTH)
     plain = ChunkSampler(resolved, heads, chunk_size=CHUNK).settings()
     identity = ChunkSampler(resolved, heads, chunk_size=CHUNK, transforms=ActionTransform()).settings()
-    assert plain == identity and all("transform" not in e for e in plain["entries"])
+    assert plain == identity
+    assert all("transform" not in e for e in plain["entries"])
 
 
 def test_mixture_keys_top_level_and_per_entry_override(corpus: Path) -> None:
@@ -235,7 +236,8 @@ def test_bad_mixture_transform_keys_are_problems_at_their_pointer(
 def test_invalid_transforms_name_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(TransformError) as info:
         ActionTransform(**kwargs)
-    assert info.value.field == field and field in str(info.value)
+    assert info.value.field == field
+    assert field in str(info.value)
 
 
 def test_one_parser_for_lists_and_range_strings() -> None:
@@ -243,7 +245,8 @@ def test_one_parser_for_lists_and_range_strings() -> None:
     assert parse_dims(" 3, 1 ", "x") == (3, 1)
     assert parse_dims([5, 2], "x") == (5, 2)
     assert ActionTransform(action_index="0:3").key == ActionTransform(action_index=[0, 1, 2]).key
-    assert ActionTransform().key == "identity" and ActionTransform().is_identity
+    assert ActionTransform().key == "identity"
+    assert ActionTransform().is_identity
     # Excluding a dim is the same transform as not listing it.
     assert (
         ActionTransform(relative_dims="0:3", relative_exclude=[2]).key
@@ -262,7 +265,7 @@ def test_missing_state_column_is_a_dataset_error_naming_the_key(corpus: Path) ->
     resolved = _resolved(corpus)
     heads = build_norm_heads(resolved, WIDTH)
     transform = ActionTransform(relative_dims=[0], state_key="observation.joints")
-    with pytest.raises(DatasetError, match="observation.joints"):
+    with pytest.raises(DatasetError, match=r"observation\.joints"):
         compute_head_stats(resolved, heads, transforms=transform, chunk_size=CHUNK, cache=False)
 
 
@@ -297,5 +300,5 @@ def test_stored_stats_with_a_transform_are_refused(corpus: Path) -> None:
     mixture = write_mixture(
         corpus / "stored.json", {"datasets": [{"repo_id": "lab/b", "root": "b"}], "relative_dims": [0]}
     )
-    with pytest.raises(FitError, match="no stats.json holds"):
+    with pytest.raises(FitError, match=r"no stats\.json holds"):
         fit_tokenizer(mixture, FitSettings(stats_source="stored", total_chunks=50), preflight=False)
