@@ -97,7 +97,7 @@ def _check_head(stats, head: int, values: np.ndarray) -> None:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("transforms")
     tags = {"control_mode": "pos", "action_dim": 7}
-    write_lerobot_dataset(root / "a", version="v2.1", robot_type="arm", episode_lengths=(20, 33, 18), seed=1, **tags)
+    write_lerobot_dataset(root / "a", version="v2.1", robot_type="arm", episode_lengths=(20, 33, 18), **tags)
     write_lerobot_dataset(root / "b", robot_type="arm", episode_lengths=(25, 40), seed=2, **tags)
     write_lerobot_dataset(root / "c", robot_type="base", episode_lengths=(30, 12), seed=3, **tags)
     return root
