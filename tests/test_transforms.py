@@ -302,3 +302,18 @@ def test_stored_stats_with_a_transform_are_refused(corpus: Path) -> None:
     )
     with pytest.raises(FitError, match=r"no stats\.json holds"):
         fit_tokenizer(mixture, FitSettings(stats_source="stored", total_chunks=50), preflight=False)
+
+
+def test_the_fit_fingerprint_covers_the_transform_and_defaults_keep_theirs(corpus: Path) -> None:
+    from fasttok_plugin.fit import fit_fingerprint
+
+    resolved = _resolved(corpus)
+    heads = build_norm_heads(resolved, WIDTH)
+    transform = TRANSFORMS["select"]
+    plain = ChunkSampler(resolved, heads, chunk_size=CHUNK).settings()
+    selected = ChunkSampler(resolved, heads, chunk_size=CHUNK, transforms=transform).settings()
+    base = fit_fingerprint(heads, FitSettings(), plain)
+    assert fit_fingerprint(heads, FitSettings(transform=ActionTransform()), plain) == base
+    assert fit_fingerprint(heads, FitSettings(transform=transform), selected) != base
+    with pytest.raises(FitError, match="differs from the sampler's transforms"):
+        fit_fingerprint(heads, FitSettings(transform=transform), plain)

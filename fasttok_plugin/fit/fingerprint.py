@@ -52,8 +52,8 @@ def fit_fingerprint(
 
     sha256 of canonical JSON holding the norm-heads fingerprint, chunk size, action dim, codec settings,
     normalization convention, the sampling / split settings and ``sampler_settings``, which hold each
-    entry's data identity (`DatasetMeta.data_identity`: resolved root, selected episodes' indices and
-    lengths, size and ``mtime_ns`` of every data file), so another corpus is another fingerprint. The
+    entry's transform key when it has one (`ActionTransform.key`) and its data identity
+    (`DatasetMeta.data_identity`: resolved root, selected episodes' indices and lengths, size and ``mtime_ns`` of every data file), so another corpus is another fingerprint. The
     settings in
     `NOT_FINGERPRINTED` (``workers``, ``max_action_tokens``, ``max_heldout_chunks_per_head``,
     ``on_dataset_error``) are left out: they never change the tokenizer (only the report).
@@ -134,7 +134,24 @@ def _check_agreement(
             f"stats_source {settings.stats_source!r} differs from the norm heads' {source!r}; build the "
             f"heads with stats_source={settings.stats_source!r}"
         )
+    _check_transform(settings, sampler_settings)
     return chunk_size
+
+
+def _check_transform(settings: FitSettings, sampler_settings: Mapping[str, Any]) -> None:
+    """A given ``settings.transform`` must be what the sampler applies (its settings carry each entry's)."""
+    transform = getattr(settings, "transform", None)
+    entries = sampler_settings.get("entries")
+    if transform is None or not isinstance(entries, list):
+        return
+    wanted = None if transform.is_identity else transform.key
+    applied = {e.get("transform") for e in entries if isinstance(e, Mapping)}
+    if applied - {wanted}:
+        raise FitError(
+            f"transform {transform.describe()!r} differs from the sampler's transforms "
+            f"({', '.join(sorted(str(a or 'identity') for a in applied))}); build the sampler with the same "
+            "transform"
+        )
 
 
 def describe_difference(

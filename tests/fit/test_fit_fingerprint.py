@@ -50,8 +50,16 @@ def test_every_setting_is_fingerprinted_unless_listed_as_not_fingerprinted(
 ) -> None:
     heads, sampler = heads_and_sampler
     fields = {f.name for f in dataclasses.fields(FitSettings)}
-    # head_grouping and stats_source, like the two sizes, come from the heads (their fingerprint covers them).
-    assert fields == {"chunk_size", "max_action_dim", "head_grouping", "stats_source", *_OTHER_VALUE}, (
+    # head_grouping and stats_source, like the two sizes, come from the heads (their fingerprint covers them);
+    # transform from the sampler (its settings carry each entry's transform key).
+    assert fields == {
+        "chunk_size",
+        "max_action_dim",
+        "head_grouping",
+        "stats_source",
+        "transform",
+        *_OTHER_VALUE,
+    }, (
         "a new setting: decide if it is fingerprinted"
     )
     assert fields >= NOT_FINGERPRINTED
