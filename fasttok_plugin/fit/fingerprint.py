@@ -53,8 +53,8 @@ def fit_fingerprint(
     sha256 of canonical JSON holding the norm-heads fingerprint, chunk size, action dim, codec settings,
     normalization convention, the sampling / split settings and ``sampler_settings``, which hold each
     entry's transform key when it has one (`ActionTransform.key`) and its data identity
-    (`DatasetMeta.data_identity`: resolved root, selected episodes' indices and lengths, size and ``mtime_ns`` of every data file), so another corpus is another fingerprint. The
-    settings in
+    (`DatasetMeta.data_identity`: resolved root, selected episodes' indices and lengths, size and
+    ``mtime_ns`` of every data file), so another corpus is another fingerprint. The settings in
     `NOT_FINGERPRINTED` (``workers``, ``max_action_tokens``, ``max_heldout_chunks_per_head``,
     ``on_dataset_error``) are left out: they never change the tokenizer (only the report).
 

@@ -59,9 +59,7 @@ def test_every_setting_is_fingerprinted_unless_listed_as_not_fingerprinted(
         "stats_source",
         "transform",
         *_OTHER_VALUE,
-    }, (
-        "a new setting: decide if it is fingerprinted"
-    )
+    }, "a new setting: decide if it is fingerprinted"
     assert fields >= NOT_FINGERPRINTED
     base = FitSettings()
     reference = fit_fingerprint(heads, base, sampler.settings())
