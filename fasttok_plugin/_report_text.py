@@ -61,10 +61,14 @@ def _summary(report: FitReport, directory: Path | None) -> list[str]:
         f"Fingerprint fit {report.fit_fingerprint[:16]}  norm heads {report.norm_heads_fingerprint[:16]}  "
         f"mixture sha256 {(report.mixture_sha256 or '-')[:16]}",
         f"Corpus      chunks {report.chunk_size}x{report.action_dim}, "
-        f"{report.normalization}/{report.zero_range}, heads by {report.head_grouping}; "
+        f"{report.normalization}/{report.zero_range}, heads by {report.head_grouping}, stats "
+        f"{report.stats_source}; "
         f"sampled {report.sampled}, fit {report.fit}, held-out {report.heldout}, NaN/Inf skipped "
         f"{report.skipped_nonfinite}",
     ]
+    if report.transforms:
+        kinds = sorted(set(report.transforms))
+        lines.append(f"Transforms  {'; '.join(kinds)}" if len(kinds) > 1 else f"Transforms  {kinds[0]}")
     if lengths is not None:
         budget = report.max_action_tokens
         lines.append(

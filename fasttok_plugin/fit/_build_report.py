@@ -70,6 +70,7 @@ def build_report(
         zero_range=settings.zero_range,
         head_grouping=str(getattr(heads, "grouping", "robot_control")),
         stats_source=str(getattr(heads, "stats_source", "stored")),
+        transforms=_transforms(prepared.sampler),
         sampled=sum(d.sampled for d in datasets),
         fit=int(fit_counts.sum()),
         heldout=int(plan.heldout_counts.sum()),
@@ -258,3 +259,11 @@ def _tokenizer_summary(tokenizer: FastTokenizer) -> dict[str, Any]:
         "min_token": int(tokenizer.min_token),
         "max_token": int(tokenizer.max_token),
     }
+
+
+def _transforms(sampler: Any) -> tuple[str, ...]:
+    """Each entry's transform, described; () when no entry is transformed."""
+    transforms = getattr(sampler, "transforms", ())
+    if all(t is None for t in transforms):
+        return ()
+    return tuple("identity" if t is None else t.describe() for t in transforms)

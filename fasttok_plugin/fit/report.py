@@ -159,7 +159,8 @@ class FitReport:
     ``peak_memory_mb`` is this process's peak RSS (``ru_maxrss``), ``peak_memory_workers_mb`` that of
     the largest sampler worker (0 when sampling in-process). ``head_grouping`` is how the entries were
     grouped into the heads (``robot_control``, ``global`` or ``dataset``); ``stats_source`` where their
-    stats came from (``stored`` stats.json or ``data``, computed from the frames).
+    stats came from (``stored`` stats.json or ``data``, computed from the frames); ``transforms`` the
+    action transform of each entry (`ActionTransform.describe`; empty when no entry is transformed).
     """
 
     fit_fingerprint: str
@@ -198,6 +199,7 @@ class FitReport:
     heldout_evaluated: int | None = None
     head_grouping: str = "robot_control"  # reports written before #11 grouped by robot/control mode
     stats_source: str = "stored"  # reports written before #11 used the stored stats
+    transforms: tuple[str, ...] = ()  # per entry; () when none is transformed (and in older reports)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (non-finite floats become None)."""
@@ -231,6 +233,7 @@ class FitReport:
             values["heads"] = tuple(_head_from(h, f"heads[{i}]") for i, h in enumerate(values["heads"]))
             values["histogram_edges"] = tuple(values.get("histogram_edges", ()))
             values["warnings"] = tuple(values.get("warnings", ()))
+            values["transforms"] = tuple(str(t) for t in values.get("transforms", ()))
             _check_tokenizer(values["tokenizer"])
             known = {f.name for f in dataclasses.fields(cls)}
             return cls(**{k: v for k, v in values.items() if k in known})
