@@ -213,7 +213,11 @@ class ActionTransform:
         return native_dim if self.action_index is None else len(self.action_index)
 
     def problems(self, native_dim: int, state_dim: int | None) -> list[tuple[str, str]]:
-        """``(field, message)`` for every way this transform does not fit a dataset.
+        """``(kind, message)`` for every way this transform does not fit a dataset.
+
+        Kinds: ``"action_index"`` (a selected column past the native dims), ``"relative_dims"`` (a
+        relative dim past them), ``"state_key"`` (no state column), ``"state_dims"`` (a relative dim past
+        the state's width).
 
         Args:
             native_dim: The dataset's action dims.
@@ -221,39 +225,19 @@ class ActionTransform:
         """
         out = []
         if self.action_index is not None and max(self.action_index) >= native_dim:
-            past = [d for d in self.action_index if d >= native_dim]
+            past = next(d for d in self.action_index if d >= native_dim)
+            out.append(("action_index", f"selects dim {past} but the action has {native_dim} dims"))
+        if not self.relative:
+            return out
+        top = max(self.relative)
+        if top >= native_dim:
+            out.append(("relative_dims", f"makes dim {top} relative but the action has {native_dim} dims"))
+        if state_dim is None:
+            out.append(("state_key", f"{self.state_key!r} is not a state vector of the dataset"))
+        elif top >= state_dim:
             out.append(
-                (
-                    "action_index",
-                    f"selects dim {past[0]} but the action has {native_dim} dims (0.."
-                    f"{native_dim - 1}); select dims below {native_dim}",
-                )
+                ("state_dims", f"makes dim {top} relative but {self.state_key!r} has {state_dim} dims")
             )
-        if self.relative:
-            if max(self.relative) >= native_dim:
-                out.append(
-                    (
-                        "relative_dims",
-                        f"makes dim {max(self.relative)} relative but the action has "
-                        f"{native_dim} dims; list dims below {native_dim}",
-                    )
-                )
-            if state_dim is None:
-                out.append(
-                    (
-                        "state_key",
-                        f"relative actions need the state column {self.state_key!r}, which "
-                        "the dataset does not have; set state_key to its state column",
-                    )
-                )
-            elif max(self.relative) >= state_dim:
-                out.append(
-                    (
-                        "relative_dims",
-                        f"makes dim {max(self.relative)} relative but {self.state_key!r}"
-                        f" has {state_dim} dims; list dims below {state_dim} or exclude the others",
-                    )
-                )
         return out
 
     def apply(self, actions: np.ndarray, state: np.ndarray | None) -> np.ndarray:

@@ -257,7 +257,7 @@ def test_one_parser_for_lists_and_range_strings() -> None:
 def test_problems_against_a_dataset() -> None:
     transform = ActionTransform(action_index=[0, 9], relative_dims=[0, 5])
     fields = [f for f, _ in transform.problems(native_dim=7, state_dim=4)]
-    assert fields == ["action_index", "relative_dims"]
+    assert fields == ["action_index", "relative_dims", "state_dims"]
     assert [f for f, _ in transform.problems(native_dim=10, state_dim=None)] == ["state_key"]
 
 

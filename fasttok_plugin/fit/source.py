@@ -83,6 +83,7 @@ def run_fit_preflight(
     chunk_size: int | None,
     strict: bool = False,
     on_warning: Callable[[Finding], None] | None = None,
+    transform: ActionTransform | None = None,
 ) -> PreflightResult:
     """Run the preflight on the objects the fit uses; raise `PreflightError` on any error.
 
@@ -94,6 +95,7 @@ def run_fit_preflight(
         chunk_size: The fit's chunk size.
         strict: Treat warnings as errors.
         on_warning: Called with every warning finding, before any error is raised.
+        transform: The fit's transform argument (None: the mixture's transform keys).
     """
     from fasttok_plugin.preflight import run_preflight  # lazy: the core never imports pluggy at import
 
@@ -104,6 +106,7 @@ def run_fit_preflight(
         max_action_dim=max_action_dim,
         chunk_size=chunk_size,
         strict=strict,
+        transform=transform,
     )
     if on_warning is not None:
         for finding in result.warnings:
@@ -178,7 +181,14 @@ def _prepare_mixture(
     result = None
     if preflight:
         with clock.phase("preflight"):
-            result = run_fit_preflight(config, resolved, heads, max_action_dim=width, chunk_size=chunk_size)
+            result = run_fit_preflight(
+                config,
+                resolved,
+                heads,
+                max_action_dim=width,
+                chunk_size=chunk_size,
+                transform=settings.transform,
+            )
     heads.raise_for_errors()
     transforms = config.entry_transforms(settings.transform)
     if settings.stats_source == "data":

@@ -47,6 +47,9 @@ def run_preflight(
     plugins: Sequence[PluginSpec] | PreflightPlugins = (),
     options: Mapping[str, Any] | None = None,
     entry_points: bool = True,
+    transform: Any = None,
+    normalization: str | None = None,
+    stats_source: str | None = None,
 ) -> PreflightResult:
     """Run every check plugin on a mixture and return what they found (the CLI and the callback share this).
 
@@ -64,6 +67,9 @@ def run_preflight(
         plugins: Module names, ``"no:NAME"`` or plugin objects; or a ready :class:`PreflightPlugins`.
         options: Values of plugin-declared options.
         entry_points: Load plugins from the ``fasttok.preflight`` entry-point group.
+        transform: The fit's `ActionTransform` argument (None: the mixture's transform keys).
+        normalization: The fit's normalization mode (checked against ``stats_source``; None: not checked).
+        stats_source: The fit's stats source as given (None: its default).
 
     Returns:
         The findings, filtered, sorted, with ``.ok`` / ``.errors``.
@@ -105,6 +111,9 @@ def run_preflight(
         chunk_size=chunk_size,
         strict=strict,
         options=MappingProxyType(option_values),
+        transform=transform,
+        normalization=normalization,
+        stats_source=stats_source,
     )
     findings = manager.run_checks(context)
     if heads_error is not None:

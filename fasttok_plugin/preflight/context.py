@@ -215,6 +215,10 @@ class PreflightContext:
         chunk_size: Steps per action chunk.
         strict: Whether the run is strict (checks may escalate; warnings become errors anyway).
         options: Values of plugin-declared options (read-only).
+        transform: The fit's transform argument (`ActionTransform`), replacing the mixture's transform
+            keys; None: the mixture's (`MixtureConfig.entry_transforms`).
+        normalization: The fit's normalization mode, when the caller knows it (None: not checked).
+        stats_source: The fit's stats source as given (None: its default).
     """
 
     config: MixtureConfig
@@ -225,6 +229,9 @@ class PreflightContext:
     chunk_size: int
     strict: bool = False
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    transform: Any = None
+    normalization: str | None = None
+    stats_source: str | None = None
 
     @property
     def entries(self) -> tuple[ResolvedEntry, ...]:

@@ -37,6 +37,7 @@ BUILTIN_NAMES = {
     "unknown_keys",
     "datasets",
     "stats",
+    "transforms",
     "require_non_empty",
     "duplicate_fallbacks",
     "fallback_heads",
@@ -92,6 +93,7 @@ def test_every_builtin_code_is_declared_as_a_rule() -> None:
     expected = {"FT001", "FT002", "FT003", "FT101", "FT102", "FT103", "FT104", "FT105", "FT201", "FT202"}
     expected |= {"FT203", "FT204", "FT301", "FT302", "FT303", "FT304", "FT401", "FT402", "FT900", "FT901"}
     expected |= {"FT205", "FT501", "FT503", "FT504"}  # issue #10: min > max, timestamps, budgets
+    expected |= {"FT601", "FT602", "FT603", "FT604", "FT605"}  # issue #11: transforms, stats source
     assert set(rules) == expected
     assert rules["FT103"].severity is Severity.WARNING
     assert all(rule.summary and rule.fix for rule in rules.values())

@@ -19,6 +19,7 @@ from fasttok_plugin.preflight.checks.mixture_file import UnknownKeys, Weights
 from fasttok_plugin.preflight.checks.stats import StatsChecks
 from fasttok_plugin.preflight.checks.tags import DuplicateFallbacks, FallbackHeads, RequireNonEmptyTags
 from fasttok_plugin.preflight.checks.timing import TimestampStats
+from fasttok_plugin.preflight.checks.transforms import TransformChecks
 
 __all__ = [
     "BUILTIN_CHECKS",
@@ -32,6 +33,7 @@ __all__ = [
     "RequireNonEmptyTags",
     "StatsChecks",
     "TimestampStats",
+    "TransformChecks",
     "UnknownKeys",
     "Weights",
     "builtin_plugins",
@@ -50,6 +52,7 @@ BUILTIN_CHECKS: tuple[type[_Check], ...] = (
     EpisodeLengths,
     TimestampStats,
     Budgets,
+    TransformChecks,
 )
 
 
