@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import Any
 
 from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING, resolve_setting
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.fit.settings import FitSettings
 
-__all__ = ["check_arguments", "head_grouping_of", "stats_source_of"]
+__all__ = [
+    "callback_fit_settings",
+    "check_arguments",
+    "check_transform_argument",
+    "data_source_for",
+    "head_grouping_of",
+    "stats_source_of",
+    "transform_of",
+]
 
 
 def check_arguments(
@@ -51,20 +61,95 @@ def head_grouping_of(argument: str | None, heads: object) -> str:
     return grouping
 
 
-def stats_source_of(settings: FitSettings, heads: object) -> str:
+def stats_source_of(settings: FitSettings, heads: object, sampler: object = None) -> str:
     """The callback's stats source, which must be that of the datamodule's heads (it never recomputes them).
 
+    Args:
+        settings: The callback's settings.
+        heads: The datamodule's norm heads.
+        sampler: The datamodule's sampler: when it transforms the actions, the default source is ``"data"``.
+
     Raises:
-        FitError: The settings' source (``"data"`` by default for the quantile modes) differs from the
-            heads'; names the datamodule argument that fixes it.
+        FitError: The settings' source (``"data"`` by default for the quantile modes and transforms)
+            differs from the heads'; names the datamodule argument that fixes it.
     """
     built = str(getattr(heads, "stats_source", "stored"))
     errors = getattr(heads, "errors", None)
-    if settings.source != built and not (callable(errors) and errors()):  # the preflight lists those first
+    wanted = settings.source
+    if settings.stats_source is None and any(t is not None for t in getattr(sampler, "transforms", ())):
+        wanted = "data"
+    if wanted != built and not (callable(errors) and errors()):  # the preflight lists those first
         raise FitError(
             f"FastTokenizerCallback(normalization={settings.normalization!r}) needs stats_source="
-            f"{settings.source!r} but the datamodule's norm heads hold {built!r} stats; pass "
-            f"stats_source={settings.source!r} to the datamodule (MixtureDataModule(stats_source=...)) so "
+            f"{wanted!r} but the datamodule's norm heads hold {built!r} stats; pass "
+            f"stats_source={wanted!r} to the datamodule (MixtureDataModule(stats_source=...)) so "
             "the policy normalizes with the stats the tokenizer is fit on"
         )
     return built
+
+
+def transform_of(argument: Any, sampler: object) -> Any:
+    """The callback's transform: its argument, which must be the one the datamodule's sampler applies to
+    every entry, else None (the sampler's own transforms, in its settings and so in the fingerprint).
+
+    Raises:
+        FitError: ``argument`` differs from the datamodule's transforms; names the datamodule argument.
+    """
+    if argument is None:
+        return None
+    applied = tuple(getattr(sampler, "transforms", ()))
+    wanted = None if argument.is_identity else argument
+    if any(t != wanted for t in applied):
+        have = sorted({"identity" if t is None else t.describe() for t in applied})
+        raise FitError(
+            f"FastTokenizerCallback(transform={argument.describe()!r}) but the datamodule's sampler applies "
+            f"{', '.join(map(repr, have))}; pass the same transform to the datamodule "
+            "(MixtureDataModule(transform=...)) so the policy sees the actions the tokenizer is fit on"
+        )
+    return argument
+
+
+def callback_fit_settings(settings: FitSettings, source: Any, chunk_size: int) -> FitSettings:
+    """The callback's settings completed from the datamodule: sizes, grouping, stats source, transform."""
+    return dataclasses.replace(
+        settings,
+        chunk_size=chunk_size,
+        max_action_dim=int(source.norm_heads.max_action_dim),
+        head_grouping=head_grouping_of(settings.head_grouping, source.norm_heads),
+        stats_source=stats_source_of(settings, source.norm_heads, source.chunk_sampler),
+        transform=transform_of(settings.transform, source.chunk_sampler),
+    )
+
+
+def check_transform_argument(transform: Any, stats_source: str | None) -> None:
+    """The datamodule's ``transform`` is an `ActionTransform` (or None) and not paired with stored stats.
+
+    Raises:
+        ValueError: Naming the argument and the fix.
+    """
+    from fasttok_plugin.transforms import ActionTransform
+
+    if transform is not None and not isinstance(transform, ActionTransform):
+        raise ValueError(
+            f"MixtureDataModule: transform must be an ActionTransform or None, got {transform!r}"
+        )
+    if transform is not None and not transform.is_identity and stats_source == "stored":
+        raise ValueError(_STORED_WITH_TRANSFORM)
+
+
+_STORED_WITH_TRANSFORM = (
+    "MixtureDataModule: stats_source='stored' with transformed actions: no stats.json holds the stats of "
+    "transformed actions (selected columns, relative dims); drop stats_source or pass 'data'"
+)
+
+
+def data_source_for(argument: str | None, transforms: Any) -> str:
+    """The datamodule's stats source: ``argument``, else ``"data"`` when some entry is transformed.
+
+    Raises:
+        FitError: ``"stored"`` while the mixture transforms some entry's actions.
+    """
+    transformed = any(t is not None and not t.is_identity for t in transforms)
+    if transformed and argument == "stored":
+        raise FitError(_STORED_WITH_TRANSFORM + " (the mixture's transform keys)")
+    return argument or ("data" if transformed else "stored")

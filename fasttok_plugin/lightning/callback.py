@@ -9,7 +9,6 @@ tokens the model sees at train time come from exactly the normalization the toke
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
@@ -31,7 +30,7 @@ from fasttok_plugin.fit.settings import (
     DEFAULT_TOTAL_CHUNKS,
     FitSettings,
 )
-from fasttok_plugin.lightning._arguments import check_arguments, head_grouping_of, stats_source_of
+from fasttok_plugin.lightning._arguments import callback_fit_settings, check_arguments
 from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, load_report
 from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
 from fasttok_plugin.lightning._distributed import (
@@ -45,6 +44,7 @@ from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
 from fasttok_plugin.lightning._preflight import preflight_source
 from fasttok_plugin.lightning._resume import ResumeGuard, checkpoint_state
 from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
+from fasttok_plugin.transforms import ActionTransform  # at runtime: LightningCLI reads the annotations
 
 if TYPE_CHECKING:
     from fasttok_plugin.codec import FastTokenizer
@@ -108,8 +108,9 @@ class FastTokenizerCallback(Callback):
         workers: Sampler worker processes while fitting (never changes the result).
         normalization: Normalization mode of the fit corpus (``"min_max"``, ``"mean_std"``, ``"quantile"``,
             ``"quantile10"`` or ``"identity"``).
-        stats_source: ``None``: ``"data"`` for the quantile modes, else ``"stored"``; must equal the
-            datamodule's heads' ``stats_source`` (``MixtureDataModule(stats_source=...)``).
+        stats_source: ``None``: ``"data"`` for the quantile modes and transforms, else ``"stored"``; must
+            equal the datamodule's heads' ``stats_source`` (``MixtureDataModule(stats_source=...)``).
+        transform: ``None``: the datamodule's transforms; else it must equal them (an `ActionTransform`).
         zero_range: How zero-range dims normalize (``"center"`` -> 0, ``"legacy"`` -> -1).
         eps: Zero-range threshold of the normalization.
         on_dataset_error: ``"raise"`` stops when a dataset's frames cannot be read; ``"skip"`` fits without
@@ -166,6 +167,7 @@ class FastTokenizerCallback(Callback):
         eps: float = 1e-6,
         on_dataset_error: Literal["raise", "skip"] = "raise",
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
+        transform: ActionTransform | None = None,
         on_mismatch: Literal["error", "refit"] = "error",
         attribute: str = "action_tokenizer",
         normalize_attribute: str | None = None,
@@ -195,6 +197,7 @@ class FastTokenizerCallback(Callback):
                 on_dataset_error=on_dataset_error,
                 head_grouping=head_grouping,
                 stats_source=stats_source,
+                transform=transform,
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None
@@ -246,13 +249,7 @@ class FastTokenizerCallback(Callback):
 
     def fit_settings(self, source: TokenizerSource) -> FitSettings:
         """The :class:`~fasttok_plugin.fit.FitSettings` this callback fits with for ``source``."""
-        return dataclasses.replace(
-            self._settings,
-            chunk_size=chunk_size_of(source),
-            max_action_dim=int(source.norm_heads.max_action_dim),
-            head_grouping=head_grouping_of(self._settings.head_grouping, source.norm_heads),
-            stats_source=stats_source_of(self._settings, source.norm_heads),
-        )
+        return callback_fit_settings(self._settings, source, chunk_size_of(source))
 
     def _fingerprint(
         self, source: TokenizerSource, settings: FitSettings, *, data_identity: bool = True

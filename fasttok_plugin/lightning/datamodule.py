@@ -28,8 +28,10 @@ from fasttok_plugin.defaults import (
     resolve_setting,
 )
 from fasttok_plugin.heads.keys import check_head_grouping
+from fasttok_plugin.lightning._arguments import check_transform_argument, data_source_for
 from fasttok_plugin.lightning.stream import ChunkStream
 from fasttok_plugin.mixture import MixtureConfig  # at runtime: LightningCLI reads the annotations
+from fasttok_plugin.transforms import ActionTransform  # likewise
 
 if TYPE_CHECKING:
     from fasttok_plugin.heads import NormHeads
@@ -81,7 +83,11 @@ class MixtureDataModule(pl.LightningDataModule):
             ``(robot_type, control_mode)``), ``"global"`` (one head over the mixture) or ``"dataset"`` (one
             head per entry). ``None``: the mixture's ``head_grouping``, else ``"robot_control"``.
         stats_source: ``"stored"`` (the datasets' stats.json) or ``"data"``: the stats of the frames each
-            head trains on (`compute_head_stats`, cached), required by the quantile normalization modes.
+            head trains on (`compute_head_stats`, cached), required by the quantile normalization modes
+            and by transforms. ``None``: ``"data"`` when the actions are transformed, else ``"stored"``.
+        transform: An `ActionTransform` for every entry (None: the mixture's transform keys). Batches
+            carry the transformed actions (selected columns, relative dims minus the state at the chunk's
+            first frame), so the policy's Normalize sees the values the tokenizer is fit on.
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -112,7 +118,8 @@ class MixtureDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         on_dataset_error: Literal["raise", "skip"] = "raise",
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
-        stats_source: Literal["stored", "data"] = "stored",
+        stats_source: Literal["stored", "data"] | None = None,
+        transform: ActionTransform | None = None,
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -136,11 +143,14 @@ class MixtureDataModule(pl.LightningDataModule):
             )
         if head_grouping is not None:
             check_head_grouping(head_grouping, "MixtureDataModule: head_grouping")
-        if stats_source not in ("stored", "data"):
+        if stats_source not in (None, "stored", "data"):
             raise ValueError(
                 f"MixtureDataModule: stats_source must be 'stored' or 'data', got {stats_source!r}"
             )
-        self.stats_source = stats_source
+        check_transform_argument(transform, stats_source)
+        self.stats_source = stats_source or "stored"  # "data" once setup() sees transformed actions
+        self._stats_source_arg = stats_source
+        self.transform = transform
         self.mixture = mixture
         self._head_grouping_arg = head_grouping
         self.on_dataset_error = on_dataset_error
@@ -226,15 +236,21 @@ class MixtureDataModule(pl.LightningDataModule):
         resolved = resolve_mixture(config)
         grouping = resolve_setting(self._head_grouping_arg, config.head_grouping, DEFAULT_HEAD_GROUPING)
         heads = build_norm_heads(resolved, max_action_dim, grouping=grouping)
+        transforms = config.entry_transforms(self.transform)
+        self.stats_source = data_source_for(self._stats_source_arg, transforms)
         if self.stats_source == "data" and not heads.errors():
             # The fit's own helper: the callback's fit and Normalize see exactly these stats. Heads with
             # errors are left stored so the callback's preflight can list every problem first.
             from fasttok_plugin.fit.source import heads_with_data_stats
 
-            heads = heads_with_data_stats(resolved, heads)
+            heads = heads_with_data_stats(
+                resolved, heads, transforms=transforms, chunk_size=chunk_size, action_freq=config.action_freq
+            )
         # The sampler keeps its default seed: the loaders pass their own seeds, and the sampler's settings
         # enter the tokenizer fingerprint, so a new training seed must not invalidate a cached tokenizer.
-        sampler = ChunkSampler(resolved, heads, chunk_size=chunk_size, workers=self.sampler_workers)
+        sampler = ChunkSampler(
+            resolved, heads, chunk_size=chunk_size, workers=self.sampler_workers, transforms=transforms
+        )
         self._resolved, self._norm_heads, self._sampler, self._chunk_size = (
             resolved,
             heads,
