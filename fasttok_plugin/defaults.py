@@ -12,6 +12,9 @@ DEFAULT_CHUNK_SIZE = 50
 #: one head over the whole mixture, or one head per entry. The default keeps the pre-#11 heads.
 HEAD_GROUPINGS = ("robot_control", "global", "dataset")
 DEFAULT_HEAD_GROUPING = "robot_control"
+#: Threads reading dataset metadata while a mixture is resolved. The reads are small files (JSON,
+#: episode-table footers) whose time goes to system calls and pyarrow, which release the GIL.
+DEFAULT_METADATA_THREADS = 8
 
 
 def resolve_setting(argument: T | None, mixture_value: T | None, default: T) -> T:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from fasttok_plugin.defaults import DEFAULT_METADATA_THREADS
 from fasttok_plugin.lerobot import DatasetError, DatasetMeta, read_dataset_meta
 from fasttok_plugin.lerobot.locations import find_dataset_root
 from fasttok_plugin.mixture import DatasetEntry, MixtureConfig, load_mixture
@@ -29,10 +30,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Threads reading metadata. The reads are small files (JSON, episode-table footers), so the time goes to
-#: system calls and pyarrow, which release the GIL; a few threads hide the latency even on 2 cores.
-DEFAULT_RESOLVE_THREADS = 8
 
 
 def dataset_names(repo_ids: Sequence[str]) -> list[str]:
@@ -156,7 +153,7 @@ def _dataset_root(entry: DatasetEntry, label: str) -> Path:
 
 
 def resolve_mixture(
-    mixture: str | os.PathLike[str] | MixtureConfig, *, threads: int = DEFAULT_RESOLVE_THREADS
+    mixture: str | os.PathLike[str] | MixtureConfig, *, threads: int = DEFAULT_METADATA_THREADS
 ) -> ResolvedMixture:
     """Resolve every entry of a mixture, reading the datasets' metadata in parallel.
 
