@@ -11,6 +11,8 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from fasttok_plugin._extras import missing_extra
+
 __all__ = ["lazy_exports"]
 
 
@@ -30,7 +32,15 @@ def lazy_exports(
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        try:
+            imported = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            # The base install is the preflight's: name the extra instead of a bare missing module.
+            error = missing_extra(exc, f"fasttok_plugin.{name}" if package == "fasttok_plugin" else name)
+            if error is None:
+                raise
+            raise error from exc
+        value = getattr(imported, name)
         namespace[name] = value
         return value
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -14,14 +12,9 @@ DEFAULT_CHUNK_SIZE = 50
 #: one head over the whole mixture, or one head per entry. The default keeps the pre-#11 heads.
 HEAD_GROUPINGS = ("robot_control", "global", "dataset")
 DEFAULT_HEAD_GROUPING = "robot_control"
-
-
-def lerobot_home() -> Path:
-    """Return the folder where LeRobot keeps datasets (`$HF_LEROBOT_HOME`, else the Hugging Face cache)."""
-    env = os.environ.get("HF_LEROBOT_HOME")
-    if env:
-        return Path(env).expanduser()
-    return Path("~/.cache/huggingface/lerobot").expanduser()
+#: Threads reading dataset metadata while a mixture is resolved. The reads are small files (JSON,
+#: episode-table footers) whose time goes to system calls and pyarrow, which release the GIL.
+DEFAULT_METADATA_THREADS = 8
 
 
 def resolve_setting(argument: T | None, mixture_value: T | None, default: T) -> T:

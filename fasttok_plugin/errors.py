@@ -24,6 +24,7 @@ __all__ = [
     "DatasetError",
     "FasttokError",
     "FitError",
+    "MissingExtraError",
     "MixtureError",
     "NormHeadsError",
     "OutDirError",
@@ -111,6 +112,20 @@ class DatasetError(FasttokError):
     def with_dataset(self, dataset: str | None) -> DatasetError:
         """A copy naming ``dataset`` (used when the caller knows the entry name)."""
         return DatasetError(self.reason, self.detail, path=self.path, hint=self.hint, dataset=dataset)
+
+
+class MissingExtraError(FasttokError, ImportError):
+    """A feature needs a dependency of an extra that is not installed (the base install is the preflight's).
+
+    Attributes:
+        module: The top-level module that could not be imported (e.g. ``torch``).
+        extra: The extra that brings it (e.g. ``fit``); the message gives the ``pip install`` line.
+    """
+
+    def __init__(self, message: str, *, module: str, extra: str) -> None:
+        super().__init__(message)
+        self.module = module
+        self.extra = extra
 
 
 class NormHeadsError(FasttokError, ValueError):

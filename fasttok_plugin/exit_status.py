@@ -10,6 +10,8 @@ import os
 import sys
 import traceback
 
+from fasttok_plugin._extras import missing_extra
+
 __all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_USAGE", "one_line", "report_internal_error"]
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -29,7 +31,8 @@ def one_line(exc: BaseException) -> str:
 def report_internal_error(prog: str, exc: BaseException) -> int:
     """Print one readable line for an unexpected exception and return the usage exit status.
 
-    A bug is not a user mistake, so no traceback by default; ``FASTTOK_DEBUG=1`` re-raises ``exc``.
+    A bug is not a user mistake, so no traceback by default; ``FASTTOK_DEBUG=1`` re-raises ``exc``. A
+    dependency of a missing extra is a setup problem, not a bug: the line says which extra to install.
 
     Args:
         prog: The command's name, printed first.
@@ -40,6 +43,10 @@ def report_internal_error(prog: str, exc: BaseException) -> int:
     """
     if os.environ.get("FASTTOK_DEBUG"):
         raise exc
+    extra = missing_extra(exc, prog)
+    if extra is not None:  # not a bug: the base install lacks an extra; say which one
+        print(f"{prog}: error: {extra}", file=sys.stderr)
+        return EXIT_USAGE
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
     print(

@@ -11,9 +11,13 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
+from fasttok_plugin.defaults import DEFAULT_METADATA_THREADS
 from fasttok_plugin.lerobot import DatasetError, DatasetMeta, read_dataset_meta
+from fasttok_plugin.lerobot.locations import find_dataset_root
 from fasttok_plugin.mixture import DatasetEntry, MixtureConfig, load_mixture
 
 __all__ = [
@@ -97,6 +101,10 @@ def entry_label(index: int, name: str) -> str:
 def resolve_entry(entry: DatasetEntry, name: str) -> ResolvedEntry:
     """Read one entry's dataset metadata and apply its tag overrides; a DatasetError is stored, not raised.
 
+    An entry without ``root`` is looked up where LeRobot keeps datasets (`find_dataset_root`: the home
+    folder, then the hub snapshot of the entry's ``revision``); when none holds it the error lists every
+    place looked at.
+
     Args:
         entry: The mixture entry (root, episode selection, action key, tag overrides).
         name: The entry's name from :func:`dataset_names` (messages say ``entry <index> (<name>)``).
@@ -106,13 +114,14 @@ def resolve_entry(entry: DatasetEntry, name: str) -> ResolvedEntry:
     """
     meta: DatasetMeta | None = None
     error: DatasetError | None = None
+    label = entry_label(entry.index, name)
     try:
         meta = read_dataset_meta(
-            entry.root,
+            _dataset_root(entry, label),
             action_key=entry.action_key,
             episodes=entry.episodes,
             excluded_episodes=entry.excluded_episodes,
-            name=entry_label(entry.index, name),
+            name=label,
         )
     except DatasetError as exc:
         error = exc
@@ -125,11 +134,33 @@ def resolve_entry(entry: DatasetEntry, name: str) -> ResolvedEntry:
     return ResolvedEntry(entry, name, robot_type, control_mode, meta, error)
 
 
-def resolve_mixture(mixture: str | os.PathLike[str] | MixtureConfig) -> ResolvedMixture:
-    """Resolve every entry of a mixture.
+def _dataset_root(entry: DatasetEntry, label: str) -> Path:
+    """The entry's ``root``, or where LeRobot keeps its dataset; a DatasetError lists the places looked at."""
+    if not entry.default_root:
+        return entry.root
+    location = find_dataset_root(entry.repo_id, entry.revision)
+    if location.root is not None:
+        return location.root
+    revision = f" --revision {entry.revision}" if entry.revision else ""
+    raise DatasetError(
+        "root_missing",
+        "dataset not found where LeRobot keeps it; looked in: " + "; ".join(location.searched),
+        hint=f"download it (e.g. `hf download --repo-type dataset {entry.repo_id}{revision} --local-dir "
+        f'"$HF_LEROBOT_HOME/{entry.repo_id}"`), set HF_LEROBOT_HOME or HF_HOME to where it is, or give '
+        '"root" in the entry',
+        dataset=label,
+    )
+
+
+def resolve_mixture(
+    mixture: str | os.PathLike[str] | MixtureConfig, *, threads: int = DEFAULT_METADATA_THREADS
+) -> ResolvedMixture:
+    """Resolve every entry of a mixture, reading the datasets' metadata in parallel.
 
     Args:
         mixture: A mixture file path or a parsed :class:`MixtureConfig`.
+        threads: Metadata reads in flight (``1``: one after the other, in the caller's thread). The result
+            is the same for any value: entries keep mixture order.
 
     Returns:
         The resolved mixture; dataset problems are stored on the entries.
@@ -139,5 +170,14 @@ def resolve_mixture(mixture: str | os.PathLike[str] | MixtureConfig) -> Resolved
     """
     config = mixture if isinstance(mixture, MixtureConfig) else load_mixture(mixture)
     names = dataset_names([e.repo_id for e in config.datasets])
-    entries = tuple(resolve_entry(entry, name) for entry, name in zip(config.datasets, names, strict=True))
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    pairs = list(zip(config.datasets, names, strict=True))
+    if threads == 1 or len(pairs) < 2:
+        entries = tuple(resolve_entry(entry, name) for entry, name in pairs)
+    else:
+        with ThreadPoolExecutor(
+            max_workers=min(threads, len(pairs)), thread_name_prefix="fasttok-meta"
+        ) as pool:
+            entries = tuple(pool.map(lambda pair: resolve_entry(*pair), pairs))
     return ResolvedMixture(config, entries)

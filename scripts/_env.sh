@@ -1,5 +1,6 @@
 # Sourced by scripts/test.sh and scripts/demo.sh: create .venv and install the project into it.
 # torch is pinned through constraints/cpu.txt so pip takes the CPU wheel, never a multi-GB CUDA build.
+# The default extra `test` brings every extra (`all`); the bare base install is only what the preflight needs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON_BIN=${PYTHON:-python3}

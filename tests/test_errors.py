@@ -29,6 +29,7 @@ BUILTIN_BASES: dict[str, type[Exception]] = {
     "OutDirError": ValueError,
     "PreflightUsageError": ValueError,
     "TokenizerMismatchError": RuntimeError,
+    "MissingExtraError": ImportError,
 }
 
 
@@ -82,6 +83,11 @@ def _factories(result: PreflightResult) -> dict[str, Callable[[], errors.Fasttok
             "tokenizer.json and fasttok.json disagree"
         ),
         "FitError": lambda: errors.FitError("nothing to fit: every dataset was skipped"),
+        "MissingExtraError": lambda: errors.MissingExtraError(
+            "fasttok needs 'torch'; install the 'fit' extra: pip install 'fasttok-plugin[fit]'",
+            module="torch",
+            extra="fit",
+        ),
         "OutDirError": lambda: errors.OutDirError("/out exists and is not a tokenizer directory"),
         "PreflightError": lambda: errors.PreflightError(result),
         "PreflightUsageError": lambda: errors.PreflightUsageError("unknown option 'min_frame'"),

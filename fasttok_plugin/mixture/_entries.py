@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fasttok_plugin.defaults import lerobot_home
 from fasttok_plugin.mixture._pointers import pointer_join
 from fasttok_plugin.mixture._transform import parse_transform, transform_keys
 from fasttok_plugin.mixture._validator import Validator, entry_label
@@ -45,7 +44,7 @@ def parse_entry(
     validator.check_keys(raw, pointer, ENTRY_KEYS)
     repo_id = _repo_id(validator, raw, index, pointer)
     label = entry_label(raw, index)
-    root = _root(validator, raw, pointer, label, repo_id, base_dir)
+    root, default_root = _root(validator, raw, pointer, label, repo_id, base_dir)
     robot_type = validator.optional_str(raw, "robot_type", pointer, 'e.g. "robot_type": "so100"', label)
     control_mode = validator.optional_str(
         raw, "control_mode", pointer, 'e.g. "control_mode": "joint_pos"', label
@@ -71,6 +70,7 @@ def parse_entry(
         weight=weight,
         action_key=action_key,
         revision=revision,
+        default_root=default_root,
         pointer=pointer,
         line=line,
         file=file,
@@ -93,8 +93,12 @@ def _repo_id(validator: Validator, raw: dict[str, Any], index: int, pointer: str
 
 def _root(
     validator: Validator, raw: dict[str, Any], pointer: str, label: str, repo_id: str | None, base_dir: Path
-) -> Path:
-    """The absolute dataset folder: ``root`` against ``base_dir``, else ``$HF_LEROBOT_HOME/<repo_id>``."""
+) -> tuple[Path, bool]:
+    """The absolute dataset folder: ``root`` against ``base_dir``, else ``$HF_LEROBOT_HOME/<repo_id>``.
+
+    The flag says the default was taken: resolution then also looks in LeRobot's hub snapshot cache
+    (`fasttok_plugin.lerobot.locations`).
+    """
     root = validator.optional_str(raw, "root", pointer, "give the local dataset folder as a string", label)
     if root is not None and not root.strip():
         validator.problem(
@@ -104,7 +108,10 @@ def _root(
         )
         root = None
     if root is None:
-        return Path(os.path.abspath(lerobot_home() / (repo_id or "")))
+        # Imported here: the lerobot package pulls in pyarrow, which parsing a mixture with roots never needs.
+        from fasttok_plugin.lerobot.locations import lerobot_home
+
+        return Path(os.path.abspath(lerobot_home() / (repo_id or ""))), True
     try:
         candidate = user_path(root)
     except ValueError as exc:
@@ -114,7 +121,7 @@ def _root(
             "give the dataset folder as an absolute path or relative to the mixture file",
         )
         candidate = Path(root.replace("\0", ""))
-    return Path(os.path.abspath(candidate if candidate.is_absolute() else base_dir / candidate))
+    return Path(os.path.abspath(candidate if candidate.is_absolute() else base_dir / candidate)), False
 
 
 def _action_key(validator: Validator, raw: dict[str, Any], pointer: str, label: str) -> str | None:

@@ -101,12 +101,15 @@ class DatasetEntry:
         excluded_episodes: Excluded episode indices, as given.
         weight: Per-entry ``weight`` as given (``None`` when absent).
         action_key: Native action column (``action_key`` or ``data_features_name_mapping.actions``).
-        revision: Recorded only.
+        revision: The Hub revision; picks the snapshot when the dataset is found in LeRobot's hub cache
+            (``root`` not given), otherwise recorded only.
         pointer: JSON pointer of the entry (``/datasets/3`` or ``/dataset_mixture/datasets/3``).
         line: Line of the entry's opening brace in ``file``.
         file: File the entry was written in (differs from the mixture when it came from a ``$ref``).
         transform: The entry's `ActionTransform` when it writes transform keys (merged over the top
             level's key by key), else ``None`` (the mixture's ``transform`` applies).
+        default_root: ``root`` was not given: ``root`` is LeRobot's default, and resolution also looks in
+            LeRobot's hub snapshot cache (`fasttok_plugin.lerobot.locations.find_dataset_root`).
     """
 
     index: int
@@ -123,6 +126,7 @@ class DatasetEntry:
     line: int | None
     file: Path | None = None
     transform: ActionTransform | None = None
+    default_root: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ def run_preflight(
     transform: Any = None,
     normalization: str | None = None,
     stats_source: str | None = None,
+    jobs: int | None = None,
 ) -> PreflightResult:
     """Run every check plugin on a mixture and return what they found (the CLI and the callback share this).
 
@@ -70,6 +71,8 @@ def run_preflight(
         transform: The fit's `ActionTransform` argument (None: the mixture's transform keys).
         normalization: The fit's normalization mode (checked against ``stats_source``; None: not checked).
         stats_source: The fit's stats source as given (None: its default).
+        jobs: Dataset metadata reads in flight (default `defaults.DEFAULT_METADATA_THREADS`; ``1``: one at
+            a time). The findings are the same for any value.
 
     Returns:
         The findings, filtered, sorted, with ``.ok`` / ``.errors``.
@@ -99,7 +102,7 @@ def run_preflight(
         path = Path(mixture)
         return run.result(_structure_findings(exc, path), path, ())
     max_action_dim, chunk_size = _sizes(config, norm_heads, max_action_dim, chunk_size)
-    resolved = resolved or given or resolve_mixture(config)
+    resolved = resolved or given or _resolve(resolve_mixture, config, jobs)
     grouping = _grouping(config, head_grouping)
     norm_heads, heads_error = _norm_heads(resolved, norm_heads, max_action_dim, grouping)
     context = PreflightContext(
@@ -119,6 +122,19 @@ def run_preflight(
     if heads_error is not None:
         findings.append(_heads_failed(heads_error, max_action_dim, config.path))
     return run.result(findings, config.path, resolved.names)
+
+
+def _resolve(resolve_mixture: Any, config: MixtureConfig, jobs: int | None) -> ResolvedMixture:
+    """Resolve with ``jobs`` metadata threads (``None``: the default).
+
+    Raises:
+        PreflightUsageError: ``jobs`` is not a positive integer.
+    """
+    if jobs is None:
+        return resolve_mixture(config)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise PreflightUsageError(f"jobs must be a positive integer, got {jobs!r}")
+    return resolve_mixture(config, threads=jobs)
 
 
 def _config_of(

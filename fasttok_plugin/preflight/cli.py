@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from fasttok_plugin._arg_types import positive_int_arg
-from fasttok_plugin.defaults import HEAD_GROUPINGS
+from fasttok_plugin.defaults import DEFAULT_METADATA_THREADS, HEAD_GROUPINGS
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
+from fasttok_plugin.preflight._fragments import includers, is_fragment
 from fasttok_plugin.preflight.config import ProjectConfig, find_project_config
 from fasttok_plugin.preflight.context import OptionRegistry
 from fasttok_plugin.preflight.findings import PreflightResult, PreflightUsageError
@@ -90,6 +91,18 @@ def build_parser(
         help="colour text output (default: on a TTY)",
     )
     parser.add_argument("--isolated", action="store_true", help="ignore pyproject.toml configuration")
+    parser.add_argument(
+        "--jobs",
+        type=positive_int_arg,
+        metavar="N",
+        help=f"dataset metadata reads in flight (default {DEFAULT_METADATA_THREADS}; 1: one at a time)",
+    )
+    parser.add_argument(
+        "--skip-fragments",
+        action="store_true",
+        help="do not check files without datasets ($ref fragments) on their own; the mixtures that include "
+        "them check their content (the pre-commit hook sets this)",
+    )
     if registry is not None:
         _add_plugin_options(parser, registry)
     return parser
@@ -156,7 +169,12 @@ def _run(argv: Sequence[str] | None) -> int:
     exit_code = EXIT_OK
     fmt = args.format
     unreadable: list[tuple[Path, MixtureError]] = []
-    for mixture in args.mixtures:
+    mixtures = list(args.mixtures)
+    if args.skip_fragments:
+        fragments = [m for m in mixtures if is_fragment(m)]
+        mixtures = [m for m in mixtures if m not in fragments]
+        _note_fragments(fragments, mixtures)
+    for mixture in mixtures:
         project = projects.get(mixture) or _project_config(mixture, args.isolated)
         project.check_plugin_keys(known_keys)
         fmt = fmt or project.builtin.get("format")
@@ -214,7 +232,20 @@ def _check(
         ignore=args.ignore if args.ignore is not None else settings.get("ignore", ()),
         plugins=manager,
         options=options,
+        jobs=args.jobs,
     )
+
+
+def _note_fragments(fragments: Sequence[str], mixtures: Sequence[str]) -> None:
+    """One stderr line per skipped fragment, naming the given mixtures that check it (if any)."""
+    for fragment in fragments:
+        checked_by = includers(fragment, mixtures)
+        where = (
+            "checked through " + ", ".join(str(m) for m in checked_by)
+            if checked_by
+            else "checked by the mixtures that include it"
+        )
+        print(f"{PROG}: skipped {fragment}: a $ref fragment (no datasets); {where}", file=sys.stderr)
 
 
 def _print(

@@ -30,6 +30,8 @@ RESERVED_OPTIONS = frozenset(
         "plugins",
         "color",
         "help",
+        "jobs",
+        "skip_fragments",
     }
 )
 

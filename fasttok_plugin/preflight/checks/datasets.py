@@ -22,8 +22,9 @@ class DatasetMetadata(_Check):
             "FT301",
             "root-missing",
             ERROR,
-            "The dataset root does not exist.",
-            'Fix "root" in the entry, set HF_LEROBOT_HOME, or download the dataset first.',
+            "The dataset root does not exist (without root: not in $HF_LEROBOT_HOME/<repo_id> nor in "
+            "LeRobot's hub snapshot cache; the message lists every place looked at).",
+            'Fix "root" or "revision" in the entry, set HF_LEROBOT_HOME or HF_HOME, or download the dataset.',
         ),
         Rule(
             "FT302",
