@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fasttok_plugin import __version__
 from fasttok_plugin._arg_types import (
     fraction_arg,
     non_negative_int_arg,
@@ -22,6 +23,7 @@ from fasttok_plugin._arg_types import (
     positive_float_arg,
     positive_int_arg,
 )
+from fasttok_plugin._doclinks import doc_path
 from fasttok_plugin._printable import printable_lines
 from fasttok_plugin._report_text import plot_histograms, render_histograms, render_report
 from fasttok_plugin.defaults import HEAD_GROUPINGS
@@ -44,9 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit FAST action tokenizers on LeRobot mixtures with the exact normalization your "
         "policy trains with.",
         epilog="Exit status: 0 success, 1 problems in the mixture or its data (preflight errors stop the fit "
-        "before sampling), 2 usage error or unreadable input. See docs/fitting.md.",
+        f"before sampling), 2 usage error or unreadable input. See {doc_path('fitting.md')}.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="`fasttok COMMAND --help` lists its options"
+    )
     commands.required = True
     _add_fit(commands)
     _add_inspect(commands)
@@ -82,7 +87,8 @@ def _add_fit(commands: Any) -> None:
         "--normalization",
         choices=("min_max", "mean_std", "quantile", "quantile10", "identity"),
         default="min_max",
-        help="quantile: q01/q99 to [-1, 1]; quantile10: q10/q90 (both need stats from the data)",
+        help="how actions are normalized before the fit, as the policy does (default min_max); "
+        "quantile: q01/q99 to [-1, 1]; quantile10: q10/q90 (both need stats from the data)",
     )
     fit.add_argument(
         "--stats-source",
@@ -91,8 +97,20 @@ def _add_fit(commands: Any) -> None:
         help="norm stats from the datasets' stats.json (stored) or computed from the frames each head "
         "trains on (data; cached); default: data for the quantile modes, else stored",
     )
-    fit.add_argument("--zero-range", choices=("center", "legacy"), default="center")
-    fit.add_argument("--pipeline", choices=("reference", "char"), default="char")
+    fit.add_argument(
+        "--zero-range",
+        choices=("center", "legacy"),
+        default="center",
+        help="min_max dims whose stats range is zero: center (default) maps them to 0.0, legacy to -1.0 "
+        "like older pipelines",
+    )
+    fit.add_argument(
+        "--pipeline",
+        choices=("reference", "char"),
+        default="char",
+        help="char (default): full alphabet, no pre-tokenizer; reference: byte-identical to the "
+        "reference UniversalActionProcessor.fit",
+    )
     fit.add_argument(
         "--on-dataset-error",
         choices=("raise", "skip"),
