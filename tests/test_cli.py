@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -179,6 +180,8 @@ def test_progress_bars_show_on_a_terminal(example_mixture: Path, tmp_path: Path)
     terminal = b"".join(chunks).decode(errors="replace")
     assert "sample + normalize" in terminal
     assert "evaluate held-out" in terminal
+    # The BPE phase has no steps to count: it shows its elapsed time (it was a 0/1 bar).
+    assert re.search(r"BPE fit: \d\d:\d\d elapsed", terminal)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None, reason="matplotlib is installed")
