@@ -25,7 +25,7 @@ from fasttok_plugin._arg_types import (
 )
 from fasttok_plugin._doclinks import doc_path
 from fasttok_plugin._printable import printable_lines
-from fasttok_plugin._report_text import plot_histograms, render_histograms, render_report
+from fasttok_plugin._report_text import render_histograms, render_report
 from fasttok_plugin.defaults import HEAD_GROUPINGS
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
 
@@ -180,7 +180,10 @@ def _add_inspect(commands: Any) -> None:
     )
     inspect.add_argument("directory", metavar="DIR", help="tokenizer directory written by `fasttok fit`")
     inspect.add_argument(
-        "--plot", metavar="FILE.png", help="also save token-length histograms (needs matplotlib)"
+        "--plot",
+        metavar="FILE.png",
+        help="also save a PNG: per-head token-length histograms with p50/p99 and the budget, plus the "
+        "overall CDF (needs matplotlib)",
     )
     inspect.add_argument("--json", action="store_true", help="print the raw report as JSON instead")
     inspect.set_defaults(handler=_cmd_inspect)
@@ -299,22 +302,38 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         report = FitReport.load(directory)
     except FitError as exc:
         raise _UsageError(str(exc)) from None
+    # The PNG first: a reader that closes stdout early (`| head`) must not stop it from being written.
+    plot_error = _plot(report, Path(args.plot)) if args.plot else None
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(render_report(report, directory=directory))
         sys.stdout.write(render_histograms(report))
+    if plot_error is not None:
+        print(f"{PROG} inspect: error: {plot_error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.plot:
-        if importlib.util.find_spec("matplotlib") is None:
-            print(
-                f"{PROG} inspect: --plot needs matplotlib, which is not installed; install it with "
-                f"`pip install 'fasttok-plugin[plot]'` (the report above is complete without it)",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        path = plot_histograms(report, Path(args.plot))
-        print(f"wrote {path}")
+        print(f"wrote {args.plot}")
     return EXIT_OK
+
+
+def _plot(report: Any, path: Path) -> str | None:
+    """Write the ``--plot`` PNG; the one-line reason when it cannot be written (the report still prints)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return (
+            "--plot needs matplotlib, which is not installed; install it with "
+            "`pip install 'fasttok-plugin[plot]'` (the report above is complete without it)"
+        )
+    from fasttok_plugin._report_plot import plot_report
+
+    try:
+        plot_report(report, path)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return f"cannot write the plot {path}: {reason}; pass a --plot path in a writable folder"
+    except ValueError as exc:
+        return f"nothing to plot for {path}: {exc}"
+    return None
 
 
 # --------------------------------------------------------------------------------------------- main
