@@ -1,11 +1,11 @@
-"""A fit report for people: text tables, text histograms of token lengths, and an optional PNG plot.
+"""A fit report for people: text tables and text histograms of token lengths.
 
-``fasttok fit`` prints the summary after fitting and ``fasttok inspect`` prints the whole report.
+``fasttok fit`` (and the Lightning callback) print the summary after fitting and ``fasttok inspect``
+prints the whole report; the PNG plot is drawn by ``_report_plot``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +15,7 @@ from fasttok_plugin._printable import printable_lines
 if TYPE_CHECKING:  # pragma: no cover
     from fasttok_plugin.fitting import FitReport
 
-__all__ = ["plot_histograms", "render_histograms", "render_report"]
+__all__ = ["render_histograms", "render_report"]
 
 _BAR_WIDTH = 40
 # fmt: off
@@ -153,34 +153,6 @@ def render_histograms(report: FitReport) -> str:
             bar = "#" * max(1 if counts[i] else 0, round(_BAR_WIDTH * counts[i] / top))
             lines.append(f"      {label:>9} | {bar:<{_BAR_WIDTH}} {counts[i]}{'  > budget' if over else ''}")
     return printable_lines(lines) + "\n"
-
-
-def plot_histograms(report: FitReport, path: Path) -> Path:
-    """Save the held-out token-length histograms, one panel per head, as a PNG (needs matplotlib)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    heads = [h for h in report.heads if any(h.histogram)]
-    n = max(1, len(heads))
-    cols = min(4, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
-    edges = list(report.histogram_edges)
-    for ax, h in zip(axes.flat, heads, strict=False):
-        ax.stairs(h.histogram, edges, fill=True)
-        if report.max_action_tokens is not None:
-            ax.axvline(report.max_action_tokens, color="red", linestyle="--", linewidth=1)
-        ax.set_title(h.key, fontsize=9)
-        ax.set_xlabel("tokens per chunk", fontsize=8)
-    for ax in list(axes.flat)[len(heads) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def _fmt(value: float | int | None, spec: str = ".3g") -> str:

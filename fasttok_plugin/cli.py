@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fasttok_plugin import __version__
 from fasttok_plugin._arg_types import (
     fraction_arg,
     non_negative_int_arg,
@@ -22,8 +23,9 @@ from fasttok_plugin._arg_types import (
     positive_float_arg,
     positive_int_arg,
 )
+from fasttok_plugin._doclinks import doc_path
 from fasttok_plugin._printable import printable_lines
-from fasttok_plugin._report_text import plot_histograms, render_histograms, render_report
+from fasttok_plugin._report_text import render_histograms, render_report
 from fasttok_plugin.defaults import HEAD_GROUPINGS
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
 
@@ -44,9 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit FAST action tokenizers on LeRobot mixtures with the exact normalization your "
         "policy trains with.",
         epilog="Exit status: 0 success, 1 problems in the mixture or its data (preflight errors stop the fit "
-        "before sampling), 2 usage error or unreadable input. See docs/fitting.md.",
+        f"before sampling), 2 usage error or unreadable input. See {doc_path('fitting.md')}.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="`fasttok COMMAND --help` lists its options"
+    )
     commands.required = True
     _add_fit(commands)
     _add_inspect(commands)
@@ -82,7 +87,8 @@ def _add_fit(commands: Any) -> None:
         "--normalization",
         choices=("min_max", "mean_std", "quantile", "quantile10", "identity"),
         default="min_max",
-        help="quantile: q01/q99 to [-1, 1]; quantile10: q10/q90 (both need stats from the data)",
+        help="how actions are normalized before the fit, as the policy does (default min_max); "
+        "quantile: q01/q99 to [-1, 1]; quantile10: q10/q90 (both need stats from the data)",
     )
     fit.add_argument(
         "--stats-source",
@@ -92,8 +98,20 @@ def _add_fit(commands: Any) -> None:
         "trains on (data; cached); default: data for the quantile modes, else stored",
     )
     _add_transform_flags(fit)
-    fit.add_argument("--zero-range", choices=("center", "legacy"), default="center")
-    fit.add_argument("--pipeline", choices=("reference", "char"), default="char")
+    fit.add_argument(
+        "--zero-range",
+        choices=("center", "legacy"),
+        default="center",
+        help="min_max dims whose stats range is zero: center (default) maps them to 0.0, legacy to -1.0 "
+        "like older pipelines",
+    )
+    fit.add_argument(
+        "--pipeline",
+        choices=("reference", "char"),
+        default="char",
+        help="char (default): full alphabet, no pre-tokenizer; reference: byte-identical to the "
+        "reference UniversalActionProcessor.fit",
+    )
     fit.add_argument(
         "--on-dataset-error",
         choices=("raise", "skip"),
@@ -163,7 +181,10 @@ def _add_inspect(commands: Any) -> None:
     )
     inspect.add_argument("directory", metavar="DIR", help="tokenizer directory written by `fasttok fit`")
     inspect.add_argument(
-        "--plot", metavar="FILE.png", help="also save token-length histograms (needs matplotlib)"
+        "--plot",
+        metavar="FILE.png",
+        help="also save a PNG: per-head token-length histograms with p50/p99 and the budget, plus the "
+        "overall CDF (needs matplotlib)",
     )
     inspect.add_argument("--json", action="store_true", help="print the raw report as JSON instead")
     inspect.set_defaults(handler=_cmd_inspect)
@@ -313,22 +334,38 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         report = FitReport.load(directory)
     except FitError as exc:
         raise _UsageError(str(exc)) from None
+    # The PNG first: a reader that closes stdout early (`| head`) must not stop it from being written.
+    plot_error = _plot(report, Path(args.plot)) if args.plot else None
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(render_report(report, directory=directory))
         sys.stdout.write(render_histograms(report))
+    if plot_error is not None:
+        print(f"{PROG} inspect: error: {plot_error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.plot:
-        if importlib.util.find_spec("matplotlib") is None:
-            print(
-                f"{PROG} inspect: --plot needs matplotlib, which is not installed; install it with "
-                f"`pip install 'fasttok-plugin[plot]'` (the report above is complete without it)",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        path = plot_histograms(report, Path(args.plot))
-        print(f"wrote {path}")
+        print(f"wrote {args.plot}")
     return EXIT_OK
+
+
+def _plot(report: Any, path: Path) -> str | None:
+    """Write the ``--plot`` PNG; the one-line reason when it cannot be written (the report still prints)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return (
+            "--plot needs matplotlib, which is not installed; install it with "
+            "`pip install 'fasttok-plugin[plot]'` (the report above is complete without it)"
+        )
+    from fasttok_plugin._report_plot import plot_report
+
+    try:
+        plot_report(report, path)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return f"cannot write the plot {path}: {reason}; pass a --plot path in a writable folder"
+    except ValueError as exc:
+        return f"nothing to plot for {path}: {exc}"
+    return None
 
 
 # --------------------------------------------------------------------------------------------- main

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -179,18 +179,8 @@ def test_progress_bars_show_on_a_terminal(example_mixture: Path, tmp_path: Path)
     terminal = b"".join(chunks).decode(errors="replace")
     assert "sample + normalize" in terminal
     assert "evaluate held-out" in terminal
-
-
-@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None, reason="matplotlib is installed")
-def test_inspect_plot_without_matplotlib_says_how_to_get_it(example_mixture: Path, tmp_path: Path) -> None:
-    out = tmp_path / "tok"
-    assert fasttok("fit", str(example_mixture), "--out", str(out), "--quiet", *FAST_FIT).returncode == 0
-    result = fasttok("inspect", str(out), "--plot", str(tmp_path / "lengths.png"))
-    assert result.returncode == 2
-    assert "matplotlib" in result.stderr
-    assert "fasttok-plugin[plot]" in result.stderr
-    assert "Token lengths per head" in result.stdout  # the text report is still printed
-    assert not (tmp_path / "lengths.png").exists()
+    # The BPE phase has no steps to count: it shows its elapsed time (it was a 0/1 bar).
+    assert re.search(r"BPE fit: \d\d:\d\d elapsed", terminal)
 
 
 def test_help_does_not_import_torch() -> None:

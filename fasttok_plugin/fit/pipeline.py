@@ -32,7 +32,7 @@ import numpy as np
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.fit._build_report import build_report
 from fasttok_plugin.fit._outdir import check_out_dir, save_atomically
-from fasttok_plugin.fit._progress import PhaseClock, progress_bar
+from fasttok_plugin.fit._progress import ElapsedBar, PhaseClock, progress_bar
 from fasttok_plugin.fit.evaluate import evaluate_heldout
 from fasttok_plugin.fit.fingerprint import FINGERPRINT_KEY, NORM_HEADS_KEY, fit_fingerprint
 from fasttok_plugin.fit.plan import FitPlan
@@ -174,20 +174,22 @@ def _fit_pass(plan: FitPlan, settings: FitSettings, *, progress: bool, clock: Ph
                 "the fit corpus is empty: no sampled chunk is on the fit side (see the per-dataset "
                 "report); raise total_chunks or lower heldout_fraction"
             )
-        bpe_bar = progress_bar(progress, 1, "BPE fit", unit="step")
+        # BPE training has no steps to count: the bar shows the elapsed time instead of a 0/1 bar.
+        bpe_bar = ElapsedBar(progress, "BPE fit")
 
-    with clock.phase_excluding("fit", ("sample", "normalize")):
-        tokenizer = FastTokenizer.fit(
-            fit_stream(),
-            vocab_size=settings.vocab_size,
-            scale=float(settings.scale),
-            min_frequency=settings.min_frequency,
-            max_token_length=settings.max_token_length,
-            pipeline=settings.pipeline,
-        )
-    # FastTokenizer.fit reads its input to the end before it returns: the stream opened the BPE bar.
-    bpe_bar.update(1)
-    bpe_bar.close()
+    try:
+        with clock.phase_excluding("fit", ("sample", "normalize")):
+            tokenizer = FastTokenizer.fit(
+                fit_stream(),
+                vocab_size=settings.vocab_size,
+                scale=float(settings.scale),
+                min_frequency=settings.min_frequency,
+                max_token_length=settings.max_token_length,
+                pipeline=settings.pipeline,
+            )
+    finally:
+        if bpe_bar is not None:
+            bpe_bar.close()
     return tokenizer
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +20,7 @@ from pytorch_lightning.callbacks.callback import Callback
 from typing_extensions import override
 
 from fasttok_plugin.errors import TokenizerMismatchError
+from fasttok_plugin.fit._progress import bars_wanted
 from fasttok_plugin.fit.fingerprint import fit_fingerprint
 from fasttok_plugin.fit.report import FitReport
 from fasttok_plugin.fit.settings import (
@@ -40,7 +40,7 @@ from fasttok_plugin.lightning._distributed import (
     on_every_rank,
     rank_channel,
 )
-from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
+from fasttok_plugin.lightning._metrics import log_prepared
 from fasttok_plugin.lightning._preflight import preflight_source
 from fasttok_plugin.lightning._resume import ResumeGuard, checkpoint_state
 from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
@@ -124,7 +124,9 @@ class FastTokenizerCallback(Callback):
             :class:`~fasttok_plugin.normalize.Normalize` module built from the same heads and settings.
         preflight: Run the preflight first (strongly recommended).
         strict: Treat preflight warnings as errors.
-        progress: Show progress bars while fitting; ``None`` (default): when stderr is a terminal.
+        progress: Progress bars while fitting and the report summary printed after it; ``None`` (default):
+            the summary, and bars when stderr is a terminal and the trainer shows its own
+            (``Trainer(enable_progress_bar=...)``); ``False``: neither; ``True``: both.
 
     Raises:
         ValueError: If an argument is out of range or has an unknown value.
@@ -209,6 +211,7 @@ class FastTokenizerCallback(Callback):
         self.preflight = preflight
         self.strict = strict
         self.progress = progress
+        self._bars = False
 
         self._prepared: _PreparedTokenizer | None = None
         self._normalize: Normalize | None = None
@@ -264,19 +267,15 @@ class FastTokenizerCallback(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         source = source_of(trainer)
         if self._prepared is None or self._prepared.heads is not source.norm_heads:
+            self._bars = bars_wanted(self.progress, trainer.progress_bar_callback is not None)
             self._prepared = self._prepare(trainer, source)
             self._normalize = None
             prepared = self._prepared
             if trainer.is_global_zero:
-                params = tokenizer_params(
-                    fingerprint=prepared.fingerprint,
-                    heads=prepared.heads,
-                    tokenizer=prepared.tokenizer,
-                    settings=self._settings,
-                    tokenizer_dir=str(self.tokenizer_dir),
-                    fitted=prepared.fitted,
+                # The summary goes with the bars: progress=False keeps the console quiet.
+                log_prepared(
+                    trainer, prepared, self._settings, self.tokenizer_dir, self.progress is not False
                 )
-                log_fit(trainer, prepared.report, fitted=prepared.fitted, params=params)
         self._attach(pl_module, source)
         self._resume.watch(pl_module, self._prepared.fingerprint, self._prepared.heads.fingerprint)
 
@@ -368,8 +367,7 @@ class FastTokenizerCallback(Callback):
         fingerprint = self._fingerprint(source, settings)
         if self._existing_matches(source, settings, fingerprint):
             return fingerprint, False
-        progress = sys.stderr.isatty() if self.progress is None else self.progress
-        fit_into(self.tokenizer_dir, source, settings, fingerprint, progress=progress)
+        fit_into(self.tokenizer_dir, source, settings, fingerprint, progress=self._bars)
         return fingerprint, True
 
     def _existing_matches(self, source: TokenizerSource, settings: FitSettings, fingerprint: str) -> bool:

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from fasttok_plugin import __version__
 from fasttok_plugin._arg_types import positive_int_arg
+from fasttok_plugin._doclinks import doc_path
 from fasttok_plugin.defaults import DEFAULT_METADATA_THREADS, HEAD_GROUPINGS
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
 from fasttok_plugin.preflight._fragments import includers, is_fragment
@@ -40,8 +42,10 @@ def build_parser(
         description="Check LeRobot mixture files before any compute is spent (metadata only).",
         epilog="Exit status: 0 clean (warnings allowed unless --strict), 1 errors found, 2 usage error or "
         "unreadable input. Defaults may come from [tool.fasttok.preflight] in the nearest pyproject.toml; "
-        "the command line wins. Codes and plugins: docs/preflight.md.",
+        f"the command line wins. Codes and plugins: {doc_path('preflight.md')}.",
     )
+    if not for_prepass:
+        parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
         "mixtures", nargs="*" if for_prepass else "+", metavar="MIXTURE", help="mixture JSON file(s) to check"
     )

@@ -432,7 +432,7 @@ def test_fit_report_is_logged_as_hyperparameters_and_metrics(tmp_path, make_mixt
         "fasttok/roundtrip_mse",
     ):
         assert name in columns
-    assert "fasttok/head/arm::joint_pos/tokens_mean" in columns
+    assert "fasttok/head/arm__joint_pos/tokens_mean" in columns
     values = dict(zip(columns, rows[0].split(","), strict=True))
     report = callback.fit_report
     assert float(values["fasttok/tokens_mean"]) == pytest.approx(report.token_lengths.mean)
