@@ -184,6 +184,7 @@ def _fit_pass(plan: FitPlan, settings: FitSettings, *, progress: bool, clock: Ph
             min_frequency=settings.min_frequency,
             max_token_length=settings.max_token_length,
             pipeline=settings.pipeline,
+            order=settings.order,
         )
     # FastTokenizer.fit reads its input to the end before it returns: the stream opened the BPE bar.
     bpe_bar.update(1)
