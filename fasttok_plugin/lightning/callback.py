@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,7 +31,8 @@ from fasttok_plugin.fit.settings import (
     FitSettings,
 )
 from fasttok_plugin.lightning._arguments import check_arguments, head_grouping_of, stats_source_of
-from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, load_report
+from fasttok_plugin.lightning._attach import attach
+from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, prepared
 from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
 from fasttok_plugin.lightning._distributed import (
     RankChannel,
@@ -44,27 +44,17 @@ from fasttok_plugin.lightning._distributed import (
 from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
 from fasttok_plugin.lightning._preflight import preflight_source
 from fasttok_plugin.lightning._resume import ResumeGuard, checkpoint_state
+from fasttok_plugin.lightning._tuned import TuneRequest, recorded_scale, scale_from_files, tune_into
 from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
 
 if TYPE_CHECKING:
     from fasttok_plugin.codec import FastTokenizer
-    from fasttok_plugin.heads import NormHeads
+    from fasttok_plugin.lightning._cached import PreparedTokenizer
     from fasttok_plugin.normalize import Normalize
 
 __all__ = ["FastTokenizerCallback", "TokenizerMismatchError", "TokenizerSource"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _PreparedTokenizer:
-    """The tokenizer prepared for one datamodule's heads (reused by later stages)."""
-
-    heads: NormHeads
-    fingerprint: str
-    tokenizer: FastTokenizer
-    report: FitReport | None
-    fitted: bool
 
 
 class FastTokenizerCallback(Callback):
@@ -97,6 +87,9 @@ class FastTokenizerCallback(Callback):
         vocab_size: BPE vocabulary size.
         scale: DCT coefficient scale before rounding.
         pipeline: ``"char"`` (full alphabet) or ``"reference"`` (byte-identical to the reference processor).
+        order: Flatten order ``"time"`` (the reference's), ``"dims"`` or ``"dc_dims"`` (docs/fitting.md).
+        tune_max_action_tokens: If set, ``scale`` is where `tune_tokenizer` starts: the largest scale whose
+            held-out ``tune_quantile`` of token lengths fits this budget for every head is fit (and reused).
         min_frequency: BPE merge threshold.
         max_token_length: Longest BPE token (the trainer's cap, not the policy's budget).
         total_chunks: Chunks sampled from the mixture for fitting and evaluation.
@@ -152,6 +145,9 @@ class FastTokenizerCallback(Callback):
         vocab_size: int = 1024,
         scale: float = 10.0,
         pipeline: Literal["char", "reference"] = "char",
+        order: Literal["time", "dims", "dc_dims"] = "time",
+        tune_max_action_tokens: int | None = None,
+        tune_quantile: float = 0.99,
         min_frequency: int = 2,
         max_token_length: int | None = 10000,
         total_chunks: int = DEFAULT_TOTAL_CHUNKS,
@@ -195,9 +191,12 @@ class FastTokenizerCallback(Callback):
                 on_dataset_error=on_dataset_error,
                 head_grouping=head_grouping,
                 stats_source=stats_source,
+                order=order,
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None
+        self._tune = TuneRequest.of(tune_max_action_tokens, tune_quantile)
+        self._scale: float | None = None  # the tuned scale, once known
 
         self.tokenizer_dir = Path(tokenizer_dir).expanduser()
         self.on_mismatch = on_mismatch
@@ -207,7 +206,7 @@ class FastTokenizerCallback(Callback):
         self.strict = strict
         self.progress = progress
 
-        self._prepared: _PreparedTokenizer | None = None
+        self._prepared: PreparedTokenizer | None = None
         self._normalize: Normalize | None = None
         self._resume = ResumeGuard(self.state_key, on_mismatch, self.tokenizer_dir)
 
@@ -252,6 +251,7 @@ class FastTokenizerCallback(Callback):
             max_action_dim=int(source.norm_heads.max_action_dim),
             head_grouping=head_grouping_of(self._settings.head_grouping, source.norm_heads),
             stats_source=stats_source_of(self._settings, source.norm_heads),
+            scale=self._scale if self._scale is not None else self._settings.scale,
         )
 
     def _fingerprint(
@@ -318,7 +318,7 @@ class FastTokenizerCallback(Callback):
 
     # -- setup steps ----------------------------------------------------------------------------------------
 
-    def _prepare(self, trainer: pl.Trainer, source: TokenizerSource) -> _PreparedTokenizer:
+    def _prepare(self, trainer: pl.Trainer, source: TokenizerSource) -> PreparedTokenizer:
         """Rank 0 decides (preflight, fingerprint, load or fit); every rank then loads the same bytes."""
         loaded: list[FastTokenizer] = []
         with rank_channel(trainer) as channel:
@@ -330,7 +330,8 @@ class FastTokenizerCallback(Callback):
                 check=lambda needs_write: self._check_rank(channel.rank, source, decision, needs_write),
             )
             on_every_rank(
-                channel, lambda: loaded.append(load_matching(self.tokenizer_dir, decision.fingerprint))
+                channel,
+                lambda: loaded.append(load_matching(self.tokenizer_dir, decision.fingerprint)),
             )
         if trainer.is_global_zero:
             log.info(
@@ -340,13 +341,14 @@ class FastTokenizerCallback(Callback):
                 decision.fingerprint[:12],
                 loaded[0].vocab_size,
             )
-        report = load_report(self.tokenizer_dir)
-        return _PreparedTokenizer(source.norm_heads, decision.fingerprint, loaded[0], report, decision.fitted)
+        return prepared(source.norm_heads, decision, loaded[0], self.tokenizer_dir)
 
     def _check_rank(
         self, rank: int, source: TokenizerSource, decision: RankZeroDecision, needs_write: bool
     ) -> None:
         """A rank but 0: same fingerprint as rank 0, and a folder that may take rank 0's bytes."""
+        if self._tune is not None:
+            self._scale = scale_from_files(decision.files, self._tune)
         settings = self.fit_settings(source)
         # Heads and settings must agree; the data files' identities may differ (node-local copies).
         portable = self._fingerprint(source, settings, data_identity=False)
@@ -367,11 +369,16 @@ class FastTokenizerCallback(Callback):
     def _load_or_fit(self, source: TokenizerSource) -> tuple[str, bool]:
         if self.preflight:
             preflight_source(source, strict=self.strict)
+        if self._tune is not None:  # a folder tuned for this budget: check it at its scale
+            self._scale = recorded_scale(self.tokenizer_dir, self._tune)
         settings = self.fit_settings(source)
         fingerprint = self._fingerprint(source, settings)
         if self._existing_matches(source, settings, fingerprint):
             return fingerprint, False
         progress = sys.stderr.isatty() if self.progress is None else self.progress
+        if self._tune is not None:
+            self._scale = tune_into(self.tokenizer_dir, source, settings, self._tune, progress=progress)
+            return self._fingerprint(source, self.fit_settings(source)), True
         fit_into(self.tokenizer_dir, source, settings, fingerprint, progress=progress)
         return fingerprint, True
 
@@ -386,15 +393,6 @@ class FastTokenizerCallback(Callback):
 
     def _attach(self, pl_module: pl.LightningModule, source: TokenizerSource) -> None:
         assert self._prepared is not None
-        setattr(pl_module, self.attribute, self._prepared.tokenizer)
-        if self.normalize_attribute is None:
-            return
-        if self._normalize is None:
-            from fasttok_plugin.normalize import Normalize
-
-            s = self._settings
-            self._normalize = Normalize(
-                source.norm_heads, mode=s.normalization, zero_range=s.zero_range, eps=s.eps
-            )
-        if getattr(pl_module, self.normalize_attribute, None) is not self._normalize:
-            setattr(pl_module, self.normalize_attribute, self._normalize.to(pl_module.device))
+        self._normalize = attach(
+            pl_module, self._prepared.tokenizer, self._normalize, self, source.norm_heads
+        )
