@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "FitSettings": "fasttok_plugin.fit",
     "FitReport": "fasttok_plugin.fit",
     "fit_tokenizer": "fasttok_plugin.fit",
+    "tune_tokenizer": "fasttok_plugin.fit",
     "fit_fingerprint": "fasttok_plugin.fit",
     # preflight
     "run_preflight": "fasttok_plugin.preflight",

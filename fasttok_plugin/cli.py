@@ -1,4 +1,5 @@
-"""``fasttok``: fit a FAST tokenizer on a mixture (``fasttok fit``) and read its report (``fasttok inspect``).
+"""``fasttok``: fit a FAST tokenizer on a mixture (``fasttok fit``), tune its scale for a token budget
+(``fasttok tune``, in `fasttok_plugin._tune_cli`) and read its report (``fasttok inspect``).
 
 Exit status: 0 success; 1 the mixture or its data has problems (preflight errors are listed, nothing is
 sampled); 2 usage error or unreadable input. ``fasttok --help`` stays fast: torch, tokenizers and the
@@ -11,7 +12,7 @@ import argparse
 import importlib.util
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from fasttok_plugin._arg_types import (
 from fasttok_plugin._doclinks import doc_path
 from fasttok_plugin._printable import printable_lines
 from fasttok_plugin._report_text import render_histograms, render_report
+from fasttok_plugin._tune_cli import add_tune
 from fasttok_plugin.defaults import HEAD_GROUPINGS
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
 
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.required = True
     _add_fit(commands)
+    add_tune(commands)
     _add_inspect(commands)
     return parser
 
@@ -67,6 +70,12 @@ def _add_fit(commands: Any) -> None:
     )
     fit.add_argument("mixture", metavar="MIXTURE", help="mixture JSON file")
     fit.add_argument("--out", required=True, metavar="DIR", help="tokenizer directory to write (atomically)")
+    add_fit_options(fit)
+    fit.set_defaults(handler=_cmd_fit)
+
+
+def add_fit_options(fit: argparse.ArgumentParser, *, budget: bool = True) -> None:
+    """Every fit setting's option (``fasttok fit`` and ``fasttok tune`` share them; tune owns the budget)."""
     fit.add_argument(
         "--chunk-size", type=positive_int_arg, metavar="N", help="steps per chunk (default: mixture, 50)"
     )
@@ -82,7 +91,7 @@ def _add_fit(commands: Any) -> None:
         help="norm heads per (robot_type, control_mode), one global head, or one per dataset entry "
         "(default: mixture, robot_control)",
     )
-    _add_fit_numbers(fit)
+    _add_fit_numbers(fit, budget=budget)
     fit.add_argument(
         "--normalization",
         choices=("min_max", "mean_std", "quantile", "quantile10", "identity"),
@@ -113,6 +122,14 @@ def _add_fit(commands: Any) -> None:
         "reference UniversalActionProcessor.fit",
     )
     fit.add_argument(
+        "--order",
+        choices=("time", "dims", "dc_dims"),
+        default="time",
+        help="flatten order of the DCT coefficients: time (the reference's: coarse motion of every dim "
+        "first), dims (each dim's coefficients together: shortest) or dc_dims (every dim's DC first, "
+        "then dim-major); not time needs --pipeline char (docs/fitting.md)",
+    )
+    fit.add_argument(
         "--on-dataset-error",
         choices=("raise", "skip"),
         default="raise",
@@ -120,10 +137,9 @@ def _add_fit(commands: Any) -> None:
     )
     fit.add_argument("--quiet", "-q", action="store_true", help="no progress bars and no summary table")
     fit.add_argument("--verbose", "-v", action="store_true", help="log each phase")
-    fit.set_defaults(handler=_cmd_fit)
 
 
-def _add_fit_numbers(fit: argparse.ArgumentParser) -> None:
+def _add_fit_numbers(fit: argparse.ArgumentParser, *, budget: bool) -> None:
     """The fit's numeric settings: BPE, corpus sizes, held-out share, token budget, seed, workers."""
     fit.add_argument(
         "--vocab-size", type=positive_int_arg, default=1024, metavar="N", help="BPE vocabulary (1024)"
@@ -155,13 +171,14 @@ def _add_fit_numbers(fit: argparse.ArgumentParser) -> None:
         metavar="N",
         help="longest BPE merge in characters (10000; 'none' = unlimited)",
     )
-    fit.add_argument(
-        "--max-action-tokens",
-        type=optional_positive_int_arg,
-        default=_UNSET,
-        metavar="N",
-        help="the policy's token budget the truncation rate is measured against (256; 'none' = skip)",
-    )
+    if budget:
+        fit.add_argument(
+            "--max-action-tokens",
+            type=optional_positive_int_arg,
+            default=_UNSET,
+            metavar="N",
+            help="the policy's token budget the truncation rate is measured against (256; 'none' = skip)",
+        )
     fit.add_argument("--seed", type=non_negative_int_arg, default=0, metavar="N", help="sampling seed (0)")
     fit.add_argument(
         "--workers",
@@ -251,70 +268,82 @@ def _settings(args: argparse.Namespace) -> Any:
         head_grouping=args.head_grouping,
         stats_source=args.stats_source,
         transform=_transform(args),
+        order=args.order,
     )
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from fasttok_plugin.codec import CodecError
+    from fasttok_plugin.fitting import fit_tokenizer
+
+    settings = fit_settings(args)
+    out_dir = Path(args.out)
+    progress = not args.quiet and sys.stderr.isatty()
+    status, result = run_guarded(
+        args, lambda: fit_tokenizer(Path(args.mixture), settings, out_dir=out_dir, progress=progress)
+    )
+    if status != EXIT_OK:
+        return status
+    if not args.quiet:
+        sys.stdout.write(render_report(result[1], directory=out_dir, datasets=False))
+    print(f"wrote {out_dir} (inspect it with `{PROG} inspect {out_dir}`)")
+    return EXIT_OK
+
+
+def fit_settings(args: argparse.Namespace) -> Any:
+    """The `FitSettings` of the parsed options; a bad combination is a usage error (exit 2)."""
     from fasttok_plugin.errors import TransformError
+    from fasttok_plugin.fitting import FitError
+
+    try:
+        return _settings(args)
+    except TransformError as exc:
+        raise _UsageError(f"{exc} (option --{exc.field.replace('_', '-')})") from None
+    except FitError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def run_guarded(args: argparse.Namespace, run: Callable[[], Any]) -> tuple[int, Any]:
+    """Run a fit-like command: ``(EXIT_OK, result)``, or the exit status after printing the one-line error.
+
+    The out folder is checked first; the mixture's folder and its parents are never an output folder.
+    """
+    from fasttok_plugin.codec import CodecError
     from fasttok_plugin.fit._outdir import check_out_dir
-    from fasttok_plugin.fitting import FitError, OutDirError, fit_tokenizer
+    from fasttok_plugin.fitting import FitError, OutDirError
     from fasttok_plugin.heads import NormHeadsError
     from fasttok_plugin.mixture import MixtureError
     from fasttok_plugin.preflight import PreflightError, PreflightUsageError
     from fasttok_plugin.sampling import SamplingError
 
+    mixture, out_dir, command = Path(args.mixture), Path(args.out), args.command
     try:
-        settings = _settings(args)
-    except (FitError, TransformError) as exc:
-        raise _UsageError(
-            f"{exc} (option --{exc.field.replace('_', '-')})" if isinstance(exc, TransformError) else str(exc)
-        ) from None
-    mixture = Path(args.mixture)
-    out_dir = Path(args.out)
-    progress = not args.quiet and sys.stderr.isatty()
-    try:
-        # The mixture's folder and its parents are never an output folder, whatever they hold.
         check_out_dir(out_dir.absolute(), protect=(mixture,))
-        _, report = fit_tokenizer(mixture, settings, out_dir=out_dir, progress=progress)
+        return EXIT_OK, run()
     except PreflightError as exc:
         from fasttok_plugin.preflight.formats import render_text
 
         sys.stdout.write(render_text([exc.result]))
         print(
-            f"{PROG} fit: preflight found {len(exc.result.errors)} error(s) in {mixture}; nothing was "
+            f"{PROG} {command}: preflight found {len(exc.result.errors)} error(s) in {mixture}; nothing was "
             f"sampled "
             f"and {out_dir} was not written. Fix them (see the findings above) or check with "
             f"`fasttok-preflight {mixture}`.",
             file=sys.stderr,
         )
-        return EXIT_ERRORS
     except MixtureError as exc:
         if getattr(exc, "unreadable", False):
             raise _UsageError(one_line(exc)) from None
-        print(f"{PROG} fit: error: {_error_text(exc)}", file=sys.stderr)
-        return EXIT_ERRORS
-    except PreflightUsageError as exc:
+        print(f"{PROG} {command}: error: {_error_text(exc)}", file=sys.stderr)
+    except (PreflightUsageError, OutDirError) as exc:
         raise _UsageError(str(exc)) from None
-    except OutDirError as exc:
-        raise _UsageError(str(exc)) from None
-    except FitError as exc:
-        print(f"{PROG} fit: error: {_error_text(exc)}", file=sys.stderr)
-        return EXIT_ERRORS
     except CodecError as exc:
         # The codec names the settings (vocab_size, scale); say which options set them here.
         print(
-            f"{PROG} fit: error: {_error_text(exc)} (options --vocab-size / --scale)",
-            file=sys.stderr,
+            f"{PROG} {command}: error: {_error_text(exc)} (options --vocab-size / --scale)", file=sys.stderr
         )
-        return EXIT_ERRORS
-    except (SamplingError, NormHeadsError) as exc:
-        print(f"{PROG} fit: error: {_error_text(exc)}", file=sys.stderr)
-        return EXIT_ERRORS
-    if not args.quiet:
-        sys.stdout.write(render_report(report, directory=out_dir, datasets=False))
-    print(f"wrote {out_dir} (inspect it with `{PROG} inspect {out_dir}`)")
-    return EXIT_OK
+    except (FitError, SamplingError, NormHeadsError) as exc:
+        print(f"{PROG} {command}: error: {_error_text(exc)}", file=sys.stderr)
+    return EXIT_ERRORS, None
 
 
 # ------------------------------------------------------------------------------------------ inspect

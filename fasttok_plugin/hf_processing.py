@@ -13,7 +13,10 @@ Differences from the reference, all deliberate:
 - decode never prints: rows that do not decode to ``time_horizon * action_dim`` values in the range are
   zero-filled *for drop-in compatibility*, listed in ``last_invalid_rows`` and logged as a warning;
   ``decode(..., strict=True)`` raises instead;
-- work is batched (one DCT over the batch, one ``encode_batch``/``decode_batch`` call).
+- work is batched (one DCT over the batch, one ``encode_batch``/``decode_batch`` call);
+- the flatten ``order`` of ``processor_config.json`` is honoured: ``"time"`` (absent; the reference's
+  time-major order), ``"dims"`` (each dim's coefficients contiguous) or ``"dc_dims"`` (every dim's DC
+  coefficient first, then each dim's other coefficients contiguous).
 
 Self-contained on purpose: it depends only on numpy, scipy and transformers (not on fasttok_plugin).
 """
@@ -73,6 +76,21 @@ def _remap_table(vocab: dict[str, int], byte_level: bool, limit: int, trim: bool
     return np.where(pick_left, good[left], good[right]).astype(np.int64)
 
 
+_ORDERS = ("time", "dims", "dc_dims")
+
+
+def _order_permutation(order: str, t: int, d: int) -> np.ndarray:
+    """Indices into the time-major ``t*d`` coefficient vector in the order ``order`` emits them."""
+    grid = np.arange(t * d, dtype=np.int64).reshape(t, d)
+    if order == "time":
+        return grid.reshape(-1)
+    if order == "dims":
+        return grid.T.reshape(-1)
+    if order == "dc_dims":
+        return np.concatenate([grid[0], grid[1:].T.reshape(-1)])
+    raise ValueError(f"order={order!r} is not one of {_ORDERS}")
+
+
 class UniversalActionProcessor(ProcessorMixin):
     """FAST (DCT + BPE) action tokenizer with the reference processor's interface."""
 
@@ -89,8 +107,12 @@ class UniversalActionProcessor(ProcessorMixin):
         action_dim: int | None = None,
         time_horizon: int | None = None,
         max_token: int | None = None,
+        order: str = "time",
         **kwargs: Any,
     ) -> None:
+        if order not in _ORDERS:
+            raise ValueError(f"order={order!r} is not one of {_ORDERS}")
+        self.order = order
         self.scale = scale
         self.vocab_size = vocab_size
         self.min_token = min_token
@@ -148,6 +170,7 @@ class UniversalActionProcessor(ProcessorMixin):
             action_dim=config.get("action_dim"),
             time_horizon=config.get("time_horizon"),
             max_token=max_token,
+            order=config.get("order", "time"),
         )
 
     def __call__(self, action_chunk: np.ndarray) -> list[list[int]]:
@@ -167,6 +190,8 @@ class UniversalActionProcessor(ProcessorMixin):
         n = action_chunk.shape[0]
         coeff = np.around(dct(action_chunk, axis=1, norm="ortho") * self.scale)
         codes = coeff.reshape(n, -1).astype(np.int64) - self.min_token
+        if self.order != "time":
+            codes = codes[:, _order_permutation(self.order, *action_chunk.shape[1:])]
         clipped = self._remap[np.clip(codes, 0, self._remap.size - 1)]
         self.last_clamped_values = int(np.count_nonzero(clipped != codes))
         if self.last_clamped_values:
@@ -204,13 +229,16 @@ class UniversalActionProcessor(ProcessorMixin):
             [r if ok else [] for r, ok in zip(rows, known, strict=True)], skip_special_tokens=False
         )
         out = np.zeros((len(rows), t, d), dtype=np.float64)
+        perm = _order_permutation(self.order, t, d)
         invalid = []
         for i, (text, ok) in enumerate(zip(texts, known, strict=True)):
             codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
             if not ok or codes.size != t * d or (codes.size and codes.max() >= self._remap.size):
                 invalid.append(i)
                 continue
-            coeff = (codes.astype(np.float64) + self.min_token).reshape(t, d) / self.scale
+            flat = np.empty(t * d, dtype=np.float64)
+            flat[perm] = codes.astype(np.float64) + self.min_token  # back to time-major
+            coeff = flat.reshape(t, d) / self.scale
             out[i] = idct(coeff, axis=0, norm="ortho")
         self.last_invalid_rows = tuple(invalid)
         if invalid:

@@ -23,6 +23,7 @@ from tokenizers.trainers import BpeTrainer
 from fasttok_plugin._validate import is_positive_int
 from fasttok_plugin.codec._arrays import as_batch
 from fasttok_plugin.codec.alphabet import code_strings
+from fasttok_plugin.codec.order import DEFAULT_ORDER, check_order
 from fasttok_plugin.codec.pipelines import build_tokenizer, check_pipeline
 from fasttok_plugin.codec.quantize import check_range, quantize
 from fasttok_plugin.errors import CodecError
@@ -53,16 +54,29 @@ MAX_TRAINER_INT: Final = 2**64 - 1
 
 
 def fit_arguments(
-    pipeline: str, scale: Any, vocab_size: Any, min_frequency: Any = 2, max_token_length: Any = None
+    pipeline: str,
+    scale: Any,
+    vocab_size: Any,
+    min_frequency: Any = 2,
+    max_token_length: Any = None,
+    order: Any = DEFAULT_ORDER,
 ) -> tuple[float, int]:
     """Check the fit's pipeline, ``scale`` and trainer settings; return ``(float(scale), int(vocab_size))``.
 
     Raises:
-        CodecError: Unknown pipeline, ``scale`` not a positive finite number, ``vocab_size`` not in
-            ``1..MAX_VOCAB_SIZE``, ``min_frequency`` not in ``0..MAX_TRAINER_INT``, ``max_token_length``
-            neither None nor in ``1..MAX_TRAINER_INT``.
+        CodecError: Unknown pipeline or order, another order than ``"time"`` with the reference pipeline,
+            ``scale`` not a positive finite number, ``vocab_size`` not in ``1..MAX_VOCAB_SIZE``,
+            ``min_frequency`` not in ``0..MAX_TRAINER_INT``, ``max_token_length`` neither None nor in
+            ``1..MAX_TRAINER_INT``.
     """
     check_pipeline(pipeline)
+    check_order(order)
+    if pipeline == "reference" and order != DEFAULT_ORDER:
+        # The reference processor decodes time-major only: such a folder would decode to wrong actions.
+        raise CodecError(
+            f"order={order!r} needs pipeline='char': the reference pipeline is the reference FAST "
+            "tokenizer exactly, which flattens time-major (order='time')"
+        )
     if (
         isinstance(scale, bool)
         or not isinstance(scale, numbers.Real)
@@ -115,7 +129,7 @@ class QuantizedCorpus:
 
 
 def read_corpus(
-    chunks: np.ndarray | Iterable[np.ndarray], *, scale: float, vocab_size: int
+    chunks: np.ndarray | Iterable[np.ndarray], *, scale: float, vocab_size: int, order: str = DEFAULT_ORDER
 ) -> QuantizedCorpus:
     """Validate and quantize every batch of ``chunks`` once, refusing a range the vocabulary cannot hold.
 
@@ -131,7 +145,7 @@ def read_corpus(
         array = as_batch(batch, expected=shape or (None, None), what="fit", allow_2d=False, offset=n_total)
         shape = (array.shape[1], array.shape[2])
         for start in range(0, array.shape[0], _STRING_BATCH):
-            q = quantize(array[start : start + _STRING_BATCH], scale, what="fit", offset=n_total)
+            q = quantize(array[start : start + _STRING_BATCH], scale, what="fit", offset=n_total, order=order)
             b_lo, b_hi = int(q.min()), int(q.max())
             lo = b_lo if lo is None else min(lo, b_lo)
             hi = b_hi if hi is None else max(hi, b_hi)

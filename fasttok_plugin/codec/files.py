@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 from fasttok_plugin._validate import MAX_ACTION_DIM
 from fasttok_plugin.atomic import write_text_atomic
 from fasttok_plugin.codec._arrays import MAX_HORIZON, UINT32_MAX, check_int
+from fasttok_plugin.codec.order import DEFAULT_ORDER, ORDERS
 from fasttok_plugin.codec.pipelines import detect_pipeline
 from fasttok_plugin.errors import CodecError, TokenizerFormatError
 from fasttok_plugin.mixture._source import read_regular_file
@@ -53,7 +54,10 @@ __all__ = [
 # The codec logs under one name, "fasttok_plugin.codec": fitting filters its per-batch warnings by it.
 logger = logging.getLogger(__package__)
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+# Folders a default fit writes keep format 1 (and their bytes); format 2 adds a flatten ``order`` other than
+# "time", which an older reader would silently decode time-major, so it must refuse the folder instead.
+_FORMAT_VERSION_DEFAULT: Final = 1
 HF_MODULE_NAME: Final = "processing_fasttok"
 HF_CLASS_NAME: Final = "UniversalActionProcessor"
 # transformers 5.x saves the ProcessorMixin attribute ``bpe_tokenizer`` into this subfolder.
@@ -104,9 +108,12 @@ def _directory_files(tok: FastTokenizer) -> dict[str, str]:
         "processor_class": HF_CLASS_NAME,
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
+    ordered = tok.order != DEFAULT_ORDER
+    if ordered:  # the shipped processor reads it from here, beside scale and min_token
+        processor_config["order"] = tok.order
     sidecar = {
         FORMAT_KEY: FORMAT_MARKER,  # the ownership marker: only folders carrying it are ever replaced
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if ordered else _FORMAT_VERSION_DEFAULT,
         "pipeline": tok.pipeline,
         "scale": tok.scale,
         "vocab_size": tok.vocab_size,
@@ -117,6 +124,8 @@ def _directory_files(tok: FastTokenizer) -> dict[str, str]:
         "settings": tok.settings,
         "metadata": tok.metadata,
     }
+    if ordered:
+        sidecar["order"] = tok.order
     return {
         PROCESSOR_CONFIG_NAME: _json_dumps(processor_config),
         # Tokenizer.save's format (pretty JSON), which is also what transformers writes.
@@ -164,6 +173,7 @@ class SavedTokenizer:
     action_dim: int | None
     metadata: dict[str, Any]
     settings: dict[str, Any]
+    order: str = DEFAULT_ORDER
 
 
 def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
@@ -196,6 +206,7 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
         )
     metadata = sidecar.get("metadata", {})
     settings = sidecar.get("settings", {})
+    order = _read_order(root, config, sidecar, pipeline)
     return SavedTokenizer(
         tokenizer=tokenizer,
         pipeline=pipeline,
@@ -207,7 +218,30 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
         action_dim=numbers["action_dim"],
         metadata=metadata if isinstance(metadata, dict) else {},
         settings=settings if isinstance(settings, dict) else {},
+        order=order,
     )
+
+
+def _read_order(root: Path, config: dict[str, Any], sidecar: dict[str, Any], pipeline: str) -> str:
+    """The flatten order both files record (absent: ``"time"``), refusing unknown or disagreeing ones."""
+    in_config = config.get("order", DEFAULT_ORDER)
+    in_sidecar = sidecar.get("order", in_config if not sidecar else DEFAULT_ORDER)
+    if in_config != in_sidecar:
+        raise TokenizerFormatError(
+            f"{root}: order is {in_config!r} in {PROCESSOR_CONFIG_NAME} but {in_sidecar!r} in "
+            f"{SIDECAR_NAME}; the directory was edited by hand or mixes two fits"
+        )
+    if not isinstance(in_config, str) or in_config not in ORDERS:
+        raise TokenizerFormatError(
+            f"{root / PROCESSOR_CONFIG_NAME}: order={in_config!r:.60} is not one of {ORDERS}; the folder "
+            "was written by a newer fasttok-plugin (upgrade it) or edited by hand"
+        )
+    if pipeline == "reference" and in_config != DEFAULT_ORDER:
+        raise TokenizerFormatError(
+            f"{root}: order={in_config!r} with a reference (byte-level) tokenizer; only the char pipeline "
+            "writes other orders than 'time'"
+        )
+    return in_config
 
 
 def _read_processor_config(root: Path) -> dict[str, Any]:

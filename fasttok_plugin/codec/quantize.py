@@ -1,4 +1,4 @@
-"""Chunks <-> integers: DCT-II (ortho) along time, time-major flatten, ``round(x * scale)``; and back."""
+"""Chunks <-> integers: DCT-II (ortho) along time, flatten in an order, ``round(x * scale)``; and back."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from scipy.fft import dct, idct
 
 from fasttok_plugin.codec._arrays import format_rows
 from fasttok_plugin.codec.alphabet import SURROGATE_START
+from fasttok_plugin.codec.order import DEFAULT_ORDER, apply_order, undo_order
 from fasttok_plugin.errors import CodecError
 
 __all__ = ["MAX_QUANTIZED", "check_range", "dequantize", "quantize"]
@@ -18,14 +19,17 @@ __all__ = ["MAX_QUANTIZED", "check_range", "dequantize", "quantize"]
 MAX_QUANTIZED: Final = 2**31 - 1
 
 
-def quantize(array: np.ndarray, scale: float, *, what: str = "fit", offset: int = 0) -> np.ndarray:
-    """DCT-II (ortho) along time, time-major flatten, ``round(x * scale)`` -> ``(N, T*D)`` int64.
+def quantize(
+    array: np.ndarray, scale: float, *, what: str = "fit", offset: int = 0, order: str = DEFAULT_ORDER
+) -> np.ndarray:
+    """DCT-II (ortho) along time, flatten in ``order``, ``round(x * scale)`` -> ``(N, T*D)`` int64.
 
     Args:
         array: ``(N, T, D)`` finite float chunks.
         scale: Multiplier of the DCT coefficients.
         what: The caller (``"fit"``, ``"encode"``), for the message.
         offset: Index of the first row in the caller's stream, for the message.
+        order: Flatten order (`fasttok_plugin.codec.order`); ``"time"`` is the reference's.
 
     Raises:
         CodecError: Rows whose scaled coefficients are not finite (the multiply overflowed the input
@@ -49,12 +53,21 @@ def quantize(array: np.ndarray, scale: float, *, what: str = "fit", offset: int 
                 f"{peak}), rows {format_rows(rows)}. Lower scale (--scale) or check that the data is "
                 "normalized (e.g. to [-1, 1])"
             )
-    return rounded.reshape(array.shape[0], array.shape[1] * array.shape[2]).astype(np.int64)
+    flat = rounded.reshape(array.shape[0], array.shape[1] * array.shape[2]).astype(np.int64)
+    return apply_order(flat, order, array.shape[1], array.shape[2])
 
 
-def dequantize(codes: np.ndarray, *, min_token: int, scale: float, shape: tuple[int, int]) -> np.ndarray:
-    """``(M, T*D)`` codes -> ``(M, T, D)`` float32 actions: ``+ min_token``, ``/ scale``, inverse DCT."""
-    coeff = (codes.astype(np.float64) + min_token).reshape(-1, *shape) / scale
+def dequantize(
+    codes: np.ndarray,
+    *,
+    min_token: int,
+    scale: float,
+    shape: tuple[int, int],
+    order: str = DEFAULT_ORDER,
+) -> np.ndarray:
+    """``(M, T*D)`` codes in ``order`` -> ``(M, T, D)`` float32: ``+ min_token``, ``/ scale``, inverse DCT."""
+    values = undo_order(codes.astype(np.float64) + min_token, order, *shape)
+    coeff = values.reshape(-1, *shape) / scale
     return idct(coeff, axis=1, norm="ortho").astype(np.float32)
 
 

@@ -25,6 +25,7 @@ from fasttok_plugin.codec._decode import PieceTable, decode_codes, flat_ids
 from fasttok_plugin.codec.alphabet import code_strings, nearest_remap, representable_codes
 from fasttok_plugin.codec.batches import DecodedBatch, EncodedBatch, pad_rows
 from fasttok_plugin.codec.files import read_directory, write_directory
+from fasttok_plugin.codec.order import DEFAULT_ORDER, check_order
 from fasttok_plugin.codec.pipelines import check_pipeline
 from fasttok_plugin.codec.quantize import dequantize, quantize
 from fasttok_plugin.errors import CodecError
@@ -53,6 +54,8 @@ class FastTokenizer:
         pipeline: ``"char"`` or ``"reference"``.
         metadata: free-form sidecar payload saved in ``fasttok.json``.
         settings: fit settings (``min_frequency``, ``max_token_length``, ...), saved in the sidecar.
+        order: flatten order of the coefficients (``"time"``: the reference's; see
+            `fasttok_plugin.codec.order`).
     """
 
     def __init__(
@@ -68,8 +71,10 @@ class FastTokenizer:
         pipeline: str,
         metadata: Mapping[str, Any] | None = None,
         settings: Mapping[str, Any] | None = None,
+        order: str = DEFAULT_ORDER,
     ) -> None:
         check_pipeline(pipeline)
+        self.order = check_order(order)
         self.tokenizer = tokenizer
         self.scale = scale
         self.vocab_size = vocab_size
@@ -99,6 +104,7 @@ class FastTokenizer:
         max_token_length: int | None = 10000,
         pipeline: str = "char",
         show_progress: bool = False,
+        order: str = DEFAULT_ORDER,
     ) -> FastTokenizer:
         """Fit a tokenizer on action chunks.
 
@@ -111,6 +117,8 @@ class FastTokenizer:
             pipeline: ``"char"`` (default, full alphabet, no pre-tokenizer) or ``"reference"``
                 (byte-identical to the reference ``UniversalActionProcessor.fit``).
             show_progress: show the tokenizers trainer's progress bar.
+            order: flatten order, ``"time"`` (the reference's), ``"dims"`` or ``"dc_dims"`` (see
+                `fasttok_plugin.codec.order`); other orders than ``"time"`` need ``pipeline="char"``.
 
         Returns:
             The fitted tokenizer.
@@ -120,8 +128,10 @@ class FastTokenizer:
                 cannot hold, scaled coefficients that overflow, or trainer settings out of range
                 (``vocab_size`` above ``MAX_VOCAB_SIZE``, negative ``min_frequency``, ...).
         """
-        scale, vocab_size = _fit.fit_arguments(pipeline, scale, vocab_size, min_frequency, max_token_length)
-        corpus = _fit.read_corpus(chunks, scale=scale, vocab_size=vocab_size)
+        scale, vocab_size = _fit.fit_arguments(
+            pipeline, scale, vocab_size, min_frequency, max_token_length, order
+        )
+        corpus = _fit.read_corpus(chunks, scale=scale, vocab_size=vocab_size, order=order)
         tokenizer = _fit.train_bpe(
             corpus,
             pipeline=pipeline,
@@ -139,6 +149,16 @@ class FastTokenizer:
             corpus.hi,
             tokenizer.get_vocab_size(),
         )
+        settings: dict[str, Any] = {
+            "vocab_size": vocab_size,
+            "scale": scale,
+            "min_frequency": min_frequency,
+            "max_token_length": max_token_length,
+            "pipeline": pipeline,
+            "n_chunks": corpus.n_chunks,
+        }
+        if order != DEFAULT_ORDER:  # only then: a default fit's sidecar keeps its bytes
+            settings["order"] = order
         return cls(
             tokenizer,
             scale=scale,
@@ -148,21 +168,15 @@ class FastTokenizer:
             time_horizon=corpus.shape[0],
             action_dim=corpus.shape[1],
             pipeline=pipeline,
-            settings={
-                "vocab_size": vocab_size,
-                "scale": scale,
-                "min_frequency": min_frequency,
-                "max_token_length": max_token_length,
-                "pipeline": pipeline,
-                "n_chunks": corpus.n_chunks,
-            },
+            settings=settings,
+            order=order,
         )
 
     # --------------------------------------------------------------- encode
     def _codes(self, chunks: Any) -> tuple[np.ndarray, int]:
         """Validated chunks -> ``(N, T*D)`` codes in ``0 .. max_token - min_token`` and the clamp count."""
         array = as_batch(chunks, expected=(self.time_horizon, self.action_dim), what="encode", allow_2d=True)
-        codes = quantize(array, self.scale, what="encode") - self.min_token
+        codes = quantize(array, self.scale, what="encode", order=self.order) - self.min_token
         clipped = np.clip(codes, 0, self._remap.size - 1)
         if self._holes:
             clipped = self._remap[clipped]
@@ -292,7 +306,9 @@ class FastTokenizer:
             in_range = (values < self._remap.size).all(axis=1)
             ok[good[~in_range]] = False
             good, values = good[in_range], values[in_range]
-            out[good] = dequantize(values, min_token=self.min_token, scale=self.scale, shape=(t, d))
+            out[good] = dequantize(
+                values, min_token=self.min_token, scale=self.scale, shape=(t, d), order=self.order
+            )
         return ok
 
     @staticmethod
@@ -347,11 +363,13 @@ class FastTokenizer:
             pipeline=saved.pipeline,
             metadata=saved.metadata,
             settings=saved.settings,
+            order=saved.order,
         )
 
     def __repr__(self) -> str:
+        order = f", order={self.order!r}" if self.order != DEFAULT_ORDER else ""
         return (
             f"FastTokenizer(pipeline={self.pipeline!r}, T={self.time_horizon}, D={self.action_dim}, "
             f"scale={self.scale}, vocab_size={self.vocab_size}, min_token={self.min_token}, "
-            f"max_token={self.max_token})"
+            f"max_token={self.max_token}{order})"
         )

@@ -2,7 +2,8 @@
 
 The package, one idea per module: `settings` (`FitSettings`), `source` (what a fit is fed: `FitSource`),
 `fingerprint` (`fit_fingerprint` and what it leaves out), `plan` (the sampled fit / held-out split),
-`evaluate` (held-out measures), `report` (`FitReport` and its JSON) and `pipeline` (`fit_tokenizer`).
+`evaluate` (held-out measures), `report` (`FitReport` and its JSON), `pipeline` (`fit_tokenizer`) and
+`tune` (`tune_tokenizer`: the scale that meets a token budget).
 """
 
 from fasttok_plugin.errors import FitError, OutDirError
@@ -25,6 +26,7 @@ from fasttok_plugin.fit.settings import (
     FitSettings,
 )
 from fasttok_plugin.fit.source import FitSource
+from fasttok_plugin.fit.tune import TuneResult, TuneStep, tune_tokenizer
 
 __all__ = [
     "DEFAULT_HELDOUT_FRACTION",
@@ -44,7 +46,10 @@ __all__ = [
     "HeadFitStats",
     "OutDirError",
     "TokenLengthStats",
+    "TuneResult",
+    "TuneStep",
     "describe_difference",
     "fit_fingerprint",
     "fit_tokenizer",
+    "tune_tokenizer",
 ]

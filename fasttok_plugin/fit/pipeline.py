@@ -186,6 +186,7 @@ def _fit_pass(plan: FitPlan, settings: FitSettings, *, progress: bool, clock: Ph
                 min_frequency=settings.min_frequency,
                 max_token_length=settings.max_token_length,
                 pipeline=settings.pipeline,
+                order=settings.order,
             )
     finally:
         if bpe_bar is not None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from fasttok_plugin._validate import MAX_ACTION_DIM, MAX_SEED, is_positive_int
 from fasttok_plugin.codec import MAX_TRAINER_INT, MAX_VOCAB_SIZE
+from fasttok_plugin.codec.order import DEFAULT_ORDER, ORDERS
 from fasttok_plugin.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_HEAD_GROUPING,
@@ -106,6 +107,10 @@ class FitSettings:
         transform: An `ActionTransform` (column selection, relative actions) for every entry, replacing
             the mixture's transform keys (None: the mixture's, per entry; else none). With a `FitSource`
             the sampler already applies its transforms: a given value must match them.
+        order: Flatten order of the DCT coefficients: ``"time"`` (the reference's, coarse motion of every
+            dim first), ``"dims"`` (each dim's coefficients contiguous: shortest) or ``"dc_dims"`` (every
+            dim's DC first, then dim-major); the others need ``pipeline="char"``. docs/fitting.md has the
+            measured trade-off.
 
     Raises:
         FitError: Listing every invalid setting.
@@ -132,6 +137,7 @@ class FitSettings:
     head_grouping: str | None = None
     stats_source: str | None = None
     transform: ActionTransform | None = None
+    order: str = DEFAULT_ORDER
 
     def __post_init__(self) -> None:
         mode = getattr(self.normalization, "value", self.normalization)
@@ -235,6 +241,13 @@ def _choice_problems(settings: FitSettings) -> list[str]:
         problems.append(f"heldout_fraction must be in (0, 1), got {fraction!r}")
     if settings.pipeline not in ("char", "reference"):
         problems.append(f"pipeline must be 'char' or 'reference', got {settings.pipeline!r}")
+    if settings.order not in ORDERS:
+        problems.append(f"order must be one of {', '.join(map(repr, ORDERS))}, got {settings.order!r}")
+    elif settings.order != DEFAULT_ORDER and settings.pipeline == "reference":
+        problems.append(
+            f"order {settings.order!r} needs pipeline 'char': the reference pipeline is the reference FAST "
+            "tokenizer exactly, which flattens time-major ('time')"
+        )
     if str(settings.normalization) not in NORMALIZATIONS:
         problems.append(
             f"normalization must be one of {', '.join(map(repr, NORMALIZATIONS))}, got "

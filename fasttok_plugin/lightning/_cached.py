@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +23,39 @@ from fasttok_plugin.tokenizer_dir import FolderState, folder_state
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.codec import FastTokenizer
     from fasttok_plugin.fit.settings import FitSettings
+    from fasttok_plugin.heads import NormHeads
+    from fasttok_plugin.lightning._copies import RankZeroDecision
     from fasttok_plugin.lightning.protocol import TokenizerSource
 
 log = logging.getLogger("fasttok_plugin.lightning.callback")
 
-__all__ = ["existing_matches", "explainer", "fit_into", "load_matching", "load_report"]
+__all__ = [
+    "PreparedTokenizer",
+    "existing_matches",
+    "explainer",
+    "fit_into",
+    "load_matching",
+    "load_report",
+    "prepared",
+]
+
+
+@dataclass(frozen=True)
+class PreparedTokenizer:
+    """The tokenizer the callback prepared for one datamodule's heads (reused by later stages)."""
+
+    heads: NormHeads
+    fingerprint: str
+    tokenizer: FastTokenizer
+    report: FitReport | None
+    fitted: bool
+
+
+def prepared(
+    heads: NormHeads, decision: RankZeroDecision, tokenizer: FastTokenizer, folder: Path
+) -> PreparedTokenizer:
+    """What the callback keeps after rank 0's ``decision``: the loaded tokenizer and the folder's report."""
+    return PreparedTokenizer(heads, decision.fingerprint, tokenizer, load_report(folder), decision.fitted)
 
 
 def existing_matches(

@@ -9,9 +9,9 @@ tokens the model sees at train time come from exactly the normalization the toke
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,7 +31,8 @@ from fasttok_plugin.fit.settings import (
     FitSettings,
 )
 from fasttok_plugin.lightning._arguments import callback_fit_settings, check_arguments
-from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, load_report
+from fasttok_plugin.lightning._attach import attach
+from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, prepared
 from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
 from fasttok_plugin.lightning._distributed import (
     RankChannel,
@@ -43,28 +44,18 @@ from fasttok_plugin.lightning._distributed import (
 from fasttok_plugin.lightning._metrics import log_prepared
 from fasttok_plugin.lightning._preflight import preflight_source
 from fasttok_plugin.lightning._resume import ResumeGuard, checkpoint_state
+from fasttok_plugin.lightning._tuned import TuneRequest, recorded_scale, scale_from_files, tune_into
 from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
 from fasttok_plugin.transforms import ActionTransform  # at runtime: LightningCLI reads the annotations
 
 if TYPE_CHECKING:
     from fasttok_plugin.codec import FastTokenizer
-    from fasttok_plugin.heads import NormHeads
+    from fasttok_plugin.lightning._cached import PreparedTokenizer
     from fasttok_plugin.normalize import Normalize
 
 __all__ = ["FastTokenizerCallback", "TokenizerMismatchError", "TokenizerSource"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _PreparedTokenizer:
-    """The tokenizer prepared for one datamodule's heads (reused by later stages)."""
-
-    heads: NormHeads
-    fingerprint: str
-    tokenizer: FastTokenizer
-    report: FitReport | None
-    fitted: bool
 
 
 class FastTokenizerCallback(Callback):
@@ -97,6 +88,9 @@ class FastTokenizerCallback(Callback):
         vocab_size: BPE vocabulary size.
         scale: DCT coefficient scale before rounding.
         pipeline: ``"char"`` (full alphabet) or ``"reference"`` (byte-identical to the reference processor).
+        order: Flatten order ``"time"`` (the reference's), ``"dims"`` or ``"dc_dims"`` (docs/fitting.md).
+        tune_max_action_tokens: If set, ``scale`` is where `tune_tokenizer` starts: the largest scale whose
+            held-out ``tune_quantile`` of token lengths fits this budget for every head is fit (and reused).
         min_frequency: BPE merge threshold.
         max_token_length: Longest BPE token (the trainer's cap, not the policy's budget).
         total_chunks: Chunks sampled from the mixture for fitting and evaluation.
@@ -155,6 +149,9 @@ class FastTokenizerCallback(Callback):
         vocab_size: int = 1024,
         scale: float = 10.0,
         pipeline: Literal["char", "reference"] = "char",
+        order: Literal["time", "dims", "dc_dims"] = "time",
+        tune_max_action_tokens: int | None = None,
+        tune_quantile: float = 0.99,
         min_frequency: int = 2,
         max_token_length: int | None = 10000,
         total_chunks: int = DEFAULT_TOTAL_CHUNKS,
@@ -200,9 +197,12 @@ class FastTokenizerCallback(Callback):
                 head_grouping=head_grouping,
                 stats_source=stats_source,
                 transform=transform,
+                order=order,
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None
+        self._tune = TuneRequest.of(tune_max_action_tokens, tune_quantile)
+        self._scale: float | None = None  # the tuned scale, once known
 
         self.tokenizer_dir = Path(tokenizer_dir).expanduser()
         self.on_mismatch = on_mismatch
@@ -213,7 +213,7 @@ class FastTokenizerCallback(Callback):
         self.progress = progress
         self._bars = False
 
-        self._prepared: _PreparedTokenizer | None = None
+        self._prepared: PreparedTokenizer | None = None
         self._normalize: Normalize | None = None
         self._resume = ResumeGuard(self.state_key, on_mismatch, self.tokenizer_dir)
 
@@ -252,7 +252,8 @@ class FastTokenizerCallback(Callback):
 
     def fit_settings(self, source: TokenizerSource) -> FitSettings:
         """The :class:`~fasttok_plugin.fit.FitSettings` this callback fits with for ``source``."""
-        return callback_fit_settings(self._settings, source, chunk_size_of(source))
+        settings = callback_fit_settings(self._settings, source, chunk_size_of(source))
+        return settings if self._scale is None else dataclasses.replace(settings, scale=self._scale)
 
     def _fingerprint(
         self, source: TokenizerSource, settings: FitSettings, *, data_identity: bool = True
@@ -314,7 +315,7 @@ class FastTokenizerCallback(Callback):
 
     # -- setup steps ----------------------------------------------------------------------------------------
 
-    def _prepare(self, trainer: pl.Trainer, source: TokenizerSource) -> _PreparedTokenizer:
+    def _prepare(self, trainer: pl.Trainer, source: TokenizerSource) -> PreparedTokenizer:
         """Rank 0 decides (preflight, fingerprint, load or fit); every rank then loads the same bytes."""
         loaded: list[FastTokenizer] = []
         with rank_channel(trainer) as channel:
@@ -326,7 +327,8 @@ class FastTokenizerCallback(Callback):
                 check=lambda needs_write: self._check_rank(channel.rank, source, decision, needs_write),
             )
             on_every_rank(
-                channel, lambda: loaded.append(load_matching(self.tokenizer_dir, decision.fingerprint))
+                channel,
+                lambda: loaded.append(load_matching(self.tokenizer_dir, decision.fingerprint)),
             )
         if trainer.is_global_zero:
             log.info(
@@ -336,13 +338,14 @@ class FastTokenizerCallback(Callback):
                 decision.fingerprint[:12],
                 loaded[0].vocab_size,
             )
-        report = load_report(self.tokenizer_dir)
-        return _PreparedTokenizer(source.norm_heads, decision.fingerprint, loaded[0], report, decision.fitted)
+        return prepared(source.norm_heads, decision, loaded[0], self.tokenizer_dir)
 
     def _check_rank(
         self, rank: int, source: TokenizerSource, decision: RankZeroDecision, needs_write: bool
     ) -> None:
         """A rank but 0: same fingerprint as rank 0, and a folder that may take rank 0's bytes."""
+        if self._tune is not None:
+            self._scale = scale_from_files(decision.files, self._tune)
         settings = self.fit_settings(source)
         # Heads and settings must agree; the data files' identities may differ (node-local copies).
         portable = self._fingerprint(source, settings, data_identity=False)
@@ -363,10 +366,15 @@ class FastTokenizerCallback(Callback):
     def _load_or_fit(self, source: TokenizerSource) -> tuple[str, bool]:
         if self.preflight:
             preflight_source(source, strict=self.strict)
+        if self._tune is not None:  # a folder tuned for this budget: check it at its scale
+            self._scale = recorded_scale(self.tokenizer_dir, self._tune)
         settings = self.fit_settings(source)
         fingerprint = self._fingerprint(source, settings)
         if self._existing_matches(source, settings, fingerprint):
             return fingerprint, False
+        if self._tune is not None:
+            self._scale = tune_into(self.tokenizer_dir, source, settings, self._tune, progress=self._bars)
+            return self._fingerprint(source, self.fit_settings(source)), True
         fit_into(self.tokenizer_dir, source, settings, fingerprint, progress=self._bars)
         return fingerprint, True
 
@@ -381,15 +389,6 @@ class FastTokenizerCallback(Callback):
 
     def _attach(self, pl_module: pl.LightningModule, source: TokenizerSource) -> None:
         assert self._prepared is not None
-        setattr(pl_module, self.attribute, self._prepared.tokenizer)
-        if self.normalize_attribute is None:
-            return
-        if self._normalize is None:
-            from fasttok_plugin.normalize import Normalize
-
-            s = self._settings
-            self._normalize = Normalize(
-                source.norm_heads, mode=s.normalization, zero_range=s.zero_range, eps=s.eps
-            )
-        if getattr(pl_module, self.normalize_attribute, None) is not self._normalize:
-            setattr(pl_module, self.normalize_attribute, self._normalize.to(pl_module.device))
+        self._normalize = attach(
+            pl_module, self._prepared.tokenizer, self._normalize, self, source.norm_heads
+        )

@@ -1,0 +1,252 @@
+"""Benchmark: tokens vs round-trip error of the reference FAST and of our codec settings, on one corpus.
+
+Usage::
+
+    python benchmarks/bench_tokens.py                 # 13 datasets / 7 robots, chunks 30 x 32, vocab 2048
+    python benchmarks/bench_tokens.py --quick         # smoke test (seconds)
+    python benchmarks/bench_tokens.py --png curves.png --scales 5 10 20 40
+
+Writes a generated multi-robot LeRobot mixture (real parquet datasets via `fasttok_plugin.testing`) whose
+trajectories look like robot data: reaching motions between random waypoints (minimum-jerk segments),
+teleoperation noise, binary grippers, and noisy velocity commands for the mobile robots. It samples and
+normalizes the mixture once with the fit pipeline's own `FitPlan` (episode-level held-out split, the
+policy's `Normalize`), so every row below is fit on the same chunks and measured on the same held-out
+chunks. For each codec setting and each ``--scales`` value it fits a tokenizer and reports held-out mean,
+p99 and max tokens against the round-trip MSE in normalized units (native dims only). Then, per setting,
+its tokens are interpolated (log-log) at the reference's MSE of every scale: the ratio at matched MSE.
+Writes a PNG of the curves when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fasttok_plugin.codec import FastTokenizer
+from fasttok_plugin.fit import FitPlan, FitSettings
+from fasttok_plugin.fit.source import prepare_fit
+from fasttok_plugin.testing import write_lerobot_dataset, write_mixture
+
+# (label, pipeline, order, max_token_length or "T": the chunk size)
+SETTINGS: tuple[tuple[str, str, str, Any], ...] = (
+    ("reference FAST (time)", "reference", "time", 10000),
+    ("char, time (default)", "char", "time", 10000),
+    ("char, dc_dims", "char", "dc_dims", 10000),
+    ("char, dims", "char", "dims", 10000),
+    ("char, dims, merge cap T", "char", "dims", "T"),
+)
+# (robot, control mode, action dim, gripper dims, velocity control) of the generated datasets.
+ROBOTS = (
+    ("franka", "joint_pos", 8, 1, False),
+    ("ur5e", "joint_pos", 7, 1, False),
+    ("aloha", "joint_pos", 14, 2, False),
+    ("so100", "joint_pos", 6, 1, False),
+    ("widowx", "ee_delta", 7, 1, False),
+    ("stretch", "velocity", 3, 0, True),
+    ("h1", "joint_pos", 19, 0, False),
+)
+
+
+def trajectory(rng: np.random.Generator, length: int, dim: int, grippers: int, velocity: bool) -> np.ndarray:
+    """One episode: minimum-jerk reaches between waypoints + noise, binary grippers (last dims)."""
+    arm = dim - grippers
+    if velocity:  # smoothed random velocity commands with sensor noise
+        raw = rng.normal(0, 1, size=(length + 21, arm)).cumsum(axis=0)
+        kernel = np.hanning(21) / np.hanning(21).sum()
+        smooth = np.stack([np.convolve(raw[:, j], kernel, mode="valid") for j in range(arm)], axis=1)
+        out = np.diff(smooth[: length + 1], axis=0) * 2.0 + rng.normal(0, 0.05, size=(length, arm))
+    else:
+        out = np.empty((length, arm))
+        position = rng.uniform(-1, 1, size=arm)
+        t = 0
+        while t < length:
+            duration = int(rng.integers(15, 60))
+            target = np.clip(position + rng.normal(0, 0.5, size=arm), -1.5, 1.5)
+            s = np.linspace(0, 1, duration)
+            blend = 10 * s**3 - 15 * s**4 + 6 * s**5  # minimum jerk
+            segment = position + (target - position) * blend[:, None]
+            n = min(duration, length - t)
+            out[t : t + n] = segment[:n]
+            position, t = target, t + n
+        out += rng.normal(0, 0.01, size=out.shape)  # teleoperation / sensor noise
+    if grippers:
+        switches = rng.random((length, grippers)) < 0.02
+        state = (np.cumsum(switches, axis=0) + rng.integers(0, 2, size=(1, grippers))) % 2
+        out = np.concatenate([out, state.astype(np.float64)], axis=1)
+    return (out * rng.uniform(0.5, 2.0, size=(1, dim))).astype(np.float32)
+
+
+def write_corpus(root: Path, n_datasets: int, episodes: int, seed: int) -> Path:
+    """A mixture of ``n_datasets`` datasets cycling through `ROBOTS` (written with pyarrow)."""
+    rng = np.random.default_rng(seed)
+    entries, weights = [], []
+    for i in range(n_datasets):
+        robot, mode, dim, grippers, velocity = ROBOTS[i % len(ROBOTS)]
+        lengths = rng.integers(120, 400, size=episodes)
+        actions = [trajectory(rng, int(n), dim, grippers, velocity) for n in lengths]
+        name = f"{robot}_{i:02d}"
+        write_lerobot_dataset(
+            root / name,
+            version="v3.0" if i % 2 else "v2.1",
+            robot_type=robot,
+            control_mode=mode,
+            actions=actions,
+            seed=seed + i,
+        )
+        entries.append({"repo_id": f"bench/{name}", "root": name})
+        weights.append(float(rng.uniform(0.5, 2.0)))
+    document = {"dataset_mixture": {"datasets": entries, "weights": weights, "action_freq": 30.0}}
+    return write_mixture(root / "mixture.json", document)
+
+
+def sample(mixture: Path, settings: FitSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit chunks, held-out chunks, held-out native-dims mask), normalized as the fit pipeline does."""
+    from fasttok_plugin.fit._progress import PhaseClock
+    from fasttok_plugin.normalize import Normalize
+
+    prepared = prepare_fit(mixture, settings, preflight=False, clock=PhaseClock())
+    s, heads = prepared.settings, prepared.heads
+    plan = FitPlan(prepared.sampler, Normalize(heads, mode=s.normalization, zero_range=s.zero_range), s)
+    fit = np.concatenate([b.normalized for b in plan.fit_batches()])
+    held = list(plan.heldout_batches())
+    chunks = np.concatenate([b.normalized for b in held])
+    native = np.asarray(heads.native_dims)[np.concatenate([b.head_index for b in held])]
+    mask = np.arange(chunks.shape[2])[None, None, :] < native[:, None, None]
+    return fit, chunks, np.broadcast_to(mask, chunks.shape)
+
+
+def measure(fit: np.ndarray, held: np.ndarray, mask: np.ndarray, scales: list[float], vocab: int) -> dict:
+    """Per setting, per scale: (mse, mean, p99, max tokens, fit seconds)."""
+    rows: dict[str, list[tuple[float, float, float, int, float]]] = {}
+    for label, pipeline, order, cap in SETTINGS:
+        rows[label] = []
+        for scale in scales:
+            start = time.perf_counter()
+            tok = FastTokenizer.fit(
+                fit,
+                vocab_size=vocab,
+                scale=scale,
+                pipeline=pipeline,
+                order=order,
+                max_token_length=fit.shape[1] if cap == "T" else cap,
+            )
+            seconds = time.perf_counter() - start
+            encoded = tok.encode_padded(held)
+            decoded = tok.decode(encoded).actions
+            mse = float(np.square(decoded - held, dtype=np.float64)[mask].mean())
+            n = encoded.lengths
+            rows[label].append((mse, float(n.mean()), float(np.percentile(n, 99)), int(n.max()), seconds))
+            print(
+                f"  {label:<26} scale {scale:>6g}: mse {mse:.3g} mean {n.mean():.1f} p99 "
+                f"{np.percentile(n, 99):.0f} max {n.max()} ({seconds:.1f} s)",
+                flush=True,
+            )
+    return rows
+
+
+def matched(ref: list[tuple], row: list[tuple], column: int) -> list[float]:
+    """``row``'s tokens at each reference MSE (log-log interpolation) divided by the reference's."""
+    mse = np.log([r[0] for r in row])
+    tokens = np.log([r[column] for r in row])
+    order = np.argsort(mse)
+    out = []
+    for r in ref:
+        at = float(np.exp(np.interp(np.log(r[0]), mse[order], tokens[order])))
+        out.append(at / r[column])
+    return out
+
+
+def report(rows: dict, scales: list[float]) -> str:
+    ref = rows[SETTINGS[0][0]]
+    lines = ["", "held-out tokens (mean / p99 / max) and round-trip MSE per scale:"]
+    lines.append(f"{'setting':<26}" + "".join(f"{'scale ' + format(s, 'g'):>26}" for s in scales))
+    for label, values in rows.items():
+        cells = "".join(f"{f'{m:.1f} / {p:.0f} / {x}  ({e:.2g})':>26}" for e, m, p, x, _ in values)
+        lines.append(f"{label:<26}{cells}")
+    lines += ["", "at matched MSE, tokens relative to the reference FAST (mean, p99; < 1 is shorter):"]
+    for label, values in rows.items():
+        mean = matched(ref, values, 1)
+        p99 = matched(ref, values, 2)
+        cells = "".join(f"{f'{a:.2f}, {b:.2f}':>26}" for a, b in zip(mean, p99, strict=True))
+        lines.append(
+            f"{label:<26}{cells}   avg: {1 - np.mean(mean):+.0%} mean, {1 - np.mean(p99):+.0%} p99 fewer"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no PNG", file=sys.stderr)
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharex=True)
+    for label, values in rows.items():
+        mse = [v[0] for v in values]
+        for ax, column, name in zip(axes, (1, 2, 3), ("mean", "p99", "max"), strict=True):
+            ax.plot(mse, [v[column] for v in values], marker="o", label=label)
+            ax.set(xscale="log", xlabel="round-trip MSE (normalized units)", ylabel=f"{name} tokens")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("held-out tokens vs round-trip error (one corpus, every setting)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny corpus and two scales (smoke test)")
+    parser.add_argument("--datasets", type=int, default=13)
+    parser.add_argument("--episodes", type=int, default=12, help="episodes per dataset")
+    parser.add_argument("--fit-chunks", type=int, default=6000)
+    parser.add_argument("--chunk-size", type=int, default=30)
+    parser.add_argument("--max-action-dim", type=int, default=32)
+    parser.add_argument("--vocab-size", type=int, default=2048)
+    parser.add_argument("--scales", type=float, nargs="+", default=[2.5, 5.0, 10.0, 20.0, 40.0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--png", type=Path, default=Path("bench_tokens.png"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.datasets, args.episodes, args.fit_chunks, args.scales = 4, 4, 400, [5.0, 20.0]
+        args.vocab_size = 1024
+    logging.getLogger("fasttok_plugin").setLevel(logging.ERROR)  # clamp notes of held-out outliers
+    settings = FitSettings(
+        chunk_size=args.chunk_size,
+        max_action_dim=args.max_action_dim,
+        vocab_size=args.vocab_size,
+        total_chunks=int(args.fit_chunks * 1.6),
+        max_fit_chunks=args.fit_chunks,
+        heldout_fraction=0.2,
+        max_heldout_chunks_per_head=1000,
+        seed=args.seed,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        mixture = write_corpus(Path(tmp), args.datasets, args.episodes, args.seed)
+        fit, held, mask = sample(mixture, settings)
+        print(
+            f"{args.datasets} datasets, {fit.shape[0]} fit / {held.shape[0]} held-out chunks of "
+            f"{fit.shape[1]} x {fit.shape[2]}, vocab {args.vocab_size} "
+            f"(written and sampled in {time.perf_counter() - start:.1f} s)",
+            flush=True,
+        )
+        rows = measure(fit, held, mask, args.scales, args.vocab_size)
+    sys.stdout.write(report(rows, args.scales))
+    path = plot(rows, args.png)
+    if path is not None:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
