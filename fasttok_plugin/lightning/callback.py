@@ -44,6 +44,7 @@ from fasttok_plugin.lightning._distributed import (
 from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
 from fasttok_plugin.lightning._preflight import preflight_source
 from fasttok_plugin.lightning._resume import ResumeGuard, checkpoint_state
+from fasttok_plugin.lightning._tokenize import build_normalize, hand_over, wants_tokens
 from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
 
 if TYPE_CHECKING:
@@ -387,14 +388,12 @@ class FastTokenizerCallback(Callback):
     def _attach(self, pl_module: pl.LightningModule, source: TokenizerSource) -> None:
         assert self._prepared is not None
         setattr(pl_module, self.attribute, self._prepared.tokenizer)
-        if self.normalize_attribute is None:
-            return
-        if self._normalize is None:
-            from fasttok_plugin.normalize import Normalize
-
-            s = self._settings
-            self._normalize = Normalize(
-                source.norm_heads, mode=s.normalization, zero_range=s.zero_range, eps=s.eps
-            )
-        if getattr(pl_module, self.normalize_attribute, None) is not self._normalize:
+        tokens = wants_tokens(source)
+        if self._normalize is None and (tokens or self.normalize_attribute is not None):
+            self._normalize = build_normalize(source.norm_heads, self._settings)
+        if tokens:  # before Lightning builds any loader (it does after every setup hook)
+            hand_over(source, self._prepared.tokenizer, self._normalize, self._settings.max_action_tokens)
+        if self.normalize_attribute is not None and (
+            getattr(pl_module, self.normalize_attribute, None) is not self._normalize
+        ):
             setattr(pl_module, self.normalize_attribute, self._normalize.to(pl_module.device))
