@@ -8,20 +8,24 @@ built from them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from fasttok_plugin.normalize import Unnormalize
+from fasttok_plugin.normalize import QUANTILE_BOUNDS, NormMode, Unnormalize
 
 if TYPE_CHECKING:  # pragma: no cover
     from fasttok_plugin.codec import FastTokenizer
     from fasttok_plugin.heads import NormHeads
 
 __all__ = ["ActionDecoder", "DecodedActions"]
+
+_STATE_VERSION = 1
+_STATS = ("min", "max", "mean", "std")
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,50 @@ class ActionDecoder:
         """A decoder for ``norm_heads`` with the normalization settings of the fit (callback defaults)."""
         unnormalize = Unnormalize(norm_heads, mode=mode, zero_range=zero_range, eps=eps)  # type: ignore[arg-type]
         return cls(tokenizer, unnormalize, norm_heads.keys, norm_heads.native_dims)
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-able description of the heads (keys, native widths, stats, settings) for `from_state`.
+
+        Save it with a checkpoint (``on_save_checkpoint``) to decode without the mixture's datasets.
+        """
+        u = self.unnormalize
+        names = _STATS + (("q_lo", "q_hi") if u.mode in QUANTILE_BOUNDS else ())
+        return {
+            "version": _STATE_VERSION,
+            "head_keys": list(self.head_keys),
+            "head_dims": list(self.head_dims),
+            "mode": u.mode.value,
+            "zero_range": u.zero_range,
+            "eps": u.eps,
+            "fingerprint": u.fingerprint,
+            "stats": {name: getattr(u, name).tolist() for name in names},
+        }
+
+    @classmethod
+    def from_state(cls, tokenizer: FastTokenizer, state: Mapping[str, Any]) -> ActionDecoder:
+        """The decoder `state` described (the same float32 stats, so the same raw actions).
+
+        Raises:
+            ValueError: If ``state`` is not a decoder state of this version.
+        """
+        version = state.get("version") if isinstance(state, Mapping) else None
+        if version != _STATE_VERSION:
+            raise ValueError(
+                f"ActionDecoder.from_state: expected a state written by ActionDecoder.state() (version "
+                f"{_STATE_VERSION}), got {type(state).__name__} with version {version!r}"
+            )
+        mode = NormMode(state["mode"])
+        stats = {name: np.asarray(values, dtype=np.float64) for name, values in state["stats"].items()}
+        if mode in QUANTILE_BOUNDS:
+            lo, hi = QUANTILE_BOUNDS[mode]
+            stats[lo], stats[hi] = stats.pop("q_lo"), stats.pop("q_hi")
+        keys = tuple(state["head_keys"])
+        # Unnormalize reads only these attributes of a NormHeads.
+        heads = SimpleNamespace(
+            keys=keys, max_action_dim=stats["min"].shape[1], fingerprint=state["fingerprint"], **stats
+        )
+        unnormalize = Unnormalize(heads, mode=mode, zero_range=state["zero_range"], eps=state["eps"])  # type: ignore[arg-type]
+        return cls(tokenizer, unnormalize, keys, state["head_dims"])
 
     def head_index(self, head: int | str) -> int:
         """The index of ``head``, given as an index or a head key.

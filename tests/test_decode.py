@@ -101,3 +101,22 @@ def test_a_tokenizer_of_another_width_is_refused(fitted) -> None:
     with pytest.raises(ValueError, match="encodes 3 action dims but the heads are padded to 16"):
         ActionDecoder.from_heads(other, heads)
 
+
+
+@pytest.mark.parametrize("mode", ["min_max", "mean_std"])
+def test_a_saved_state_decodes_exactly_like_the_heads(fitted, mode) -> None:
+    # What a checkpoint keeps (JSON-able): the decoder must not need the mixture's datasets again.
+    import json
+
+    heads, tokenizer, raw, head_index = fitted
+    decoder = ActionDecoder.from_heads(tokenizer, heads, mode=mode)
+    restored = ActionDecoder.from_state(tokenizer, json.loads(json.dumps(decoder.state())))
+    normalized = Normalize(heads, mode=mode)(torch.from_numpy(raw[:50]), torch.from_numpy(head_index[:50]))
+    ids = tokenizer.encode(normalized)
+    np.testing.assert_array_equal(
+        restored.decode(ids, head_index[:50]).actions, decoder.decode(ids, head_index[:50]).actions
+    )
+    assert restored.head_keys == heads.keys
+    assert restored.head_dims == heads.native_dims
+    with pytest.raises(ValueError, match=r"expected a state written by ActionDecoder\.state"):
+        ActionDecoder.from_state(tokenizer, {"version": 99})
