@@ -102,7 +102,6 @@ def test_a_tokenizer_of_another_width_is_refused(fitted) -> None:
         ActionDecoder.from_heads(other, heads)
 
 
-
 @pytest.mark.parametrize("mode", ["min_max", "mean_std"])
 def test_a_saved_state_decodes_exactly_like_the_heads(fitted, mode) -> None:
     # What a checkpoint keeps (JSON-able): the decoder must not need the mixture's datasets again.
