@@ -2,7 +2,15 @@
 
 The model's loss really uses the tokens: raw padded chunks -> the datamodule's `Normalize` (attached by the
 callback) -> `FastTokenizer.encode_padded` -> token embedding (+ a per-head embedding) -> a small causal
-transformer -> next-token cross-entropy.
+transformer -> next-token cross-entropy. With ``MixtureDataModule(tokenize=True)`` (the shipped config) the
+first two steps run in the DataLoader workers and the batch brings ``action_tokens``; without it the model
+tokenizes in its step. Both paths are device- and precision-safe: token ids are made on CPU in float32 and
+moved to the module's device (on CUDA, ``pin_memory: true`` overlaps that copy), and under
+``precision="bf16-true"`` the worker path keeps the float32 ids (Lightning casts the batch's float tensors
+to bf16 before the step, so in-step tokenization would see rounded raw actions).
+
+Checkpoints carry the layer sizes and the heads' decoder state (`ActionDecoder.state`), so
+``TinyActionPolicy.load_from_checkpoint(path)`` needs no datamodule; see `examples/predict.py`.
 
 Run it through LightningCLI with the shipped config (paths are relative to the working directory)::
 
@@ -14,7 +22,6 @@ Run it through LightningCLI with the shipped config (paths are relative to the w
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -25,6 +32,7 @@ from torch import Tensor, nn
 PAD_ID = 0  # padding of the token sequence (ignored by the loss)
 BOS_ID = 1  # start of the action sequence
 TOKEN_OFFSET = 2  # FAST token id t is model id t + TOKEN_OFFSET
+IGNORE_INDEX = -100  # targets past a row's end
 
 
 class TinyActionPolicy(pl.LightningModule):
@@ -55,6 +63,7 @@ class TinyActionPolicy(pl.LightningModule):
         self.normalize: nn.Module | None = (
             None  # set by FastTokenizerCallback(normalize_attribute="normalize")
         )
+        self.action_decoder_state: dict[str, Any] | None = None  # ActionDecoder.state() of the heads
         self.token_embedding: nn.Embedding | None = None
         self.head_embedding: nn.Embedding | None = None
         self.position_embedding: nn.Embedding | None = None
@@ -67,11 +76,20 @@ class TinyActionPolicy(pl.LightningModule):
                 "TinyActionPolicy needs FastTokenizerCallback(..., normalize_attribute='normalize') in the "
                 "Trainer's callbacks"
             )
-        if self.token_embedding is not None:
-            return
+        heads = getattr(self.trainer.datamodule, "norm_heads", None)
+        if heads is not None and self.action_decoder_state is None:
+            from fasttok_plugin.decode import ActionDecoder
+
+            n = self.normalize
+            decoder = ActionDecoder.from_heads(
+                self.action_tokenizer, heads, mode=n.mode.value, zero_range=n.zero_range, eps=n.eps
+            )
+            self.action_decoder_state = decoder.state()
+        if self.token_embedding is None:
+            self._build(int(self.action_tokenizer.vocab_size) + TOKEN_OFFSET, int(self.normalize.num_heads))
+
+    def _build(self, vocab: int, num_heads_norm: int) -> None:
         hp = self.hparams
-        vocab = int(self.action_tokenizer.vocab_size) + TOKEN_OFFSET
-        num_heads_norm = int(self.normalize.num_heads)
         self.token_embedding = nn.Embedding(vocab, hp.d_model, padding_idx=PAD_ID)
         self.head_embedding = nn.Embedding(num_heads_norm, hp.d_model)
         self.position_embedding = nn.Embedding(hp.max_action_tokens + 1, hp.d_model)
@@ -81,19 +99,52 @@ class TinyActionPolicy(pl.LightningModule):
         self.transformer = nn.TransformerEncoder(layer, hp.num_layers, enable_nested_tensor=False)
         self.lm_head = nn.Linear(hp.d_model, vocab)
 
-    def tokenize(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, int]:
-        """Normalize the raw chunks with the heads' stats and encode them to padded FAST ids."""
-        assert self.normalize is not None
-        normalized = self.normalize(batch["actions"], batch["head_index"])
-        encoded = self.action_tokenizer.encode_padded(
-            normalized.detach().cpu().numpy(), max_length=self.hparams.max_action_tokens, pad_id=0
-        )
-        ids = torch.as_tensor(encoded.ids, dtype=torch.long, device=self.device) + TOKEN_OFFSET
-        mask = torch.as_tensor(encoded.attention_mask, dtype=torch.bool, device=self.device)
-        ids = ids.masked_fill(~mask, PAD_ID)
-        return ids, mask, int(encoded.truncated_rows)
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        assert self.token_embedding is not None
+        assert self.head_embedding is not None
+        checkpoint["fasttok"] = {
+            "vocab_size": self.token_embedding.num_embeddings,
+            "num_norm_heads": self.head_embedding.num_embeddings,
+            "decoder": self.action_decoder_state,
+        }
 
-    def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before the weights load: build the layers, so load_from_checkpoint needs no datamodule.
+        saved = checkpoint.get("fasttok")
+        if saved is None:
+            return
+        if self.token_embedding is None:
+            self._build(int(saved["vocab_size"]), int(saved["num_norm_heads"]))
+        self.action_decoder_state = saved["decoder"]
+
+    def tokenize(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Padded model ids (FAST id + TOKEN_OFFSET, PAD_ID after the end), their mask and the truncations.
+
+        Uses the worker-made ``action_tokens`` when the batch has them, else tokenizes here.
+        """
+        if "action_tokens" in batch:
+            ids, mask = batch["action_tokens"], batch["action_token_mask"].bool()
+            truncated = batch["action_tokens_truncated"]  # a tensor: no device sync per step
+            if ids.shape[1] > self.hparams.max_action_tokens:
+                raise ValueError(
+                    f"the batch brings {ids.shape[1]} token positions but the model has "
+                    f"max_action_tokens={self.hparams.max_action_tokens}: give the callback (or the "
+                    "datamodule) the same max_action_tokens"
+                )
+        else:
+            assert self.normalize is not None
+            normalized = self.normalize(batch["actions"], batch["head_index"])
+            # A tensor on any device or dtype: the codec copies it to CPU float32 itself.
+            encoded = self.action_tokenizer.encode_padded(
+                normalized, max_length=self.hparams.max_action_tokens, pad_id=0
+            )
+            ids, mask = torch.from_numpy(encoded.ids), torch.from_numpy(encoded.attention_mask)
+            truncated = torch.tensor(encoded.truncated_rows)
+        ids = ids.to(self.device, non_blocking=True) + TOKEN_OFFSET
+        mask = mask.to(self.device, non_blocking=True)
+        return ids.masked_fill(~mask, PAD_ID), mask, truncated.to(self.device)
+
+    def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Next-token cross-entropy over the chunk's FAST tokens, conditioned on its norm head."""
         assert self.token_embedding is not None
         assert self.transformer is not None
@@ -113,10 +164,12 @@ class TinyActionPolicy(pl.LightningModule):
         causal = nn.Transformer.generate_square_subsequent_mask(length, device=self.device)
         hidden = self.transformer(x, mask=causal, is_causal=True)
         logits = self.lm_head(hidden)
-        loss = nn.functional.cross_entropy(logits[mask], ids[mask])
+        # ignore_index instead of logits[mask]: boolean indexing is data-dependent (a device sync per step).
+        targets = ids.masked_fill(~mask, IGNORE_INDEX)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
         stats = {
-            "tokens_per_chunk": float(mask.sum(dim=1).float().mean()),
-            "truncated_rate": truncated / batch_size,
+            "tokens_per_chunk": mask.sum(dim=1).float().mean(),
+            "truncated_rate": truncated.float() / batch_size,
         }
         return loss, stats
 
@@ -129,7 +182,7 @@ class TinyActionPolicy(pl.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, _ = self.loss(batch)
         self.log("val/loss", loss, prog_bar=True)
-        self.log("val/perplexity", math.exp(min(float(loss), 50.0)))
+        self.log("val/perplexity", loss.detach().float().clamp_max(50.0).exp())
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, _ = self.loss(batch)

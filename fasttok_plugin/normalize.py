@@ -26,12 +26,17 @@ Conventions:
   (`NormHeads.with_data_stats`): stored quantiles cannot be pooled exactly over datasets.
 * ``IDENTITY``: returns the input unchanged (inputs are still validated).
 
+Precision: the buffers never drop below float32 (``module.to(torch.bfloat16)``, as Lightning's
+``precision="bf16-true"`` does, moves them but keeps them float32), and half-precision inputs are computed
+and returned in float32, so the values (and token ids) under bf16 equal float32's for the same input.
+
 `Unnormalize` applies the exact algebraic inverse, so ``Unnormalize(Normalize(x)) == x`` up to float
 rounding on every dim whose range is not degenerate, and exactly ``x == min`` on degenerate ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,6 +52,7 @@ __all__ = ["QUANTILE_BOUNDS", "NormMode", "Normalize", "Unnormalize"]
 ZeroRange = Literal["center", "legacy"]
 _STAT_NAMES = ("min", "max", "mean", "std")
 _QUANTILE_BUFFERS = ("q_lo", "q_hi")
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 class NormMode(str, Enum):
@@ -132,6 +138,18 @@ class _HeadStats(nn.Module):
             state_dict.pop(prefix + name, None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> _HeadStats:
+        # Lightning's "bf16-true"/"16-true" call module.to(bfloat16): rounding the stats to 8 mantissa
+        # bits would change the token ids of the chunks the tokenizer was fit on. Device moves apply;
+        # casts below float32 do not (the stats are re-taken from the unrounded buffer).
+        before = {name: buffer for name, buffer in self._buffers.items() if buffer is not None}
+        result = super()._apply(fn, recurse)
+        for name, old in before.items():
+            new = self._buffers[name]
+            if new is not None and new.dtype in _LOW_PRECISION and old.dtype not in _LOW_PRECISION:
+                self._buffers[name] = old.to(device=new.device)
+        return result
+
     @property
     def num_heads(self) -> int:
         """Number of heads ``H``."""
@@ -182,7 +200,7 @@ class _HeadStats(nn.Module):
 
         ``lo, hi`` are ``min, max``, or the mode's quantiles under a quantile mode.
         """
-        # Half precision inputs are computed in float32 and cast back; float64 stays float64.
+        # Half precision inputs are computed (and returned) in float32; float64 stays float64.
         dtype = torch.promote_types(actions.dtype, torch.float32)
         index = head_index.to(device=self.min.device, dtype=torch.long)
         rows = []
@@ -232,7 +250,7 @@ class Normalize(_HeadStats):
             y = (x - lo) / denominator * 2.0 + offset
         else:
             y = (x - mean) / self._std_terms(std)
-        return y.to(actions.dtype)
+        return y  # float32 (or float64): never rounded back to half
 
 
 class Unnormalize(_HeadStats):
@@ -260,4 +278,4 @@ class Unnormalize(_HeadStats):
             x = (y - offset) / 2.0 * denominator + lo
         else:
             x = y * self._std_terms(std) + mean
-        return x.to(actions.dtype)
+        return x  # float32 (or float64): never rounded back to half

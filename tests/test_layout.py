@@ -22,7 +22,19 @@ PACKAGE = Path(fasttok_plugin.__file__).parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
-CORE = ["mixture", "lerobot", "resolve", "heads", "stats", "normalize", "sampling", "codec", "fit", "fitting"]
+CORE = [
+    "mixture",
+    "lerobot",
+    "resolve",
+    "heads",
+    "stats",
+    "normalize",
+    "sampling",
+    "codec",
+    "fit",
+    "fitting",
+    "decode",
+]
 
 
 def _name(path: Path) -> str:

@@ -190,12 +190,15 @@ def test_stats_saved_by_older_checkpoints_are_ignored_on_load(mixture: tuple[Nor
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
-def test_output_dtype_follows_the_input(mixture: tuple[NormHeads, list], dtype: torch.dtype) -> None:
+def test_output_dtype_is_float32_or_float64(mixture: tuple[NormHeads, list], dtype: torch.dtype) -> None:
+    # Issue 14: half inputs are computed and returned in float32 (never rounded back); float64 stays.
     heads, datasets = mixture
     x, index = padded_batch(datasets)
     reference = Normalize(heads)(x.double(), index)
     out = Normalize(heads)(x.to(dtype), index)
-    assert out.dtype == dtype
+    assert out.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    if dtype != torch.float64:
+        assert torch.equal(out, Normalize(heads)(x.to(dtype).float(), index))
     tolerance = 1e-6 if dtype == torch.float64 else 0.05
     torch.testing.assert_close(out.double(), reference, rtol=tolerance, atol=tolerance)
 
@@ -250,3 +253,24 @@ def test_bad_settings_are_rejected(mixture: tuple[NormHeads, list]) -> None:
         Normalize(heads, zero_range="middle")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="eps"):
         Normalize(heads, eps=0.0)
+
+
+@pytest.mark.parametrize("cls", [Normalize, Unnormalize])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_casts_keep_the_buffers_float32(
+    mixture: tuple[NormHeads, list], cls: type, dtype: torch.dtype
+) -> None:
+    # Issue 14: Lightning's precision="bf16-true" calls module.to(bfloat16) on the whole model.
+    heads, datasets = mixture
+    x, index = padded_batch(datasets)
+    module = cls(heads)
+    expected = module(x, index)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), module).to(dtype)
+    assert model[0].weight.dtype == dtype  # the cast itself happened
+    for name in ("min", "max", "mean", "std"):
+        assert getattr(module, name).dtype == torch.float32
+        np.testing.assert_array_equal(getattr(module, name).numpy(), getattr(heads, name).astype(np.float32))
+    assert torch.equal(module(x, index), expected)
+    module.to("meta")  # a device move still applies (meta: no data, shapes only)
+    assert module.min.device.type == "meta"
+    assert module.min.dtype == torch.float32

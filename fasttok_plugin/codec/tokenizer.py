@@ -39,6 +39,27 @@ logger = logging.getLogger(__package__)
 _DECODE_BLOCK: Final = 256
 
 
+def _host_array(chunks: Any) -> Any:
+    """A torch tensor (any device, any dtype, autograd or not) as a CPU numpy array; else ``chunks``.
+
+    Checked by module name, so the codec never imports torch. Every float dtype but float64 becomes float32
+    (numpy has no bfloat16; the policy's `Normalize` computes in float32), so a bf16 or CUDA tensor encodes
+    exactly like its float32 value; float64 (and non-float) tensors read like their numpy twins.
+
+    Raises:
+        CodecError: The tensor is on the ``meta`` device (it holds no values).
+    """
+    if not (type(chunks).__module__.startswith("torch") and hasattr(chunks, "detach")):
+        return chunks
+    import torch  # only reached with a tensor, so torch is already imported
+
+    if chunks.device.type == "meta":
+        raise CodecError("encode: the chunks are a tensor on the 'meta' device, which holds no values")
+    if chunks.dtype == torch.float64 or not chunks.is_floating_point():
+        return chunks.detach().to("cpu").numpy()  # as numpy would read it: the codec checks the dtype
+    return chunks.detach().to("cpu", torch.float32).numpy()
+
+
 class FastTokenizer:
     """A fitted FAST action tokenizer (DCT + quantization + BPE) that encodes and decodes in batches.
 
@@ -175,7 +196,9 @@ class FastTokenizer:
     # --------------------------------------------------------------- encode
     def _codes(self, chunks: Any) -> tuple[np.ndarray, int]:
         """Validated chunks -> ``(N, T*D)`` codes in ``0 .. max_token - min_token`` and the clamp count."""
-        array = as_batch(chunks, expected=(self.time_horizon, self.action_dim), what="encode", allow_2d=True)
+        array = as_batch(
+            _host_array(chunks), expected=(self.time_horizon, self.action_dim), what="encode", allow_2d=True
+        )
         codes = quantize(array, self.scale, what="encode", order=self.order) - self.min_token
         clipped = np.clip(codes, 0, self._remap.size - 1)
         if self._holes:
@@ -204,6 +227,9 @@ class FastTokenizer:
 
     def encode(self, chunks: Any) -> list[list[int]]:
         """Encode ``(N, T, D)`` chunks (or one ``(T, D)`` chunk) to token id lists.
+
+        ``chunks`` may be a numpy array or a torch tensor on any device and of any float dtype (it is
+        copied to CPU float32 first).
 
         Quantized values outside the fitted range are clamped, counted and logged (see
         :meth:`encode_padded` for the count). A chunk whose scaled DCT coefficients overflow (not finite,

@@ -7,6 +7,7 @@ datamodule that builds them in its ``setup()`` works too. It is the fit's own pr
 """
 
 from fasttok_plugin.errors import TokenizerMismatchError
+from fasttok_plugin.lightning._tokenize import TokenizeBatch
 from fasttok_plugin.lightning.callback import FastTokenizerCallback
 from fasttok_plugin.lightning.datamodule import MixtureDataModule
 from fasttok_plugin.lightning.protocol import TokenizerSource
@@ -16,6 +17,7 @@ __all__ = [
     "ChunkStream",
     "FastTokenizerCallback",
     "MixtureDataModule",
+    "TokenizeBatch",
     "TokenizerMismatchError",
     "TokenizerSource",
 ]

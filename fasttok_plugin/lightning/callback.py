@@ -389,6 +389,4 @@ class FastTokenizerCallback(Callback):
 
     def _attach(self, pl_module: pl.LightningModule, source: TokenizerSource) -> None:
         assert self._prepared is not None
-        self._normalize = attach(
-            pl_module, self._prepared.tokenizer, self._normalize, self, source.norm_heads
-        )
+        self._normalize = attach(pl_module, self._prepared.tokenizer, self._normalize, self, source)

@@ -29,12 +29,15 @@ from fasttok_plugin.defaults import (
 )
 from fasttok_plugin.heads.keys import check_head_grouping
 from fasttok_plugin.lightning._arguments import check_transform_argument, data_source_for
+from fasttok_plugin.lightning._tokenize import TokenizeBatch, quiet_tokenizers_fork
 from fasttok_plugin.lightning.stream import ChunkStream
 from fasttok_plugin.mixture import MixtureConfig  # at runtime: LightningCLI reads the annotations
 from fasttok_plugin.transforms import ActionTransform  # likewise
 
 if TYPE_CHECKING:
+    from fasttok_plugin.codec import FastTokenizer
     from fasttok_plugin.heads import NormHeads
+    from fasttok_plugin.normalize import Normalize
     from fasttok_plugin.resolve import ResolvedMixture
     from fasttok_plugin.sampling import ChunkSampler
 
@@ -54,7 +57,9 @@ class MixtureDataModule(pl.LightningDataModule):
     Every loader yields ``{"actions": (B, T, D) float32 raw zero-padded, "head_index": (B,) long,
     "dataset_index": (B,) long}`` with chunks drawn by the mixture weights. Normalize them in the model with
     the same :class:`~fasttok_plugin.normalize.Normalize` the tokenizer was fit with (the callback can
-    attach it).
+    attach it), or pass ``tokenize=True``: the DataLoader workers then add the normalized actions and the
+    padded FAST ids (:class:`~fasttok_plugin.lightning.TokenizeBatch`) with the tokenizer and `Normalize`
+    that :class:`~fasttok_plugin.lightning.FastTokenizerCallback` hands over in its ``setup``.
 
     Args:
         mixture: Path of a mixture file (``mixture.json``) or an already parsed
@@ -88,6 +93,13 @@ class MixtureDataModule(pl.LightningDataModule):
         transform: An `ActionTransform` for every entry (None: the mixture's transform keys). Batches
             carry the transformed actions (selected columns, relative dims minus the state at the chunk's
             first frame), so the policy's Normalize sees the values the tokenizer is fit on.
+        tokenize: Add ``normalized_actions``, ``action_tokens``, ``action_token_mask``,
+            ``action_token_lengths``, ``action_tokens_truncated`` and ``action_values_clamped`` to every
+            batch, computed in the DataLoader workers (needs `set_tokenization`, which the callback calls).
+        max_action_tokens: Padded token length ``L`` of ``tokenize=True`` batches; ``None``: the callback's
+            ``max_action_tokens`` (the budget its fit report measures truncation against).
+        multiprocessing_context: Start method of the DataLoader workers (``"fork"``, ``"forkserver"``,
+            ``"spawn"``); ``None``: torch's default.
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -120,6 +132,9 @@ class MixtureDataModule(pl.LightningDataModule):
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
         stats_source: Literal["stored", "data"] | None = None,
         transform: ActionTransform | None = None,
+        tokenize: bool = False,
+        max_action_tokens: int | None = None,
+        multiprocessing_context: Literal["fork", "forkserver", "spawn"] | None = None,
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -132,8 +147,9 @@ class MixtureDataModule(pl.LightningDataModule):
             ("num_workers", num_workers, 0),
             ("sampler_workers", sampler_workers, 0),
             ("seed", seed, 0),
+            ("max_action_tokens", max_action_tokens, 1),
         ):
-            if value is None and name in ("chunk_size", "max_action_dim"):
+            if value is None and name in ("chunk_size", "max_action_dim", "max_action_tokens"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"MixtureDataModule: {name} must be an integer >= {minimum}, got {value!r}")
@@ -151,6 +167,17 @@ class MixtureDataModule(pl.LightningDataModule):
         self.stats_source = stats_source or "stored"  # "data" once setup() sees transformed actions
         self._stats_source_arg = stats_source
         self.transform = transform
+        if not isinstance(tokenize, bool):
+            raise ValueError(f"MixtureDataModule: tokenize must be True or False, got {tokenize!r}")
+        if multiprocessing_context not in (None, "fork", "forkserver", "spawn"):
+            raise ValueError(
+                "MixtureDataModule: multiprocessing_context must be 'fork', 'forkserver', 'spawn' or None, "
+                f"got {multiprocessing_context!r}"
+            )
+        self.tokenize = tokenize
+        self.max_action_tokens = max_action_tokens
+        self.multiprocessing_context = multiprocessing_context
+        self._tokenize_batch: TokenizeBatch | None = None
         self.mixture = mixture
         self._head_grouping_arg = head_grouping
         self.on_dataset_error = on_dataset_error
@@ -203,6 +230,25 @@ class MixtureDataModule(pl.LightningDataModule):
     def max_action_dim(self) -> int:
         """Padded action dimension of every batch (``norm_heads.max_action_dim``)."""
         return self.norm_heads.max_action_dim
+
+    def set_tokenization(
+        self, tokenizer: FastTokenizer, normalize: Normalize, *, max_action_tokens: int | None = None
+    ) -> None:
+        """Give the loaders the tokenizer and `Normalize` of ``tokenize=True`` (no-op otherwise).
+
+        :class:`~fasttok_plugin.lightning.FastTokenizerCallback` calls it in ``setup``, before Lightning
+        builds any loader; call it yourself to tokenize without the callback. A CPU float32 copy of
+        ``normalize`` is taken now (see :class:`~fasttok_plugin.lightning.TokenizeBatch`).
+
+        Args:
+            tokenizer: The fitted tokenizer.
+            normalize: The `Normalize` the policy holds (same heads, mode, zero_range and eps as the fit).
+            max_action_tokens: Used when the datamodule's own ``max_action_tokens`` is ``None``.
+        """
+        if not self.tokenize:
+            return
+        length = self.max_action_tokens if self.max_action_tokens is not None else max_action_tokens
+        self._tokenize_batch = TokenizeBatch(tokenizer, normalize, max_action_tokens=length)
 
     def _require_setup(self) -> None:
         if self._norm_heads is None:
@@ -287,12 +333,27 @@ class MixtureDataModule(pl.LightningDataModule):
             on_dataset_error=self.on_dataset_error,
         )
         workers = min(self.num_workers, max(num_batches, 1))
+        collate: dict[str, Any] = {}
+        if self.tokenize:
+            if self._tokenize_batch is None:
+                raise RuntimeError(
+                    "MixtureDataModule(tokenize=True) has no tokenizer: add FastTokenizerCallback to the "
+                    "Trainer's callbacks, or call datamodule.set_tokenization(tokenizer, normalize) first"
+                )
+            if workers > 0:
+                quiet_tokenizers_fork()
+            # With batch_size=None the collate_fn runs on every yielded batch, inside the worker.
+            collate["collate_fn"] = self._tokenize_batch
+        # A sampler pool lives as long as the datamodule (closed in teardown), not one per round.
+        self.chunk_sampler.keep_pool()
         return DataLoader(
             stream,
             batch_size=None,  # the stream already yields whole batches
             num_workers=workers,
             persistent_workers=workers > 0,  # keeps the per-worker iteration counter (new chunks every epoch)
             pin_memory=self.pin_memory,
+            multiprocessing_context=self.multiprocessing_context if workers > 0 else None,
+            **collate,
         )
 
     def _warn_starved_entries(self) -> None:
@@ -333,6 +394,12 @@ class MixtureDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """``eval_batches`` fixed predict batches."""
         return self._loader("predict", self.eval_batches)
+
+    @override
+    def teardown(self, stage: str) -> None:
+        """Stop the sampler's worker pool (a later loader starts a new one)."""
+        if self._sampler is not None:
+            self._sampler.close_pool()
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from fasttok_plugin.errors import SamplingError
 from fasttok_plugin.sampling._part import PartResult, Task, sample_part
 
-__all__ = ["PART_CHUNKS", "part_ranges", "peak_rss_mb", "run_tasks"]
+__all__ = ["PART_CHUNKS", "WorkerPool", "part_ranges", "peak_rss_mb", "run_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,53 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def run_tasks(tasks: Iterable[Task], workers: int) -> Iterator[PartResult]:
+class WorkerPool:
+    """A process pool started on first use and reused by every later sampling run until `close`.
+
+    Starting forkserver/spawn workers costs a process start and the imports per worker: a datamodule that
+    samples a round per few batches keeps one pool for its lifetime instead of one per round.
+
+    Attributes:
+        workers: Worker processes of the pool.
+        started: How many executors this object has started (1 while it is reused; restarts after a
+            worker died or after `close` count again).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = int(workers)
+        self.started = 0
+        self._executor: ProcessPoolExecutor | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the pool's processes are up (between the first use and `close`)."""
+        return self._executor is not None
+
+    def executor(self) -> ProcessPoolExecutor:
+        """The running executor, started now if it is not running."""
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context())
+            self.started += 1
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the worker processes (idempotent; a later run starts a new pool)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def __getstate__(self) -> dict[str, object]:
+        # A pickled copy (a spawned DataLoader worker) gets no processes: it starts its own if it may.
+        return {"workers": self.workers, "started": 0, "_executor": None}
+
+
+def run_tasks(tasks: Iterable[Task], workers: int, pool: WorkerPool | None = None) -> Iterator[PartResult]:
     """Run tasks in order; with workers, keep at most ``2 * workers`` parts in flight (bounded memory).
+
+    Args:
+        tasks: The parts to sample.
+        workers: Worker processes (0: in this process).
+        pool: A long-lived pool to run them on (kept running afterwards); ``None``: a pool for this run only.
 
     Raises:
         SamplingError: A worker process died (killed, or could not start).
@@ -79,18 +124,25 @@ def run_tasks(tasks: Iterable[Task], workers: int) -> Iterator[PartResult]:
         for task in tasks:
             yield sample_part(task)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+    owned = pool is None
+    executor = (
+        ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+        if pool is None
+        else pool.executor()
+    )
     pending: deque[Future[PartResult]] = deque()
     iterator = iter(tasks)
     try:
         for task in iterator:
-            pending.append(pool.submit(_sample_part_in_worker, task))
+            pending.append(executor.submit(_sample_part_in_worker, task))
             if len(pending) >= 2 * workers:
                 break
         while pending:
             try:
                 result = pending.popleft().result()
             except BrokenProcessPool as exc:
+                if pool is not None:
+                    pool.close()  # the next run starts a fresh pool
                 raise SamplingError(
                     f"a sampler worker process died ({exc}): it was killed (out of memory?) or could not "
                     f'start (a script that samples with workers needs an `if __name__ == "__main__":` '
@@ -98,7 +150,12 @@ def run_tasks(tasks: Iterable[Task], workers: int) -> Iterator[PartResult]:
                 ) from exc
             task = next(iterator, None)
             if task is not None:
-                pending.append(pool.submit(_sample_part_in_worker, task))
+                pending.append(executor.submit(_sample_part_in_worker, task))
             yield result
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if owned:
+            executor.shutdown(wait=True, cancel_futures=True)
+        else:
+            # A kept pool: drop this run's queued parts (a consumer that stopped early wants none of them).
+            for future in pending:
+                future.cancel()

@@ -20,7 +20,7 @@ from fasttok_plugin.errors import SamplingError
 from fasttok_plugin.lerobot import clear_frames_cache
 from fasttok_plugin.mixture.weights import check_weights
 from fasttok_plugin.sampling._part import Task
-from fasttok_plugin.sampling._pool import part_ranges, run_tasks
+from fasttok_plugin.sampling._pool import WorkerPool, part_ranges, run_tasks
 from fasttok_plugin.sampling.batch import Batcher, ChunkBatch
 from fasttok_plugin.sampling.budgets import check_total_chunks, largest_remainder, starved_entries
 from fasttok_plugin.sampling.report import DatasetSampleReport, EntryTally
@@ -112,6 +112,27 @@ class ChunkSampler:
         self.transforms = _per_entry(transforms, len(resolved.entries))
         self._report: tuple[DatasetSampleReport, ...] = ()
         self._peak_worker_mb = 0.0
+        self._pool: WorkerPool | None = None
+
+    def keep_pool(self) -> WorkerPool | None:
+        """Keep one worker pool across `sample` runs until `close_pool` (``None`` with ``workers=0``).
+
+        Without it every run starts and stops its own pool. The pool starts on the first run that uses it.
+        """
+        if self._pool is None and self.workers > 0:
+            self._pool = WorkerPool(self.workers)
+        return self._pool
+
+    @property
+    def pool(self) -> WorkerPool | None:
+        """The pool kept by `keep_pool` (``None`` when runs use their own)."""
+        return self._pool
+
+    def close_pool(self) -> None:
+        """Stop the kept pool's processes (idempotent); later runs start their own again."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def with_workers(self, workers: int) -> ChunkSampler:
         """A copy drawing the same chunks with another number of worker processes.
@@ -302,7 +323,7 @@ class ChunkSampler:
             )
         batcher = Batcher(batch_size, self.chunk_size, self.max_action_dim)
         peak_worker_mb = 0.0
-        for result in run_tasks(self._tasks(budgets, seed), self.workers):
+        for result in run_tasks(self._tasks(budgets, seed), self.workers, self._pool):
             peak_worker_mb = max(peak_worker_mb, result.peak_rss_mb)
             tally = tallies[result.position]
             tally.skipped += result.skipped_nonfinite

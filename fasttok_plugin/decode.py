@@ -1,0 +1,249 @@
+"""Inference: predicted FAST token ids back to raw actions, per norm head (DESIGN §14).
+
+`ActionDecoder` chains what a policy's action head needs after generation: `FastTokenizer.decode` (with its
+validity mask), the head's `Unnormalize`, and the cut to the head's native action width. It needs no
+dataset and no Lightning: the tokenizer folder, plus the heads' stats (``from_heads``) or an `Unnormalize`
+built from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fasttok_plugin.normalize import QUANTILE_BOUNDS, NormMode, Unnormalize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fasttok_plugin.codec import FastTokenizer
+    from fasttok_plugin.heads import NormHeads
+
+__all__ = ["ActionDecoder", "DecodedActions"]
+
+_STATE_VERSION = 1
+_STATS = ("min", "max", "mean", "std")
+
+
+@dataclass(frozen=True)
+class DecodedActions:
+    """Raw actions decoded from token ids.
+
+    Attributes:
+        actions: ``(N, T, D)`` float32 raw actions; columns past a row's native width are 0.0 (the
+            datamodule's zero padding); rows that did not decode are NaN (never zeros).
+        valid: ``(N,)`` bool, True where the ids decoded to exactly ``T * D`` values in the fitted range.
+        head_index: ``(N,)`` int64 head of each row.
+        action_dims: ``(N,)`` int64 native action width of each row's head.
+        invalid_rows: Indices of the rows that are not valid.
+    """
+
+    actions: np.ndarray
+    valid: np.ndarray
+    head_index: np.ndarray
+    action_dims: np.ndarray
+    invalid_rows: tuple[int, ...]
+
+    def native(self, row: int) -> np.ndarray:
+        """Row ``row`` at its head's native width: ``(T, action_dims[row])``."""
+        return self.actions[row, :, : int(self.action_dims[row])]
+
+
+class ActionDecoder:
+    """Map predicted token ids and each row's head to raw actions at the head's native width.
+
+    Args:
+        tokenizer: The fitted tokenizer (``FastTokenizer.load(tokenizer_dir)``).
+        unnormalize: The `Unnormalize` of the heads the tokenizer was fit with (same mode, zero_range, eps).
+        head_keys: Display key of every head (``NormHeads.keys``), to name heads by key.
+        head_dims: Native action width of every head (``NormHeads.native_dims``).
+
+    Raises:
+        ValueError: If the keys, dims and `Unnormalize` disagree on the heads, or the tokenizer's action
+            width is not the heads' padded width.
+
+    Example::
+
+        decoder = ActionDecoder.from_heads(FastTokenizer.load("runs/tokenizer"), heads)
+        out = decoder.decode(predicted_ids, "so100/joint_pos", lengths=predicted_lengths)
+        out.native(0)  # (T, native dim) raw actions of the first row
+    """
+
+    def __init__(
+        self,
+        tokenizer: FastTokenizer,
+        unnormalize: Unnormalize,
+        head_keys: Sequence[str],
+        head_dims: Sequence[int],
+    ) -> None:
+        keys, dims = tuple(str(k) for k in head_keys), tuple(int(d) for d in head_dims)
+        if not isinstance(unnormalize, Unnormalize):
+            raise ValueError(
+                f"ActionDecoder: unnormalize must be an Unnormalize, got {type(unnormalize).__name__}"
+            )
+        if len(keys) != unnormalize.num_heads or len(dims) != unnormalize.num_heads:
+            raise ValueError(
+                f"ActionDecoder: {len(keys)} head keys and {len(dims)} head dims for an Unnormalize of "
+                f"{unnormalize.num_heads} heads; pass NormHeads.keys and NormHeads.native_dims of its heads"
+            )
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"ActionDecoder: head keys must be unique, got {keys}")
+        bad = [(k, d) for k, d in zip(keys, dims, strict=True) if not 0 < d <= unnormalize.action_dim]
+        if bad:
+            raise ValueError(
+                f"ActionDecoder: head dims must be in 1..{unnormalize.action_dim} (padded width), got {bad}"
+            )
+        if tokenizer.action_dim not in (None, unnormalize.action_dim):
+            raise ValueError(
+                f"ActionDecoder: the tokenizer encodes {tokenizer.action_dim} action dims but the heads are "
+                f"padded to {unnormalize.action_dim}; use the tokenizer fit for these heads"
+            )
+        self.tokenizer = tokenizer
+        self.unnormalize = unnormalize.to("cpu").eval()
+        self.head_keys = keys
+        self.head_dims = dims
+
+    @classmethod
+    def from_heads(
+        cls,
+        tokenizer: FastTokenizer,
+        norm_heads: NormHeads,
+        *,
+        mode: str = "min_max",
+        zero_range: str = "center",
+        eps: float = 1e-6,
+    ) -> ActionDecoder:
+        """A decoder for ``norm_heads`` with the normalization settings of the fit (callback defaults)."""
+        unnormalize = Unnormalize(norm_heads, mode=mode, zero_range=zero_range, eps=eps)  # type: ignore[arg-type]
+        return cls(tokenizer, unnormalize, norm_heads.keys, norm_heads.native_dims)
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-able description of the heads (keys, native widths, stats, settings) for `from_state`.
+
+        Save it with a checkpoint (``on_save_checkpoint``) to decode without the mixture's datasets.
+        """
+        u = self.unnormalize
+        names = _STATS + (("q_lo", "q_hi") if u.mode in QUANTILE_BOUNDS else ())
+        return {
+            "version": _STATE_VERSION,
+            "head_keys": list(self.head_keys),
+            "head_dims": list(self.head_dims),
+            "mode": u.mode.value,
+            "zero_range": u.zero_range,
+            "eps": u.eps,
+            "fingerprint": u.fingerprint,
+            "stats": {name: getattr(u, name).tolist() for name in names},
+        }
+
+    @classmethod
+    def from_state(cls, tokenizer: FastTokenizer, state: Mapping[str, Any]) -> ActionDecoder:
+        """The decoder `state` described (the same float32 stats, so the same raw actions).
+
+        Raises:
+            ValueError: If ``state`` is not a decoder state of this version.
+        """
+        version = state.get("version") if isinstance(state, Mapping) else None
+        if version != _STATE_VERSION:
+            raise ValueError(
+                f"ActionDecoder.from_state: expected a state written by ActionDecoder.state() (version "
+                f"{_STATE_VERSION}), got {type(state).__name__} with version {version!r}"
+            )
+        mode = NormMode(state["mode"])
+        stats = {name: np.asarray(values, dtype=np.float64) for name, values in state["stats"].items()}
+        if mode in QUANTILE_BOUNDS:
+            lo, hi = QUANTILE_BOUNDS[mode]
+            stats[lo], stats[hi] = stats.pop("q_lo"), stats.pop("q_hi")
+        keys = tuple(state["head_keys"])
+        # Unnormalize reads only these attributes of a NormHeads.
+        heads = SimpleNamespace(
+            keys=keys, max_action_dim=stats["min"].shape[1], fingerprint=state["fingerprint"], **stats
+        )
+        unnormalize = Unnormalize(heads, mode=mode, zero_range=state["zero_range"], eps=state["eps"])  # type: ignore[arg-type]
+        return cls(tokenizer, unnormalize, keys, state["head_dims"])
+
+    def head_index(self, head: int | str) -> int:
+        """The index of ``head``, given as an index or a head key.
+
+        Raises:
+            ValueError: Unknown key or out-of-range index (the message lists the keys).
+        """
+        if isinstance(head, str):
+            if head not in self.head_keys:
+                raise ValueError(
+                    f"ActionDecoder: unknown head {head!r}; the heads are {list(self.head_keys)}"
+                )
+            return self.head_keys.index(head)
+        if (
+            isinstance(head, bool)
+            or not isinstance(head, (int, np.integer))
+            or not 0 <= head < len(self.head_keys)
+        ):
+            raise ValueError(
+                f"ActionDecoder: head must be a key or an index in 0..{len(self.head_keys) - 1}, got {head!r}"
+            )
+        return int(head)
+
+    def decode(
+        self,
+        ids: Any,
+        heads: int | str | Sequence[int | str] | np.ndarray | torch.Tensor,
+        *,
+        lengths: Any = None,
+        strict: bool = False,
+    ) -> DecodedActions:
+        """Decode token ids of ``N`` chunks to raw actions.
+
+        Args:
+            ids: Id lists, an ``(N, L)`` array or tensor (any device), or an `EncodedBatch`.
+            heads: One head (index or key) for every row, or one per row.
+            lengths: ``(N,)`` real tokens per row of an ``(N, L)`` ``ids`` (the rest is padding); ``None``:
+                every entry is a token (or ``ids`` carries its lengths).
+            strict: Raise `CodecError` if a row does not decode.
+        """
+        rows = _id_rows(ids, lengths)
+        decoded = self.tokenizer.decode(rows, strict=strict)
+        n = decoded.actions.shape[0]
+        index = self._head_indices(heads, n)
+        with torch.no_grad():
+            raw = self.unnormalize(torch.from_numpy(decoded.actions), torch.from_numpy(index)).numpy()
+        dims = np.asarray(self.head_dims, dtype=np.int64)[index]
+        padding = np.arange(raw.shape[2])[None, None, :] >= dims[:, None, None]
+        raw = np.where(padding & decoded.valid[:, None, None], np.float32(0.0), raw).astype(np.float32)
+        return DecodedActions(raw, decoded.valid, index, dims, decoded.invalid_rows)
+
+    def _head_indices(self, heads: Any, n: int) -> np.ndarray:
+        if isinstance(heads, torch.Tensor):
+            heads = heads.detach().cpu().numpy()
+        if isinstance(heads, (str, int, np.integer)):
+            return np.full(n, self.head_index(heads), dtype=np.int64)
+        index = np.asarray([self.head_index(h.item() if isinstance(h, np.generic) else h) for h in heads])
+        if index.shape != (n,):
+            raise ValueError(
+                f"ActionDecoder: {len(index)} heads for {n} rows of ids; pass one head or one per row"
+            )
+        return index.astype(np.int64)
+
+
+def _id_rows(ids: Any, lengths: Any) -> Any:
+    """``ids`` as the tokenizer's decode reads them; padded rows cut at ``lengths``."""
+    if isinstance(ids, torch.Tensor):
+        ids = ids.detach().cpu().numpy()
+    if lengths is None:
+        return ids
+    if isinstance(lengths, torch.Tensor):
+        lengths = lengths.detach().cpu().numpy()
+    matrix, cut = np.asarray(ids), np.asarray(lengths, dtype=np.int64)
+    if (
+        matrix.ndim != 2
+        or cut.shape != (matrix.shape[0],)
+        or (cut < 0).any()
+        or (cut > matrix.shape[1]).any()
+    ):
+        raise ValueError(
+            f"ActionDecoder: lengths {tuple(cut.shape)} must give 0..L tokens for each row of the (N, L) ids "
+            f"{tuple(matrix.shape)}"
+        )
+    return [row[:k].tolist() for row, k in zip(matrix, cut, strict=True)]
