@@ -103,6 +103,10 @@ def fit_fingerprint(
     # Only a non-default source is written, so every stored-stats fingerprint stays what it was.
     if source != "stored":
         payload["normalization"]["stats_source"] = source  # type: ignore[index]
+    # Likewise the layout: padded fingerprints stay what they were.
+    layout = getattr(settings, "layout", "padded")
+    if layout != "padded":
+        payload["codec"]["layout"] = layout  # type: ignore[index]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 

@@ -159,7 +159,9 @@ class FitReport:
     ``peak_memory_mb`` is this process's peak RSS (``ru_maxrss``), ``peak_memory_workers_mb`` that of
     the largest sampler worker (0 when sampling in-process). ``head_grouping`` is how the entries were
     grouped into the heads (``robot_control``, ``global`` or ``dataset``); ``stats_source`` where their
-    stats came from (``stored`` stats.json or ``data``, computed from the frames).
+    stats came from (``stored`` stats.json or ``data``, computed from the frames). ``layout`` is how the
+    chunks were tokenized: ``padded`` to ``action_dim``, or ``native`` (each at its entry's width; the
+    token lengths, round-trip error and ``compression_ratio`` then count ``T x`` that width).
     """
 
     fit_fingerprint: str
@@ -198,6 +200,7 @@ class FitReport:
     heldout_evaluated: int | None = None
     head_grouping: str = "robot_control"  # reports written before #11 grouped by robot/control mode
     stats_source: str = "stored"  # reports written before #11 used the stored stats
+    layout: str = "padded"  # reports written before #12 measured padded chunks
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (non-finite floats become None)."""

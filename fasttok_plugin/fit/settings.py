@@ -102,6 +102,10 @@ class FitSettings:
             ``"data"`` for the quantile modes, else ``"stored"``. ``"stored"`` with a quantile mode is
             refused: stored quantiles cannot be pooled exactly over datasets. With a `FitSource` the heads
             are already built: the source must match theirs.
+        layout: ``"padded"`` (chunks zero-padded to ``max_action_dim``, the reference's layout) or
+            ``"native"`` (each chunk keeps its entry's native width: one tokenizer over mixed widths, as
+            LeRobot ``pi0_fast`` and openpi tokenize; the report measures every head at that width). A
+            mixture's ``layout`` key applies while this is the default ``"padded"``.
 
     Raises:
         FitError: Listing every invalid setting.
@@ -127,6 +131,7 @@ class FitSettings:
     on_dataset_error: Literal["raise", "skip"] = "raise"
     head_grouping: str | None = None
     stats_source: str | None = None
+    layout: str = "padded"
 
     def __post_init__(self) -> None:
         mode = getattr(self.normalization, "value", self.normalization)
@@ -154,12 +159,15 @@ class FitSettings:
             config.head_grouping if config is not None else None,
             DEFAULT_HEAD_GROUPING,
         )
+        # The field's default is "padded" (not None), so a mixture's layout applies over the default.
+        layout = self.layout if self.layout != "padded" or config is None else (config.layout or "padded")
         return dataclasses.replace(
             self,
             chunk_size=int(chunk),
             max_action_dim=int(width),
             head_grouping=str(grouping),
             stats_source=self.source,
+            layout=str(layout),
         )
 
     @property
@@ -222,6 +230,8 @@ def _choice_problems(settings: FitSettings) -> list[str]:
             "'stored': stored per-dataset quantiles cannot be pooled exactly into a head's quantiles; "
             "drop stats_source or set it to 'data'"
         )
+    if settings.layout not in ("padded", "native"):
+        problems.append(f"layout must be 'padded' or 'native', got {settings.layout!r}")
     if settings.zero_range not in ("center", "legacy"):
         problems.append(f"zero_range must be 'center' or 'legacy', got {settings.zero_range!r}")
     if not (isinstance(eps, (int, float)) and eps > 0):

@@ -30,6 +30,7 @@ TOP_LEVEL_KEYS = (
     "max_action_dim",
     "chunk_size",
     "head_grouping",
+    "layout",
 )
 #: Keys a ``datasets`` entry knows.
 ENTRY_KEYS = (
@@ -136,6 +137,8 @@ class MixtureConfig:
         chunk_size: Optional default chunk size.
         head_grouping: Optional default head grouping (one of ``defaults.HEAD_GROUPINGS``; ``None``: not
             given, so callers fall back to ``robot_control``).
+        layout: Optional default chunk layout, ``"padded"`` or ``"native"`` (``None``: not given, so
+            callers fall back to ``padded``).
         unknown_keys: Keys the schema does not know, with suggestions.
         problems: Non-fatal problems (bad weights) for the preflight to report.
         sha256: sha256 of the canonical (sorted keys) merged document.
@@ -157,6 +160,7 @@ class MixtureConfig:
     sha256: str
     prefix: str = ""
     head_grouping: str | None = None
+    layout: str | None = None
     locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
 
     def line_of(self, pointer: str) -> int | None:

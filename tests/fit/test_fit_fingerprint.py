@@ -35,6 +35,7 @@ _OTHER_VALUE: dict[str, Any] = {
     "zero_range": "legacy",
     "eps": 1e-5,
     "on_dataset_error": "skip",
+    "layout": "native",
 }
 
 
