@@ -91,6 +91,14 @@ def _add_fit(commands: Any) -> None:
         help="norm stats from the datasets' stats.json (stored) or computed from the frames each head "
         "trains on (data; cached); default: data for the quantile modes, else stored",
     )
+    fit.add_argument(
+        "--layout",
+        choices=("padded", "native"),
+        default=None,
+        help="padded: fit on chunks zero-padded to --max-action-dim (the reference); native: each chunk at "
+        "its dataset's native action width, one tokenizer over the mixed widths, as LeRobot pi0_fast and "
+        "openpi tokenize (default: mixture, padded)",
+    )
     fit.add_argument("--zero-range", choices=("center", "legacy"), default="center")
     fit.add_argument("--pipeline", choices=("reference", "char"), default="char")
     fit.add_argument(
@@ -201,6 +209,7 @@ def _settings(args: argparse.Namespace) -> Any:
         on_dataset_error=args.on_dataset_error,
         head_grouping=args.head_grouping,
         stats_source=args.stats_source,
+        layout=args.layout or "padded",
     )
 
 

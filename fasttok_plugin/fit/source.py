@@ -265,10 +265,19 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
             f"source's norm heads hold {source_of_heads!r} stats; build the heads (the datamodule's "
             f"stats_source) with stats_source={settings.source!r}"
         )
+    # A datamodule serving native chunks fits native (over the default, as a mixture's layout does).
+    layout = getattr(source, "layout", None)
+    layout = settings.layout if not isinstance(layout, str) or settings.layout != "padded" else layout
+    if layout != getattr(source, "layout", layout):
+        raise FitError(
+            f"settings.layout={layout!r} but the source serves {source.layout!r} chunks; build the "  # type: ignore[attr-defined]
+            f"datamodule with layout={layout!r}"
+        )
     return dataclasses.replace(
         settings,
         chunk_size=sampler.chunk_size,
         max_action_dim=heads.max_action_dim,
         head_grouping=grouping,
         stats_source=source_of_heads,
+        layout=layout,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING, resolve_setting
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.fit.settings import FitSettings
+from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of
 
-__all__ = ["check_arguments", "head_grouping_of", "stats_source_of"]
+__all__ = ["check_arguments", "head_grouping_of", "layout_of", "settings_for_source", "stats_source_of"]
 
 
 def check_arguments(
@@ -68,3 +70,36 @@ def stats_source_of(settings: FitSettings, heads: object) -> str:
             "the policy normalizes with the stats the tokenizer is fit on"
         )
     return built
+
+
+def layout_of(argument: str | None, source: object) -> str:
+    """The callback's layout: its argument, else the datamodule's (``layout`` attribute, else padded).
+
+    Raises:
+        FitError: ``argument`` differs from the layout the datamodule serves its batches in.
+    """
+    built = str(getattr(source, "layout", "padded"))
+    layout = argument or built
+    if layout != built:
+        raise FitError(
+            f"FastTokenizerCallback(layout={layout!r}) but the datamodule serves {built!r} chunks; pass "
+            f'layout={layout!r} to the datamodule (or set "layout" in the mixture file) so the policy '
+            "tokenizes chunks of the widths the tokenizer is fit on"
+        )
+    return layout
+
+
+def settings_for_source(settings: FitSettings, source: TokenizerSource, layout: str | None) -> FitSettings:
+    """The callback's settings for ``source``: its chunk size, width, grouping, stats source and layout.
+
+    Raises:
+        FitError: An explicit grouping, stats source or layout differs from the datamodule's.
+    """
+    return dataclasses.replace(
+        settings,
+        chunk_size=chunk_size_of(source),
+        max_action_dim=int(source.norm_heads.max_action_dim),
+        head_grouping=head_grouping_of(settings.head_grouping, source.norm_heads),
+        stats_source=stats_source_of(settings, source.norm_heads),
+        layout=layout_of(layout, source),
+    )

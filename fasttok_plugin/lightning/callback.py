@@ -9,7 +9,6 @@ tokens the model sees at train time come from exactly the normalization the toke
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
@@ -31,7 +30,7 @@ from fasttok_plugin.fit.settings import (
     DEFAULT_TOTAL_CHUNKS,
     FitSettings,
 )
-from fasttok_plugin.lightning._arguments import check_arguments, head_grouping_of, stats_source_of
+from fasttok_plugin.lightning._arguments import check_arguments, settings_for_source
 from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, load_report
 from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
 from fasttok_plugin.lightning._distributed import (
@@ -44,7 +43,7 @@ from fasttok_plugin.lightning._distributed import (
 from fasttok_plugin.lightning._metrics import log_fit, tokenizer_params
 from fasttok_plugin.lightning._preflight import preflight_source
 from fasttok_plugin.lightning._resume import ResumeGuard, checkpoint_state
-from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
+from fasttok_plugin.lightning.protocol import TokenizerSource, source_of
 
 if TYPE_CHECKING:
     from fasttok_plugin.codec import FastTokenizer
@@ -116,6 +115,8 @@ class FastTokenizerCallback(Callback):
             it (the report lists the error).
         head_grouping: ``None`` (default): the datamodule's heads' grouping; else it must equal theirs
             (``FitError`` otherwise: the callback never regroups the heads the policy normalizes with).
+        layout: ``None`` (default): the datamodule's ``layout``; ``"native"`` fits one tokenizer over each
+            chunk's native width (the datamodule must serve ``"native"`` batches, ``FitError`` otherwise).
         on_mismatch: ``"error"`` (default) or ``"refit"`` when the existing tokenizer or the resumed
             checkpoint was fit for another fingerprint.
         attribute: Name of the LightningModule attribute receiving the tokenizer.
@@ -166,6 +167,7 @@ class FastTokenizerCallback(Callback):
         eps: float = 1e-6,
         on_dataset_error: Literal["raise", "skip"] = "raise",
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
+        layout: Literal["padded", "native"] | None = None,
         on_mismatch: Literal["error", "refit"] = "error",
         attribute: str = "action_tokenizer",
         normalize_attribute: str | None = None,
@@ -195,11 +197,13 @@ class FastTokenizerCallback(Callback):
                 on_dataset_error=on_dataset_error,
                 head_grouping=head_grouping,
                 stats_source=stats_source,
+                layout=layout or "padded",
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None
 
         self.tokenizer_dir = Path(tokenizer_dir).expanduser()
+        self.layout = layout
         self.on_mismatch = on_mismatch
         self.attribute = attribute
         self.normalize_attribute = normalize_attribute
@@ -246,13 +250,7 @@ class FastTokenizerCallback(Callback):
 
     def fit_settings(self, source: TokenizerSource) -> FitSettings:
         """The :class:`~fasttok_plugin.fit.FitSettings` this callback fits with for ``source``."""
-        return dataclasses.replace(
-            self._settings,
-            chunk_size=chunk_size_of(source),
-            max_action_dim=int(source.norm_heads.max_action_dim),
-            head_grouping=head_grouping_of(self._settings.head_grouping, source.norm_heads),
-            stats_source=stats_source_of(self._settings, source.norm_heads),
-        )
+        return settings_for_source(self._settings, source, self.layout)
 
     def _fingerprint(
         self, source: TokenizerSource, settings: FitSettings, *, data_identity: bool = True

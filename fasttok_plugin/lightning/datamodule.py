@@ -52,7 +52,8 @@ class MixtureDataModule(pl.LightningDataModule):
     Every loader yields ``{"actions": (B, T, D) float32 raw zero-padded, "head_index": (B,) long,
     "dataset_index": (B,) long}`` with chunks drawn by the mixture weights. Normalize them in the model with
     the same :class:`~fasttok_plugin.normalize.Normalize` the tokenizer was fit with (the callback can
-    attach it).
+    attach it). With ``layout="native"`` each batch also holds ``"action_dim": (B,) long``, the native
+    width of every chunk: tokenize ``normalized[i, :, :action_dim[i]]`` (``encode(..., action_dims=)``).
 
     Args:
         mixture: Path of a mixture file (``mixture.json``) or an already parsed
@@ -82,6 +83,8 @@ class MixtureDataModule(pl.LightningDataModule):
             head per entry). ``None``: the mixture's ``head_grouping``, else ``"robot_control"``.
         stats_source: ``"stored"`` (the datasets' stats.json) or ``"data"``: the stats of the frames each
             head trains on (`compute_head_stats`, cached), required by the quantile normalization modes.
+        layout: ``"padded"`` or ``"native"`` (batches carry ``"action_dim"``; the callback fits a native
+            tokenizer). ``None``: the mixture's ``layout``, else ``"padded"``.
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -113,6 +116,7 @@ class MixtureDataModule(pl.LightningDataModule):
         on_dataset_error: Literal["raise", "skip"] = "raise",
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
         stats_source: Literal["stored", "data"] = "stored",
+        layout: Literal["padded", "native"] | None = None,
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -140,6 +144,10 @@ class MixtureDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"MixtureDataModule: stats_source must be 'stored' or 'data', got {stats_source!r}"
             )
+        if layout not in (None, "padded", "native"):
+            raise ValueError(f"MixtureDataModule: layout must be 'padded' or 'native', got {layout!r}")
+        self._layout_arg = layout
+        self._layout: str | None = None
         self.stats_source = stats_source
         self.mixture = mixture
         self._head_grouping_arg = head_grouping
@@ -194,6 +202,11 @@ class MixtureDataModule(pl.LightningDataModule):
         """Padded action dimension of every batch (``norm_heads.max_action_dim``)."""
         return self.norm_heads.max_action_dim
 
+    @property
+    def layout(self) -> str:
+        """``"padded"`` or ``"native"``: the argument, else (after ``setup``) the mixture's, else padded."""
+        return self._layout or self._layout_arg or "padded"
+
     def _require_setup(self) -> None:
         if self._norm_heads is None:
             raise RuntimeError(
@@ -225,6 +238,7 @@ class MixtureDataModule(pl.LightningDataModule):
         chunk_size = resolve_setting(self._chunk_size_arg, config.chunk_size, DEFAULT_CHUNK_SIZE)
         resolved = resolve_mixture(config)
         grouping = resolve_setting(self._head_grouping_arg, config.head_grouping, DEFAULT_HEAD_GROUPING)
+        self._layout = str(resolve_setting(self._layout_arg, config.layout, "padded"))
         heads = build_norm_heads(resolved, max_action_dim, grouping=grouping)
         if self.stats_source == "data" and not heads.errors():
             # The fit's own helper: the callback's fit and Normalize see exactly these stats. Heads with
@@ -259,6 +273,8 @@ class MixtureDataModule(pl.LightningDataModule):
         # Training on heads with errors would silently mis-normalize: refuse, listing every error.
         self.norm_heads.raise_for_errors()
         self._warn_starved_entries()
+        from fasttok_plugin.fit.plan import entry_widths  # the fit's own widths: one rule for both
+
         stream = ChunkStream(
             self.chunk_sampler,
             batch_size=self.batch_size,
@@ -269,6 +285,7 @@ class MixtureDataModule(pl.LightningDataModule):
             rank=self._rank(),
             fixed=stage != "train",
             on_dataset_error=self.on_dataset_error,
+            entry_widths=entry_widths(self.chunk_sampler) if self.layout == "native" else None,
         )
         workers = min(self.num_workers, max(num_batches, 1))
         return DataLoader(
