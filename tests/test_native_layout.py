@@ -264,3 +264,24 @@ def test_layout_settings_and_mixture_key(write_mixture_file, make_dataset) -> No
     )
     with pytest.raises(MixtureError, match=r'layout must be one of "padded", "native"'):
         load_mixture(bad)
+
+
+def test_a_global_head_keeps_each_entrys_own_width(example_mixture: Path, tmp_path: Path) -> None:
+    """Under ``global`` one head pools entries of 2..14 dims; each chunk keeps its entry's width, not 14."""
+    plans: list[FitPlan] = []
+    settings = FitSettings(
+        chunk_size=16, max_action_dim=16, total_chunks=600, layout="native", head_grouping="global"
+    )
+    tok, report = fit_tokenizer(example_mixture, settings, on_plan=plans.append)
+    plan = plans[0]
+    heads = plan.sampler.heads
+    assert heads.native_dims == (14,)
+    entry_dims = [int(d) for d in heads.entry_dims]
+    assert plan.widths is not None
+    assert plan.widths.tolist() == entry_dims  # entry index == position for a parsed mixture
+    widths = np.concatenate([b.action_dims for b in plan.heldout_batches()])
+    datasets = np.concatenate([b.dataset_index for b in plan.heldout_batches()])
+    np.testing.assert_array_equal(widths, np.array(entry_dims)[datasets])
+    assert tok.action_dims == tuple(sorted(set(entry_dims)))
+    (head,) = report.heads
+    assert head.compression_ratio == pytest.approx(16 * widths.mean() / head.token_lengths.mean)
