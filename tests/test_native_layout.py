@@ -285,3 +285,17 @@ def test_a_global_head_keeps_each_entrys_own_width(example_mixture: Path, tmp_pa
     assert tok.action_dims == tuple(sorted(set(entry_dims)))
     (head,) = report.heads
     assert head.compression_ratio == pytest.approx(16 * widths.mean() / head.token_lengths.mean)
+
+
+def test_overflow_errors_name_the_callers_rows_not_the_width_blocks(
+    mixed: tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]], native_tok: FastTokenizer
+) -> None:
+    padded, widths, _ = mixed
+    bad = padded.copy()
+    rows = [int(r) for r in np.flatnonzero(widths == 7)[[3, 10]]]
+    bad[rows[0], :, :7] = 1e9  # the scaled DCT coefficients overflow an int32
+    with pytest.raises(CodecError, match=rf"rows {rows[0]}\. Lower scale"):
+        FastTokenizer.fit(bad, layout="native", action_dims=widths, vocab_size=600)
+    bad[rows[1], :, :7] = 1e9
+    with pytest.raises(CodecError, match=rf"2 rows of width 7 fail: {rows[0]}, {rows[1]}"):
+        native_tok.encode(bad, action_dims=widths)

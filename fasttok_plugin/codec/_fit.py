@@ -22,7 +22,7 @@ from tokenizers.trainers import BpeTrainer
 
 from fasttok_plugin._validate import is_positive_int
 from fasttok_plugin.codec._arrays import as_batch
-from fasttok_plugin.codec._widths import check_layout, row_widths, width_groups
+from fasttok_plugin.codec._widths import check_layout, on_rows, row_widths, width_groups
 from fasttok_plugin.codec.alphabet import code_strings
 from fasttok_plugin.codec.pipelines import build_tokenizer, check_pipeline
 from fasttok_plugin.codec.quantize import check_range, quantize
@@ -161,12 +161,15 @@ def read_corpus(
                     part.shape[2],
                     what="fit",
                 )
-                blocks = [(w, part[rows, :, :w]) for w, rows in width_groups(rows_w)]
-                seen.update(w for w, _ in blocks)
+                blocks = [(rows, part[rows, :, :w]) for w, rows in width_groups(rows_w)]
+                seen.update(int(rows_w[rows[0]]) for rows, _ in blocks)
             else:
-                blocks = [(part.shape[2], part)]
-            for _, block in blocks:
-                q = quantize(block, scale, what="fit", offset=n_total + start)
+                blocks = [(None, part)]
+            for rows, block in blocks:
+                base = n_total + start
+                q = on_rows(
+                    lambda b, offset: quantize(b, scale, what="fit", offset=offset), block, rows, base
+                )
                 lo, hi = _store(q, stored, lo, hi, vocab_size, scale)
         n_total += array.shape[0]
         del array

@@ -26,6 +26,7 @@ __all__ = [
     "decode_widths",
     "native_decode",
     "native_texts",
+    "on_rows",
     "report_invalid",
     "row_widths",
     "width_groups",
@@ -98,24 +99,57 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def on_rows(
+    core: Callable[[np.ndarray, int], Any], block: np.ndarray, rows: np.ndarray | None, base: int
+) -> Any:
+    """``core(block, offset)`` on a block of one width; its errors name the caller's rows.
+
+    The core numbers the rows of its error messages from ``offset``, which is right only for a contiguous
+    block (``rows`` None: rows ``base ..``). A block gathered from rows of one width is re-run row by row
+    on the error path, so the message names the original rows.
+
+    Raises:
+        CodecError: The core's, for the first failing row, with every failing row listed.
+    """
+    if rows is None:
+        return core(block, base)
+    try:
+        return core(block, base)
+    except CodecError:
+        failed: list[tuple[int, CodecError]] = []
+        for i, row in enumerate(rows.tolist()):
+            try:
+                core(block[i : i + 1], base + row)
+            except CodecError as exc:
+                failed.append((base + row, exc))
+        if not failed:  # pragma: no cover - a block fails only through one of its rows
+            raise
+        more = (
+            f" ({len(failed)} rows of width {block.shape[2]} fail: {format_rows([r for r, _ in failed])})"
+            if len(failed) > 1
+            else ""
+        )
+        raise CodecError(f"{failed[0][1]}{more}") from None
+
+
 def native_texts(
-    array: np.ndarray, widths: np.ndarray, block_codes: Callable[[np.ndarray], tuple[np.ndarray, int]]
+    array: np.ndarray, widths: np.ndarray, block_codes: Callable[[np.ndarray, int], tuple[np.ndarray, int]]
 ) -> tuple[list[str], int]:
     """One alphabet string per row of ``array`` (row ``i`` is ``array[i, :, :widths[i]]``) and the clamps.
 
     Args:
         array: ``(N, T, D)`` validated chunks.
         widths: ``(N,)`` widths from :func:`row_widths`.
-        block_codes: The codec core: an ``(n, T, w)`` block of one width -> its ``(n, T*w)`` codes and
-            the values it clamped.
+        block_codes: The codec core: an ``(n, T, w)`` block of one width and the index of its first row
+            (for messages) -> its ``(n, T*w)`` codes and the values it clamped.
     """
     groups = width_groups(widths)
     if len(groups) == 1:  # one width (always so for padded): no row gather
-        codes, clamped = block_codes(array[:, :, : groups[0][0]])
+        codes, clamped = block_codes(array[:, :, : groups[0][0]], 0)
         return code_strings(codes), clamped
     texts, clamped = [""] * array.shape[0], 0
     for w, rows in groups:
-        codes, n = block_codes(array[rows, :, :w])
+        codes, n = on_rows(block_codes, array[rows, :, :w], rows, 0)
         clamped += n
         for row, text in zip(rows.tolist(), code_strings(codes), strict=True):
             texts[row] = text

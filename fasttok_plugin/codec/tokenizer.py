@@ -212,8 +212,8 @@ class FastTokenizer:
             )
         return texts, clamped
 
-    def _block_codes(self, block: np.ndarray) -> tuple[np.ndarray, int]:
-        return self._clip(quantize(block, self.scale, what="encode") - self.min_token)
+    def _block_codes(self, block: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
+        return self._clip(quantize(block, self.scale, what="encode", offset=offset) - self.min_token)
 
     def _encode_ids(self, chunks: Any, action_dims: Any = None) -> tuple[list[list[int]], int]:
         """Token id lists of every chunk (one batched tokenizer call) and the clamp count."""
