@@ -19,6 +19,7 @@ from torch import Tensor
 
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.lightning import FastTokenizerCallback, MixtureDataModule
+from fasttok_plugin.lightning._metrics import tokenizer_params
 
 
 def _datamodule(path: Path, **kwargs) -> MixtureDataModule:
@@ -92,7 +93,8 @@ def test_callback_fits_a_native_tokenizer_for_a_native_datamodule(tmp_path: Path
         tmp_path / "tok", normalize_attribute="normalize", **small_callback_kwargs()
     )
     model = NativeModel()
-    make_trainer(tmp_path, [callback]).fit(model, datamodule=_datamodule(mixture.path, layout="native"))
+    datamodule = _datamodule(mixture.path, layout="native")
+    make_trainer(tmp_path, [callback]).fit(model, datamodule=datamodule)
     assert callback.tokenizer is not None
     assert callback.tokenizer.layout == "native"
     assert callback.tokenizer.action_dims == (2, 3, 4)
@@ -100,6 +102,15 @@ def test_callback_fits_a_native_tokenizer_for_a_native_datamodule(tmp_path: Path
     assert callback.fit_report.layout == "native"
     assert model.steps == 2
     assert {int(w) for widths in model.widths_seen for w in widths} <= {2, 3, 4}
+    params = tokenizer_params(
+        fingerprint=str(callback.fingerprint),
+        heads=datamodule.norm_heads,
+        tokenizer=callback.tokenizer,
+        settings=callback.settings,
+        tokenizer_dir=str(tmp_path / "tok"),
+        fitted=True,
+    )
+    assert (params["fasttok/layout"], params["fasttok/action_dims"]) == ("native", "2, 3, 4")
 
 
 def test_callback_layout_must_match_the_datamodules(tmp_path: Path, make_mixture) -> None:
