@@ -299,3 +299,18 @@ def test_overflow_errors_name_the_callers_rows_not_the_width_blocks(
     bad[rows[1], :, :7] = 1e9
     with pytest.raises(CodecError, match=rf"2 rows of width 7 fail: {rows[0]}, {rows[1]}"):
         native_tok.encode(bad, action_dims=widths)
+
+
+def test_native_with_an_entry_wider_than_max_action_dim_is_ft201_before_any_sampling(
+    example_mixture: Path,
+) -> None:
+    from fasttok_plugin.preflight import PreflightError
+
+    settings = FitSettings(chunk_size=16, max_action_dim=8, total_chunks=200, layout="native")
+    with pytest.raises(PreflightError) as info:
+        fit_tokenizer(example_mixture, settings, on_plan=lambda plan: pytest.fail("sampled"))
+    text = str(info.value)
+    assert "FT201" in text
+    assert (
+        "native action dim 14 exceeds max_action_dim 8 (the policy's widest action, padded or native" in text
+    )
