@@ -124,6 +124,8 @@ def test_width_errors_are_clear(native_tok: FastTokenizer) -> None:
         native_tok.encode(chunk, action_dims=[7, 9, 3])
     with pytest.raises(CodecError, match="3 action_dims for 2 chunk"):
         native_tok.encode(chunk[:2], action_dims=[7, 7, 7])
+    with pytest.raises(CodecError, match="fit: 2 action_dims for 3 chunk"):
+        FastTokenizer.fit(iter([(chunk, [7, 7])]), layout="native")
     with pytest.raises(CodecError, match="integer or one integer per chunk"):
         native_tok.encode(chunk, action_dims=[7.0, 7.0, 7.0])
     with pytest.raises(CodecError, match=r"widths \[3, 7, 14\]; pass time_horizon= and action_dim="):

@@ -98,7 +98,7 @@ class QuantizedCorpus:
         lo: Smallest quantized value (the fit's ``min_token``).
         hi: Largest quantized value (the fit's ``max_token``).
         n_chunks: Number of chunks read.
-        shape: ``(T, D)`` of every chunk (``native``: ``D`` is the widest chunk).
+        shape: ``(T, D)`` of every chunk (``native``: ``D`` of the widest batch).
         widths: ``native``: the distinct chunk widths seen, ascending (empty for ``padded``).
     """
 
@@ -152,15 +152,12 @@ def read_corpus(
         array = as_batch(array, expected=expected, what="fit", allow_2d=False, offset=n_total)
         width = max(array.shape[2], shape[1] if shape else 0) if native else array.shape[2]
         shape = (array.shape[1], width)
+        if native:  # one width per row, checked for the whole batch
+            widths = row_widths(widths, array.shape[0], array.shape[2], what="fit")
         for start in range(0, array.shape[0], _STRING_BATCH):
             part = array[start : start + _STRING_BATCH]
             if native:
-                rows_w = row_widths(
-                    None if widths is None else widths[start : start + _STRING_BATCH],
-                    part.shape[0],
-                    part.shape[2],
-                    what="fit",
-                )
+                rows_w = widths[start : start + _STRING_BATCH]
                 blocks = [(rows, part[rows, :, :w]) for w, rows in width_groups(rows_w)]
                 seen.update(int(rows_w[rows[0]]) for rows, _ in blocks)
             else:

@@ -265,14 +265,15 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
             f"source's norm heads hold {source_of_heads!r} stats; build the heads (the datamodule's "
             f"stats_source) with stats_source={settings.source!r}"
         )
-    # A datamodule serving native chunks fits native (over the default, as a mixture's layout does).
-    layout = getattr(source, "layout", None)
-    layout = settings.layout if not isinstance(layout, str) or settings.layout != "padded" else layout
-    if layout != getattr(source, "layout", layout):
-        raise FitError(
-            f"settings.layout={layout!r} but the source serves {source.layout!r} chunks; build the "  # type: ignore[attr-defined]
-            f"datamodule with layout={layout!r}"
-        )
+    served, layout = getattr(source, "layout", None), settings.layout
+    if isinstance(served, str):
+        if layout == "padded":
+            layout = served  # the default takes the source's layout, as it takes a mixture's
+        elif layout != served:
+            raise FitError(
+                f"settings.layout={layout!r} but the source serves {served!r} chunks; build the datamodule "
+                f"with layout={layout!r}"
+            )
     return dataclasses.replace(
         settings,
         chunk_size=sampler.chunk_size,
