@@ -60,7 +60,8 @@ def _summary(report: FitReport, directory: Path | None) -> list[str]:
         f"{_fmt(tok.get('scale'), 'g')}, tokens {tok.get('min_token')}..{tok.get('max_token')})",
         f"Fingerprint fit {report.fit_fingerprint[:16]}  norm heads {report.norm_heads_fingerprint[:16]}  "
         f"mixture sha256 {(report.mixture_sha256 or '-')[:16]}",
-        f"Corpus      chunks {report.chunk_size}x{report.action_dim}, "
+        f"Corpus      chunks {report.chunk_size}x"
+        f"{report.action_dim if report.layout == 'padded' else f'native (<= {report.action_dim})'}, "
         f"{report.normalization}/{report.zero_range}, heads by {report.head_grouping}, stats "
         f"{report.stats_source}; "
         f"sampled {report.sampled}, fit {report.fit}, held-out {report.heldout}, NaN/Inf skipped "

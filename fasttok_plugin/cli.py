@@ -130,6 +130,14 @@ def add_fit_options(fit: argparse.ArgumentParser, *, budget: bool = True) -> Non
         "then dim-major); not time needs --pipeline char (docs/fitting.md)",
     )
     fit.add_argument(
+        "--layout",
+        choices=("padded", "native"),
+        default=None,
+        help="padded: fit on chunks zero-padded to --max-action-dim (the reference); native: each chunk at "
+        "its dataset's native action width, one tokenizer over the mixed widths, as LeRobot pi0_fast and "
+        "openpi tokenize (default: mixture, padded)",
+    )
+    fit.add_argument(
         "--on-dataset-error",
         choices=("raise", "skip"),
         default="raise",
@@ -269,6 +277,7 @@ def _settings(args: argparse.Namespace) -> Any:
         stats_source=args.stats_source,
         transform=_transform(args),
         order=args.order,
+        layout=args.layout or "padded",
     )
 
 

@@ -17,6 +17,9 @@ Differences from the reference, all deliberate:
 - the flatten ``order`` of ``processor_config.json`` is honoured: ``"time"`` (absent; the reference's
   time-major order), ``"dims"`` (each dim's coefficients contiguous) or ``"dc_dims"`` (every dim's DC
   coefficient first, then each dim's other coefficients contiguous).
+- folders fit with ``layout="native"`` (one tokenizer over chunks of mixed widths) encode chunks of any
+  width, also a list of ``(T, w_i)`` chunks of mixed widths, and ``decode`` takes ``action_dim`` as one int
+  (as LeRobot ``pi0_fast`` and openpi call it, with the robot's native width) or one width per row.
 
 Self-contained on purpose: it depends only on numpy, scipy and transformers (not on fasttok_plugin).
 """
@@ -108,6 +111,7 @@ class UniversalActionProcessor(ProcessorMixin):
         time_horizon: int | None = None,
         max_token: int | None = None,
         order: str = "time",
+        layout: str = "padded",
         **kwargs: Any,
     ) -> None:
         if order not in _ORDERS:
@@ -122,6 +126,7 @@ class UniversalActionProcessor(ProcessorMixin):
         self.called_action_dim = action_dim
         self.last_clamped_values = 0
         self.last_invalid_rows: tuple[int, ...] = ()
+        self.layout = layout
         super().__init__(bpe_tokenizer)
         backend = bpe_tokenizer.backend_tokenizer
         state = json.loads(backend.to_str())
@@ -153,11 +158,12 @@ class UniversalActionProcessor(ProcessorMixin):
             raise OSError(f"{pretrained_model_name_or_path}: no processor_config.json")
         with open(config_file, encoding="utf-8") as fh:
             config = json.load(fh)
-        max_token = None
+        max_token, layout = None, "padded"
         sidecar_file = locate("fasttok.json")
         if sidecar_file is not None:
             with open(sidecar_file, encoding="utf-8") as fh:
-                max_token = json.load(fh).get("max_token")
+                sidecar = json.load(fh)
+            max_token, layout = sidecar.get("max_token"), sidecar.get("layout", "padded")
         tokenizer_file = locate("tokenizer.json") or locate("tokenizer.json", _SUBFOLDER)
         if tokenizer_file is None:
             raise OSError(f"{pretrained_model_name_or_path}: no tokenizer.json (flat or under {_SUBFOLDER}/)")
@@ -171,10 +177,17 @@ class UniversalActionProcessor(ProcessorMixin):
             time_horizon=config.get("time_horizon"),
             max_token=max_token,
             order=config.get("order", "time"),
+            layout=layout,
         )
 
-    def __call__(self, action_chunk: np.ndarray) -> list[list[int]]:
-        """Encode ``(N, T, D)`` (or one ``(T, D)``) action chunks to lists of token ids."""
+    def __call__(self, action_chunk: Any) -> list[list[int]]:
+        """Encode ``(N, T, D)`` (or one ``(T, D)``) action chunks to lists of token ids.
+
+        A list of ``(T, w_i)`` chunks of mixed widths is encoded chunk by chunk at its own width (for
+        folders fit with ``layout="native"``).
+        """
+        if isinstance(action_chunk, (list, tuple)) and len({np.shape(c) for c in action_chunk}) > 1:
+            return [self(np.asarray(c)[None])[0] for c in action_chunk]
         action_chunk = np.asarray(action_chunk)
         if action_chunk.ndim == 2:
             action_chunk = action_chunk[None, ...]
@@ -208,16 +221,27 @@ class UniversalActionProcessor(ProcessorMixin):
         tokens: list[list[int]],
         *,
         time_horizon: int | None = None,
-        action_dim: int | None = None,
+        action_dim: Any = None,
         strict: bool = False,
     ) -> np.ndarray:
-        """Decode id lists to ``(N, T, D)`` actions (invalid rows: zeros, counted and logged)."""
+        """Decode id lists to ``(N, T, D)`` actions (invalid rows: zeros, counted and logged).
+
+        ``action_dim`` may also be one width per row: the result is then ``(N, T, max width)``, each row
+        zero beyond its width (``layout="native"`` folders).
+        """
+        if action_dim is not None and np.ndim(action_dim) == 1:
+            return self._decode_rows(tokens, time_horizon, [int(w) for w in action_dim], strict)
         self.time_horizon = time_horizon or self.time_horizon or self.called_time_horizon
         self.action_dim = action_dim or self.action_dim or self.called_action_dim
         self.called_time_horizon = self.time_horizon
         self.called_action_dim = self.action_dim
         if self.time_horizon is None or self.action_dim is None:
-            raise ValueError("time_horizon and action_dim are unknown: call the processor once or pass them")
+            native = (
+                " (a layout='native' folder: pass the robot's action_dim)" if self.layout == "native" else ""
+            )
+            raise ValueError(
+                f"time_horizon and action_dim are unknown: call the processor once or pass them{native}"
+            )
         t, d = self.time_horizon, self.action_dim
         backend = self.bpe_tokenizer.backend_tokenizer
         size = backend.get_vocab_size()
@@ -248,4 +272,29 @@ class UniversalActionProcessor(ProcessorMixin):
             if strict:
                 raise ValueError(message)
             logger.warning("%s (zero-filled; see last_invalid_rows)", message)
+        return out
+
+    def _decode_rows(
+        self, tokens: list[list[int]], time_horizon: int | None, widths: list[int], strict: bool
+    ) -> np.ndarray:
+        """Decode rows of mixed widths (one ``action_dim`` per row) into ``(N, T, max width)``."""
+        if len(widths) != len(tokens):
+            raise ValueError(f"{len(widths)} action_dim values for {len(tokens)} rows; give one per row")
+        t = time_horizon or self.time_horizon or self.called_time_horizon
+        if t is None:
+            raise ValueError("time_horizon is unknown: call the processor once or pass it")
+        saved = (self.time_horizon, self.action_dim, self.called_time_horizon, self.called_action_dim)
+        out = np.zeros((len(tokens), t, max(widths, default=1)), dtype=np.float64)
+        invalid: list[int] = []
+        try:
+            for w in sorted(set(widths)):
+                rows = [i for i, v in enumerate(widths) if v == w]
+                out[rows, :, :w] = self.decode(
+                    [tokens[i] for i in rows], time_horizon=t, action_dim=w, strict=strict
+                )
+                invalid += [rows[i] for i in self.last_invalid_rows]
+        finally:
+            # Per-row widths are not cached as the next call's defaults (one int is, as in the reference).
+            self.time_horizon, self.action_dim, self.called_time_horizon, self.called_action_dim = saved
+        self.last_invalid_rows = tuple(sorted(invalid))
         return out

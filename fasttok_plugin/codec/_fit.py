@@ -22,6 +22,7 @@ from tokenizers.trainers import BpeTrainer
 
 from fasttok_plugin._validate import is_positive_int
 from fasttok_plugin.codec._arrays import as_batch
+from fasttok_plugin.codec._widths import check_layout, on_rows, row_widths, width_groups
 from fasttok_plugin.codec.alphabet import code_strings
 from fasttok_plugin.codec.order import DEFAULT_ORDER, check_order
 from fasttok_plugin.codec.pipelines import build_tokenizer, check_pipeline
@@ -111,7 +112,8 @@ class QuantizedCorpus:
         lo: Smallest quantized value (the fit's ``min_token``).
         hi: Largest quantized value (the fit's ``max_token``).
         n_chunks: Number of chunks read.
-        shape: ``(T, D)`` of every chunk.
+        shape: ``(T, D)`` of every chunk (``native``: ``D`` of the widest batch).
+        widths: ``native``: the distinct chunk widths seen, ascending (empty for ``padded``).
     """
 
     lo: int
@@ -119,6 +121,7 @@ class QuantizedCorpus:
     n_chunks: int
     shape: tuple[int, int]
     batches: deque[np.ndarray] = field(default_factory=deque)
+    widths: tuple[int, ...] = ()
 
     def strings(self) -> Iterator[list[str]]:
         """The chunks as alphabet strings (code ``v - lo``), dropping each stored batch once it is built."""
@@ -129,30 +132,61 @@ class QuantizedCorpus:
 
 
 def read_corpus(
-    chunks: np.ndarray | Iterable[np.ndarray], *, scale: float, vocab_size: int, order: str = DEFAULT_ORDER
+    chunks: np.ndarray | Iterable[Any],
+    *,
+    scale: float,
+    vocab_size: int,
+    layout: str = "padded",
+    action_dims: Any = None,
+    order: str = DEFAULT_ORDER,
 ) -> QuantizedCorpus:
     """Validate and quantize every batch of ``chunks`` once, refusing a range the vocabulary cannot hold.
 
+    With ``layout="native"`` a batch is an ``(N, T, D)`` array (every row ``D`` wide) or a pair
+    ``(array, widths)`` with one width per row; batches may differ in ``D``, rows are quantized in blocks
+    of one width (``chunk[:, :w]``), so the corpus holds chunks of mixed widths (FAST+ style).
+
     Raises:
-        CodecError: Bad shapes/dtypes, NaN/Inf rows, batches that disagree on ``(T, D)``, no chunks, or a
-            quantized range too wide (raised as soon as it is seen, before the rest is read).
+        CodecError: Bad shapes/dtypes/widths, NaN/Inf rows, batches that disagree on ``(T, D)``
+            (``native``: on ``T``), no chunks, or a quantized range too wide (raised as soon as it is
+            seen, before the rest is read).
     """
-    batches: Iterable[Any] = (chunks,) if hasattr(chunks, "shape") else chunks
+    native = check_layout(layout) == "native"
+    if action_dims is not None and not native:
+        raise CodecError("fit: action_dims is only for layout='native' (padded chunks are all D wide)")
+    if hasattr(chunks, "shape"):
+        batches: Iterable[Any] = ((chunks, action_dims),) if native else (chunks,)
+    else:
+        batches = chunks
     stored: deque[np.ndarray] = deque()
     shape: tuple[int, int] | None = None
-    lo, hi, n_total = None, None, 0
+    lo, hi, n_total, seen = None, None, 0, set()
     for batch in batches:
-        array = as_batch(batch, expected=shape or (None, None), what="fit", allow_2d=False, offset=n_total)
-        shape = (array.shape[1], array.shape[2])
+        array, widths = _native_item(batch) if native else (batch, None)
+        expected = (shape[0], None) if native and shape else (shape or (None, None))
+        array = as_batch(array, expected=expected, what="fit", allow_2d=False, offset=n_total)
+        width = max(array.shape[2], shape[1] if shape else 0) if native else array.shape[2]
+        shape = (array.shape[1], width)
+        if native:  # one width per row, checked for the whole batch
+            widths = row_widths(widths, array.shape[0], array.shape[2], what="fit")
         for start in range(0, array.shape[0], _STRING_BATCH):
-            q = quantize(array[start : start + _STRING_BATCH], scale, what="fit", offset=n_total, order=order)
-            b_lo, b_hi = int(q.min()), int(q.max())
-            lo = b_lo if lo is None else min(lo, b_lo)
-            hi = b_hi if hi is None else max(hi, b_hi)
-            check_range(lo, hi, vocab_size, scale)  # fail early, before reading the rest
-            small = np.int16 if (b_lo >= -(2**15) and b_hi < 2**15) else np.int32
-            stored.append(q.astype(small))
-            n_total += q.shape[0]
+            part = array[start : start + _STRING_BATCH]
+            if native:
+                rows_w = widths[start : start + _STRING_BATCH]
+                blocks = [(rows, part[rows, :, :w]) for w, rows in width_groups(rows_w)]
+                seen.update(int(rows_w[rows[0]]) for rows, _ in blocks)
+            else:
+                blocks = [(None, part)]
+            for rows, block in blocks:
+                base = n_total + start
+                q = on_rows(
+                    lambda b, offset: quantize(b, scale, what="fit", offset=offset, order=order),
+                    block,
+                    rows,
+                    base,
+                )
+                lo, hi = _store(q, stored, lo, hi, vocab_size, scale)
+        n_total += array.shape[0]
         del array
     if lo is None or hi is None or shape is None:
         raise CodecError("fit: no chunks were given (expected an (N, T, D) array or batches of them)")
@@ -163,7 +197,34 @@ def read_corpus(
             hi - lo + 1,
             vocab_size,
         )
-    return QuantizedCorpus(lo=lo, hi=hi, n_chunks=n_total, shape=shape, batches=stored)
+    return QuantizedCorpus(
+        lo=lo, hi=hi, n_chunks=n_total, shape=shape, batches=stored, widths=tuple(sorted(seen))
+    )
+
+
+def _native_item(batch: Any) -> tuple[Any, Any]:
+    """A native fit batch: ``array`` or ``(array, widths)``."""
+    if isinstance(batch, tuple):
+        if len(batch) != 2:
+            raise CodecError(
+                "fit: a native batch is an (N, T, D) array or a pair (array, widths), got a tuple of "
+                f"{len(batch)}"
+            )
+        return batch
+    return batch, None
+
+
+def _store(
+    q: np.ndarray, stored: deque[np.ndarray], lo: int | None, hi: int | None, vocab_size: int, scale: float
+) -> tuple[int, int]:
+    """Keep ``q`` compactly; return the running ``(lo, hi)`` (refused early when the range is too wide)."""
+    b_lo, b_hi = int(q.min()), int(q.max())
+    lo = b_lo if lo is None else min(lo, b_lo)
+    hi = b_hi if hi is None else max(hi, b_hi)
+    check_range(lo, hi, vocab_size, scale)  # fail early, before reading the rest
+    small = np.int16 if (b_lo >= -(2**15) and b_hi < 2**15) else np.int32
+    stored.append(q.astype(small))
+    return lo, hi
 
 
 def train_bpe(

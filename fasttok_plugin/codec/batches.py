@@ -42,11 +42,14 @@ class DecodedBatch:
         actions: ``(N, T, D)`` float32; rows that are not valid are NaN (never zeros).
         valid: ``(N,)`` bool, True where the ids decoded to exactly ``T * D`` values in the fitted range.
         invalid_rows: indices of the rows that are not valid.
+        action_dims: ``(N,)`` width of each row when decoded with one ``action_dim`` per row (``native``
+            layout: ``actions`` is then ``(N, T, max width)``, zero beyond each row's width); else None.
     """
 
     actions: np.ndarray
     valid: np.ndarray
     invalid_rows: tuple[int, ...]
+    action_dims: np.ndarray | None = None
 
 
 def pad_rows(

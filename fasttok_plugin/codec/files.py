@@ -126,6 +126,10 @@ def _directory_files(tok: FastTokenizer) -> dict[str, str]:
     }
     if ordered:
         sidecar["order"] = tok.order
+    if tok.layout != "padded":
+        # Only a non-default layout is written, so padded folders stay byte-identical.
+        sidecar["layout"] = tok.layout
+        sidecar["action_dims"] = list(tok.action_dims or ())
     return {
         PROCESSOR_CONFIG_NAME: _json_dumps(processor_config),
         # Tokenizer.save's format (pretty JSON), which is also what transformers writes.
@@ -174,6 +178,8 @@ class SavedTokenizer:
     metadata: dict[str, Any]
     settings: dict[str, Any]
     order: str = DEFAULT_ORDER
+    layout: str = "padded"
+    action_dims: tuple[int, ...] | None = None
 
 
 def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
@@ -207,6 +213,7 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
     metadata = sidecar.get("metadata", {})
     settings = sidecar.get("settings", {})
     order = _read_order(root, config, sidecar, pipeline)
+    layout, action_dims = _read_layout(sidecar, root / SIDECAR_NAME)
     return SavedTokenizer(
         tokenizer=tokenizer,
         pipeline=pipeline,
@@ -219,6 +226,24 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
         metadata=metadata if isinstance(metadata, dict) else {},
         settings=settings if isinstance(settings, dict) else {},
         order=order,
+        layout=layout,
+        action_dims=action_dims,
+    )
+
+
+def _read_layout(sidecar: dict[str, Any], path: Path) -> tuple[str, tuple[int, ...] | None]:
+    """The sidecar's ``layout`` (absent: ``padded``) and, for ``native``, the fitted chunk widths."""
+    layout = sidecar.get("layout", "padded")
+    if layout not in ("padded", "native"):
+        raise TokenizerFormatError(f"{path}: layout={layout!r:.60} is neither 'padded' nor 'native'")
+    if layout == "padded":
+        return layout, None
+    widths = sidecar.get("action_dims")
+    if not isinstance(widths, list) or not widths:
+        raise TokenizerFormatError(f"{path}: a native tokenizer must list its fitted action_dims")
+    return layout, tuple(
+        check_int(w, f"{path}: action_dims", minimum=1, maximum=MAX_ACTION_DIM, error=TokenizerFormatError)
+        for w in widths
     )
 
 

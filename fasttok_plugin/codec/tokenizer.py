@@ -11,7 +11,6 @@ from typing import Any, Final
 import numpy as np
 from tokenizers import Tokenizer
 
-from fasttok_plugin._validate import MAX_ACTION_DIM
 from fasttok_plugin.codec import _fit
 from fasttok_plugin.codec._arrays import (
     INT64_MAX,
@@ -19,10 +18,17 @@ from fasttok_plugin.codec._arrays import (
     MAX_PADDED_LENGTH,
     as_batch,
     check_int,
-    format_rows,
 )
 from fasttok_plugin.codec._decode import PieceTable, decode_codes, flat_ids
-from fasttok_plugin.codec.alphabet import code_strings, nearest_remap, representable_codes
+from fasttok_plugin.codec._widths import (
+    check_layout,
+    decode_widths,
+    native_decode,
+    native_texts,
+    report_invalid,
+    row_widths,
+)
+from fasttok_plugin.codec.alphabet import nearest_remap, representable_codes
 from fasttok_plugin.codec.batches import DecodedBatch, EncodedBatch, pad_rows
 from fasttok_plugin.codec.files import read_directory, write_directory
 from fasttok_plugin.codec.order import DEFAULT_ORDER, check_order
@@ -71,8 +77,10 @@ class FastTokenizer:
         min_token: smallest quantized coefficient of the fit corpus (code 0).
         max_token: largest value the tokenizer represents (codes ``0 .. max_token - min_token``).
         time_horizon: chunk length ``T`` (None when a reference directory did not record it).
-        action_dim: action dimension ``D`` (None when a reference directory did not record it).
+        action_dim: action dimension ``D`` (None when not recorded, or a native fit of mixed widths).
         pipeline: ``"char"`` or ``"reference"``.
+        layout: ``"padded"`` or ``"native"`` (mixed widths: encode / decode take the width per chunk).
+        action_dims: ``native``: the chunk widths of the fit corpus (None for ``padded``).
         metadata: free-form sidecar payload saved in ``fasttok.json``.
         settings: fit settings (``min_frequency``, ``max_token_length``, ...), saved in the sidecar.
         order: flatten order of the coefficients (``"time"``: the reference's; see
@@ -93,9 +101,13 @@ class FastTokenizer:
         metadata: Mapping[str, Any] | None = None,
         settings: Mapping[str, Any] | None = None,
         order: str = DEFAULT_ORDER,
+        layout: str = "padded",
+        action_dims: Sequence[int] | None = None,
     ) -> None:
         check_pipeline(pipeline)
         self.order = check_order(order)
+        self.layout = check_layout(layout)
+        self.action_dims = tuple(int(w) for w in action_dims) if action_dims is not None else None
         self.tokenizer = tokenizer
         self.scale = scale
         self.vocab_size = vocab_size
@@ -126,11 +138,15 @@ class FastTokenizer:
         pipeline: str = "char",
         show_progress: bool = False,
         order: str = DEFAULT_ORDER,
+        layout: str = "padded",
+        action_dims: Sequence[int] | np.ndarray | None = None,
     ) -> FastTokenizer:
         """Fit a tokenizer on action chunks.
 
         Args:
-            chunks: an ``(N, T, D)`` array, or an iterable of such batches (read once, streamed).
+            chunks: an ``(N, T, D)`` array, or an iterable of such batches (read once, streamed). With
+                ``layout="native"`` a batch may also be a pair ``(array, widths)`` and batches may differ
+                in ``D``: row ``i`` is fit as ``array[i, :, :widths[i]]``.
             vocab_size: BPE vocabulary size; must exceed ``max_token - min_token``.
             scale: multiplier applied to DCT coefficients before rounding.
             min_frequency: minimum pair count for a BPE merge (reference: 2).
@@ -140,19 +156,23 @@ class FastTokenizer:
             show_progress: show the tokenizers trainer's progress bar.
             order: flatten order, ``"time"`` (the reference's), ``"dims"`` or ``"dc_dims"`` (see
                 `fasttok_plugin.codec.order`); other orders than ``"time"`` need ``pipeline="char"``.
+            layout: ``"padded"`` (default) or ``"native"`` (one tokenizer over chunks of mixed widths).
+            action_dims: ``native``, one ``chunks`` array: each row's width (None: all ``D``).
 
         Returns:
             The fitted tokenizer.
 
         Raises:
-            CodecError: bad shapes/dtypes, NaN/Inf rows, no chunks, a value range the vocabulary
-                cannot hold, scaled coefficients that overflow, or trainer settings out of range
-                (``vocab_size`` above ``MAX_VOCAB_SIZE``, negative ``min_frequency``, ...).
+            CodecError: bad shapes/dtypes/widths, NaN/Inf rows, no chunks, a value range the vocabulary
+                cannot hold, scaled coefficients that overflow, or trainer settings out of range.
         """
         scale, vocab_size = _fit.fit_arguments(
             pipeline, scale, vocab_size, min_frequency, max_token_length, order
         )
-        corpus = _fit.read_corpus(chunks, scale=scale, vocab_size=vocab_size, order=order)
+        corpus = _fit.read_corpus(
+            chunks, scale=scale, vocab_size=vocab_size, order=order, layout=layout, action_dims=action_dims
+        )
+        native = layout == "native"
         tokenizer = _fit.train_bpe(
             corpus,
             pipeline=pipeline,
@@ -180,6 +200,8 @@ class FastTokenizer:
         }
         if order != DEFAULT_ORDER:  # only then: a default fit's sidecar keeps its bytes
             settings["order"] = order
+        if native:  # likewise: only a non-default layout is written
+            settings["layout"] = layout
         return cls(
             tokenizer,
             scale=scale,
@@ -187,25 +209,35 @@ class FastTokenizer:
             min_token=corpus.lo,
             max_token=corpus.hi,
             time_horizon=corpus.shape[0],
-            action_dim=corpus.shape[1],
+            action_dim=(corpus.widths[0] if len(corpus.widths) == 1 else None) if native else corpus.shape[1],
             pipeline=pipeline,
             settings=settings,
             order=order,
+            layout=layout,
+            action_dims=corpus.widths if native else None,
         )
 
     # --------------------------------------------------------------- encode
-    def _codes(self, chunks: Any) -> tuple[np.ndarray, int]:
-        """Validated chunks -> ``(N, T*D)`` codes in ``0 .. max_token - min_token`` and the clamp count."""
-        array = as_batch(
-            _host_array(chunks), expected=(self.time_horizon, self.action_dim), what="encode", allow_2d=True
-        )
-        codes = quantize(array, self.scale, what="encode", order=self.order) - self.min_token
+    def _clip(self, codes: np.ndarray) -> tuple[np.ndarray, int]:
+        """Codes clamped to ``0 .. max_token - min_token`` (holes moved to a neighbour); the change count."""
         clipped = np.clip(codes, 0, self._remap.size - 1)
         if self._holes:
             clipped = self._remap[clipped]
         # One comparison against the original codes: a value clipped onto a hole and then moved to its
         # neighbour is one changed value, not two.
-        clamped = int(np.count_nonzero(clipped != codes))
+        return clipped, int(np.count_nonzero(clipped != codes))
+
+    def _texts(self, chunks: Any, action_dims: Any) -> tuple[list[str], int]:
+        """Validated chunks -> one alphabet string per chunk, and the clamp count."""
+        native = self.layout == "native"
+        if action_dims is not None and not native:
+            raise CodecError("encode: action_dims is only for layout='native' tokenizers; this one is padded")
+        width = None if native else self.action_dim  # native: any width
+        array = as_batch(
+            _host_array(chunks), expected=(self.time_horizon, width), what="encode", allow_2d=True
+        )
+        widths = row_widths(action_dims, array.shape[0], array.shape[2], what="encode")
+        texts, clamped = native_texts(array, widths, self._block_codes)
         if clamped:
             logger.warning(
                 "encode: %d quantized value(s) outside the fitted range %d..%d (or not representable by "
@@ -215,36 +247,44 @@ class FastTokenizer:
                 self.max_token,
                 self.pipeline,
             )
-        return clipped, clamped
+        return texts, clamped
 
-    def _encode_ids(self, chunks: Any) -> tuple[list[list[int]], int]:
+    def _block_codes(self, block: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
+        codes = quantize(block, self.scale, what="encode", offset=offset, order=self.order)
+        return self._clip(codes - self.min_token)
+
+    def _encode_ids(self, chunks: Any, action_dims: Any = None) -> tuple[list[list[int]], int]:
         """Token id lists of every chunk (one batched tokenizer call) and the clamp count."""
-        codes, clamped = self._codes(chunks)
-        texts = code_strings(codes)
+        texts, clamped = self._texts(chunks, action_dims)
         encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
         encodings = encode(texts, add_special_tokens=True)
         return [e.ids for e in encodings], clamped
 
-    def encode(self, chunks: Any) -> list[list[int]]:
+    def encode(self, chunks: Any, *, action_dims: Any = None) -> list[list[int]]:
         """Encode ``(N, T, D)`` chunks (or one ``(T, D)`` chunk) to token id lists.
 
         ``chunks`` may be a numpy array or a torch tensor on any device and of any float dtype (it is
         copied to CPU float32 first).
+        A ``native`` tokenizer takes any width ``D``, and ``action_dims`` (an int or one per chunk) encodes
+        row ``i`` as ``chunks[i, :, :action_dims[i]]``; a ``padded`` one takes its fitted ``D`` only.
 
         Quantized values outside the fitted range are clamped, counted and logged (see
         :meth:`encode_padded` for the count). A chunk whose scaled DCT coefficients overflow (not finite,
         or beyond ``MAX_QUANTIZED``) is not clamped: it is refused, with its row index.
 
         Raises:
-            CodecError: wrong shape/dtype, NaN/Inf rows, or rows whose scaled coefficients overflow.
+            CodecError: wrong shape/dtype/widths, NaN/Inf rows, or rows whose scaled coefficients overflow.
         """
-        return self._encode_ids(chunks)[0]
+        return self._encode_ids(chunks, action_dims)[0]
 
-    def encode_padded(self, chunks: Any, *, max_length: int | None = None, pad_id: int = 0) -> EncodedBatch:
+    def encode_padded(
+        self, chunks: Any, *, max_length: int | None = None, pad_id: int = 0, action_dims: Any = None
+    ) -> EncodedBatch:
         """Encode to a padded ``(N, L)`` int64 matrix for a model.
 
         Args:
             chunks: ``(N, T, D)`` chunks (or one ``(T, D)`` chunk).
+            action_dims: ``native`` tokenizers: the width of each chunk (see :meth:`encode`).
             max_length: when given, ``L = max_length`` and longer rows are truncated (counted, logged).
             pad_id: id written after each row's end.
 
@@ -254,7 +294,7 @@ class FastTokenizer:
         if max_length is not None:
             max_length = check_int(max_length, "max_length", minimum=0, maximum=MAX_PADDED_LENGTH)
         pad_id = check_int(pad_id, "pad_id", minimum=-INT64_MAX - 1, maximum=INT64_MAX)
-        rows, clamped = self._encode_ids(chunks)
+        rows, clamped = self._encode_ids(chunks, action_dims)
         return pad_rows(rows, max_length=max_length, pad_id=pad_id, clamped=clamped)
 
     # --------------------------------------------------------------- decode
@@ -263,7 +303,7 @@ class FastTokenizer:
         ids: Sequence[Sequence[int]] | np.ndarray | EncodedBatch,
         *,
         time_horizon: int | None = None,
-        action_dim: int | None = None,
+        action_dim: int | Sequence[int] | np.ndarray | None = None,
         strict: bool = False,
     ) -> DecodedBatch:
         """Decode token ids back to ``(N, T, D)`` float32 actions.
@@ -275,21 +315,34 @@ class FastTokenizer:
             ids: id lists, an ``(N, L)`` array (every entry is a token), or an :class:`EncodedBatch`
                 (its ``lengths`` are used).
             time_horizon: ``T``; defaults to the fitted value.
-            action_dim: ``D``; defaults to the fitted value.
+            action_dim: ``D``; defaults to the fitted value. A ``native`` tokenizer also takes one width
+                per row: ``actions`` is then ``(N, T, max width)``, row ``i`` zero beyond its width.
             strict: raise :class:`CodecError` if any row is invalid.
 
         Raises:
-            CodecError: ``T``/``D`` unknown, or (``strict``) invalid rows.
+            CodecError: ``T``/``D`` unknown, per-row widths for a ``padded`` tokenizer, or (``strict``)
+                invalid rows.
         """
         if time_horizon is not None:
             time_horizon = check_int(time_horizon, "decode: time_horizon", minimum=1, maximum=MAX_HORIZON)
-        if action_dim is not None:
-            action_dim = check_int(action_dim, "decode: action_dim", minimum=1, maximum=MAX_ACTION_DIM)
         t = time_horizon or self.time_horizon
-        d = action_dim or self.action_dim
-        if not t or not d:
-            raise CodecError("decode: time_horizon and action_dim are unknown; pass them to decode()")
         flat, lengths = flat_ids(ids)
+        d, widths = decode_widths(action_dim, self, t, lengths.size)
+        if widths is None:
+            actions, valid = self._decode_rows(flat, lengths, t, d)
+            shape = f"{t * d} values (T={t} x D={d})"
+        else:
+            actions, valid = native_decode(flat, lengths, t, widths, self._decode_rows)
+            shape = f"T={t} x its action_dim values"
+        invalid = tuple(np.flatnonzero(~valid).tolist())
+        if invalid:
+            report_invalid(invalid, lengths.size, shape, strict=strict)
+        return DecodedBatch(actions=actions, valid=valid, invalid_rows=invalid, action_dims=widths)
+
+    def _decode_rows(
+        self, flat: np.ndarray, lengths: np.ndarray, t: int, d: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``T x D`` (one width): ``(N, T, D)`` float32 (NaN where invalid) and the validity."""
         n = lengths.size
         valid = np.ones(n, dtype=bool)
         row_end = np.cumsum(lengths)
@@ -311,10 +364,7 @@ class FastTokenizer:
                 valid[block],
                 actions[block],
             )
-        invalid = tuple(np.flatnonzero(~valid).tolist())
-        if invalid:
-            self._report_invalid(invalid, n, t, d, strict=strict)
-        return DecodedBatch(actions=actions, valid=valid, invalid_rows=invalid)
+        return actions, valid
 
     def _decode_block(
         self, flat: np.ndarray, row_start: np.ndarray, row_end: np.ndarray, valid: np.ndarray, out: np.ndarray
@@ -336,25 +386,6 @@ class FastTokenizer:
                 values, min_token=self.min_token, scale=self.scale, shape=(t, d), order=self.order
             )
         return ok
-
-    @staticmethod
-    def _report_invalid(invalid: tuple[int, ...], n: int, t: int, d: int, *, strict: bool) -> None:
-        """Log the rows that did not decode (and with ``strict``, raise)."""
-        width = t * d
-        logger.warning(
-            "decode: %d of %d row(s) did not decode to %d values (T=%d x D=%d) in the fitted range: rows %s",
-            len(invalid),
-            n,
-            width,
-            t,
-            d,
-            format_rows(invalid),
-        )
-        if strict:
-            raise CodecError(
-                f"decode: {len(invalid)} of {n} row(s) did not decode to exactly {width} values "
-                f"(T={t} x D={d}) in the fitted range: rows {format_rows(invalid)}"
-            )
 
     # ------------------------------------------------------------ save/load
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -390,12 +421,15 @@ class FastTokenizer:
             metadata=saved.metadata,
             settings=saved.settings,
             order=saved.order,
+            layout=saved.layout,
+            action_dims=saved.action_dims,
         )
 
     def __repr__(self) -> str:
         order = f", order={self.order!r}" if self.order != DEFAULT_ORDER else ""
         return (
-            f"FastTokenizer(pipeline={self.pipeline!r}, T={self.time_horizon}, D={self.action_dim}, "
+            f"FastTokenizer(pipeline={self.pipeline!r}, layout={self.layout!r}, T={self.time_horizon}, "
+            f"D={self.action_dim}, "
             f"scale={self.scale}, vocab_size={self.vocab_size}, min_token={self.min_token}, "
             f"max_token={self.max_token}{order})"
         )

@@ -38,7 +38,7 @@ def build_report(
     """The report of a fit (``fit_counts`` / ``sample_report``: of the fit pass)."""
     settings, heads = prepared.settings, prepared.heads
     chunk_size, width = int(prepared.sampler.chunk_size), int(heads.max_action_dim)
-    values = chunk_size * width
+    values, head_values = _chunk_values(settings, evaluation, chunk_size, width)
     datasets = _dataset_stats(prepared, plan, fit_counts, sample_report)
     acc = evaluation.heads
     all_lengths = [a.all_lengths() for a in acc]
@@ -71,6 +71,7 @@ def build_report(
         head_grouping=str(getattr(heads, "grouping", "robot_control")),
         stats_source=str(getattr(heads, "stats_source", "stored")),
         transforms=_transforms(prepared.sampler),
+        layout=str(getattr(settings, "layout", "padded")),
         sampled=sum(d.sampled for d in datasets),
         fit=int(fit_counts.sum()),
         heldout=int(plan.heldout_counts.sum()),
@@ -88,7 +89,7 @@ def build_report(
         histogram_edges=tuple(float(e) for e in edges),
         datasets=datasets,
         heads=tuple(
-            _head_stats(h, heads, datasets, acc[h], all_lengths[h], edges, budget, values)
+            _head_stats(h, heads, datasets, acc[h], all_lengths[h], edges, budget, head_values[h])
             for h in range(len(heads.keys))
         ),
         tokenizer=_tokenizer_summary(tokenizer),
@@ -103,6 +104,25 @@ def build_report(
         heldout_split=plan.heldout_split,
         heldout_evaluated=int(plan.evaluated_counts.sum()),
     )
+
+
+def _chunk_values(
+    settings: Any, evaluation: HeldoutEvaluation, chunk_size: int, width: int
+) -> tuple[float, list[float]]:
+    """Values per chunk (``compression_ratio``'s numerator): mixture-wide and per head.
+
+    ``padded``: ``T x D`` everywhere. ``native``: ``T x`` the mean width of the evaluated chunks.
+    """
+    padded = chunk_size * width
+    if getattr(settings, "layout", "padded") != "native":
+        return padded, [padded] * len(evaluation.heads)
+    counts = [sum(n.size for n in a.lengths) for a in evaluation.heads]
+    per_head = [
+        chunk_size * a.widths / c if c else padded for a, c in zip(evaluation.heads, counts, strict=True)
+    ]
+    total = sum(counts)
+    overall = chunk_size * sum(a.widths for a in evaluation.heads) / total if total else padded
+    return overall, per_head
 
 
 def _dataset_stats(
@@ -159,7 +179,7 @@ def _head_stats(
     lengths: np.ndarray,
     edges: np.ndarray,
     budget: int | None,
-    values: int,
+    values: float,
 ) -> HeadFitStats:
     members = [d for d in datasets if d.head == h]
     stats = TokenLengthStats.from_lengths(lengths)
@@ -206,7 +226,12 @@ def _warnings(
         )
     invalid = sum(a.invalid for a in evaluation.heads)
     if invalid:
-        warnings.append(f"{invalid} held-out chunk(s) did not decode back to {chunk_size}x{width} values")
+        shape = (
+            f"{chunk_size}x{width}"
+            if prepared.settings.layout == "padded"
+            else f"{chunk_size}x(native width)"
+        )
+        warnings.append(f"{invalid} held-out chunk(s) did not decode back to {shape} values")
     return warnings
 
 

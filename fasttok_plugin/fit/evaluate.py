@@ -37,6 +37,8 @@ class HeadEvaluation:
         elements: Values ``sq_error`` sums over (decodable chunks x chunk size x native dim).
         invalid: Chunks that did not decode back to a full chunk.
         truncated: Chunks longer than ``max_action_tokens``.
+        widths: Sum of the evaluated chunks' widths as tokenized (``native``: each chunk's native width;
+            ``padded``: the head's native dim).
     """
 
     lengths: list[np.ndarray] = field(default_factory=list)
@@ -44,6 +46,7 @@ class HeadEvaluation:
     elements: int = 0
     invalid: int = 0
     truncated: int = 0
+    widths: int = 0
 
     def all_lengths(self) -> np.ndarray:
         """Every token count of the head, concatenated."""
@@ -127,19 +130,28 @@ def _evaluate_slice(
     """Round-trip ``batch[lo : lo + _EVAL_BATCH]`` into the heads' accumulators; return values clamped."""
     chunks = batch.normalized[lo : lo + _EVAL_BATCH]
     head = batch.head_index[lo : lo + _EVAL_BATCH]
-    chunk_size, width = chunks.shape[1], chunks.shape[2]
-    encoded = tokenizer.encode_padded(chunks)
-    decoded = tokenizer.decode(encoded)
-    dim_mask = np.arange(width)[None, None, :] < native[head][:, None, None]
-    diff = np.where(dim_mask, decoded.actions - chunks, 0.0).astype(np.float64)
+    chunk_size = chunks.shape[1]
+    if batch.action_dims is None:
+        encoded = tokenizer.encode_padded(chunks)
+        decoded = tokenizer.decode(encoded)
+        dims = native[head]
+    else:
+        # native: every chunk is encoded, decoded and measured at the width the policy tokenizes.
+        dims = batch.action_dims[lo : lo + _EVAL_BATCH]
+        encoded = tokenizer.encode_padded(chunks, action_dims=dims)
+        decoded = tokenizer.decode(encoded, action_dim=dims)
+    width = decoded.actions.shape[2]
+    dim_mask = np.arange(width)[None, None, :] < dims[:, None, None]
+    diff = np.where(dim_mask, decoded.actions - chunks[:, :, :width], 0.0).astype(np.float64)
     row_error = np.square(diff).sum(axis=(1, 2))
     for h in np.unique(head):
         rows = head == h
         a = acc[int(h)]
         a.lengths.append(encoded.lengths[rows])
+        a.widths += int(dims[rows].sum())
         good = rows & decoded.valid
         a.sq_error += float(row_error[good].sum())
-        a.elements += int(good.sum()) * chunk_size * int(native[h])
+        a.elements += chunk_size * int(dims[good].sum())
         a.invalid += int((rows & ~decoded.valid).sum())
         if max_action_tokens is not None:
             a.truncated += int((encoded.lengths[rows] > max_action_tokens).sum())

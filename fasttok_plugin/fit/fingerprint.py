@@ -105,6 +105,10 @@ def fit_fingerprint(
         payload["normalization"]["stats_source"] = source  # type: ignore[index]
     if settings.order != "time":  # likewise the flatten order: default fingerprints stay what they were
         payload["codec"]["order"] = settings.order  # type: ignore[index]
+    # Likewise the layout: padded fingerprints stay what they were.
+    layout = getattr(settings, "layout", "padded")
+    if layout != "padded":
+        payload["codec"]["layout"] = layout  # type: ignore[index]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 

@@ -9,7 +9,8 @@
 4. **Split** into fit corpus and held-out set by episode, stratified across heads and datasets
    (see `fasttok_plugin.fit.plan`).
 5. **Normalize** with the torch `Normalize` module itself (bit-identical to training).
-6. **Fit** `FastTokenizer.fit` on the streamed, normalized fit batches.
+6. **Fit** `FastTokenizer.fit` on the streamed, normalized fit batches (``layout="native"``: each chunk
+   at its entry's native width, one tokenizer over the mixed widths).
 7. **Evaluate** on the held-out chunks (the sampler is re-run with the same seed, so nothing but the
    fit corpus is held in memory): token lengths, truncation against ``max_action_tokens``, round-trip
    MSE, compression, per head.
@@ -26,8 +27,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.fit._build_report import build_report
@@ -158,13 +157,16 @@ def _fit_pass(plan: FitPlan, settings: FitSettings, *, progress: bool, clock: Ph
     bar = progress_bar(progress, total, "sample + normalize")
     bpe_bar: Any = None
 
-    def fit_stream() -> Iterator[np.ndarray]:
+    native = settings.layout == "native"
+
+    def fit_stream() -> Iterator[Any]:
         nonlocal bpe_bar
         fed = 0
         for batch in plan.fit_batches():
             bar.update(len(batch))
             fed += len(batch)
-            yield batch.normalized
+            # native: the codec fits row i as normalized[i, :, :action_dims[i]].
+            yield (batch.normalized, batch.action_dims) if native else batch.normalized
         bar.update(max(0, total - bar.n))
         bar.close()
         # Raised inside the stream, so FastTokenizer.fit stops before training on a bad corpus.
@@ -187,6 +189,7 @@ def _fit_pass(plan: FitPlan, settings: FitSettings, *, progress: bool, clock: Ph
                 max_token_length=settings.max_token_length,
                 pipeline=settings.pipeline,
                 order=settings.order,
+                layout=settings.layout,
             )
     finally:
         if bpe_bar is not None:
@@ -219,4 +222,6 @@ def _tokenizer_metadata(prepared: PreparedFit, fingerprint: str, report: FitRepo
         "action_dim": int(heads.max_action_dim),
         "head_keys": list(heads.keys),
         REPORT_KEY: report.to_dict(),
+        # Only a non-default layout is recorded, so padded sidecars stay byte-identical.
+        **({"layout": settings.layout} if settings.layout != "padded" else {}),
     }

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
     from fasttok_plugin.fit.settings import FitSettings
     from fasttok_plugin.normalize import Normalize
 
-__all__ = ["EpisodeSplit", "FitBatch", "FitPlan", "episode_split"]
+__all__ = ["EpisodeSplit", "FitBatch", "FitPlan", "entry_widths", "episode_split"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,8 @@ class FitBatch:
         head_index: ``(B,)`` head index.
         episode_index: ``(B,)`` episode of the start frame.
         start_frame: ``(B,)`` start frame within the episode.
+        action_dims: ``layout="native"``: ``(B,)`` native width of each chunk (its entry's action dim);
+            the chunk the tokenizer sees is ``normalized[i, :, :action_dims[i]]``. None for ``padded``.
     """
 
     raw: np.ndarray
@@ -53,6 +55,7 @@ class FitBatch:
     head_index: np.ndarray
     episode_index: np.ndarray
     start_frame: np.ndarray
+    action_dims: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])
@@ -124,6 +127,8 @@ class FitPlan:
         indices = np.array([int(e.index) for e in sampler.resolved.entries], dtype=np.int64)
         self._position_of = np.full(int(indices.max(initial=0)) + 1, -1, dtype=np.int64)
         self._position_of[indices] = np.arange(indices.size)
+        #: ``native`` layout: the width of each entry's chunks, by entry index (None for ``padded``).
+        self.widths = entry_widths(sampler) if getattr(settings, "layout", "padded") == "native" else None
         #: Per-entry counts of the last completed pass.
         self.fit_counts = np.zeros(len(self.budgets), np.int64)
         self.heldout_counts = np.zeros(len(self.budgets), np.int64)
@@ -160,6 +165,8 @@ class FitPlan:
             head_index=head,
             episode_index=np.asarray(episode, np.int64)[rows],
             start_frame=np.asarray(start, np.int64)[rows],
+            # Normalize is per dim, so the native chunk is the normalized padded chunk's first w dims.
+            action_dims=None if self.widths is None else self.widths[batch.dataset_index[rows]],
         )
 
     def _split(self) -> Iterator[tuple[ChunkBatch, np.ndarray, np.ndarray]]:
@@ -243,6 +250,25 @@ class FitPlan:
 
     def _rows_positions(self, batch: ChunkBatch, rows: np.ndarray) -> np.ndarray:
         return self._position_of[batch.dataset_index[rows]]
+
+
+def entry_widths(sampler: ChunkSampler) -> np.ndarray:
+    """The native width of each entry's chunks, indexed by entry index (``ChunkBatch.dataset_index``).
+
+    It is the entry's own action dim (what LeRobot ``pi0_fast`` and openpi tokenize: the robot's action
+    vector, unpadded); the head's native dim only where the entry's is unknown. They agree under the
+    ``robot_control`` grouping; a ``global`` or ``dataset`` head may pool entries of several dims, and its
+    native dim (their maximum) would keep padding in the narrower ones.
+    """
+    heads = sampler.heads
+    indices = [int(e.index) for e in sampler.resolved.entries]
+    out = np.zeros(max(indices, default=-1) + 1, dtype=np.int64)
+    entry_dims = tuple(getattr(heads, "entry_dims", ())) or (None,) * len(indices)
+    for position, index in enumerate(indices):
+        head = int(heads.dataset_to_head[position])
+        dim = entry_dims[position] if position < len(entry_dims) else None
+        out[index] = int(dim) if dim else (int(heads.native_dims[head]) if head >= 0 else 0)
+    return out
 
 
 def episode_split(sampler: ChunkSampler, settings: FitSettings) -> EpisodeSplit:

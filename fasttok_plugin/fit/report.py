@@ -161,6 +161,9 @@ class FitReport:
     grouped into the heads (``robot_control``, ``global`` or ``dataset``); ``stats_source`` where their
     stats came from (``stored`` stats.json or ``data``, computed from the frames); ``transforms`` the
     action transform of each entry (`ActionTransform.describe`; empty when no entry is transformed).
+    ``layout`` is how the chunks were tokenized: ``padded`` to ``action_dim``, or ``native`` (each at its
+    entry's width; the token lengths, round-trip error and ``compression_ratio`` then count ``T x`` that
+    width).
     """
 
     fit_fingerprint: str
@@ -200,6 +203,7 @@ class FitReport:
     head_grouping: str = "robot_control"  # reports written before #11 grouped by robot/control mode
     stats_source: str = "stored"  # reports written before #11 used the stored stats
     transforms: tuple[str, ...] = ()  # per entry; () when none is transformed (and in older reports)
+    layout: str = "padded"  # reports written before #12 measured padded chunks
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (non-finite floats become None)."""

@@ -111,6 +111,10 @@ class FitSettings:
             dim first), ``"dims"`` (each dim's coefficients contiguous: shortest) or ``"dc_dims"`` (every
             dim's DC first, then dim-major); the others need ``pipeline="char"``. docs/fitting.md has the
             measured trade-off.
+        layout: ``"padded"`` (chunks zero-padded to ``max_action_dim``, the reference's layout) or
+            ``"native"`` (each chunk keeps its entry's native width: one tokenizer over mixed widths, as
+            LeRobot ``pi0_fast`` and openpi tokenize; the report measures every head at that width). A
+            mixture's ``layout`` key applies while this is the default ``"padded"``.
 
     Raises:
         FitError: Listing every invalid setting.
@@ -138,6 +142,7 @@ class FitSettings:
     stats_source: str | None = None
     transform: ActionTransform | None = None
     order: str = DEFAULT_ORDER
+    layout: str = "padded"
 
     def __post_init__(self) -> None:
         mode = getattr(self.normalization, "value", self.normalization)
@@ -173,12 +178,15 @@ class FitSettings:
                 "transformed actions; drop stats_source or set it to 'data'"
             )
         source = "data" if transformed and self.stats_source is None else self.source
+        # The field's default is "padded" (not None), so a mixture's layout applies over the default.
+        layout = self.layout if self.layout != "padded" or config is None else (config.layout or "padded")
         return dataclasses.replace(
             self,
             chunk_size=int(chunk),
             max_action_dim=int(width),
             head_grouping=str(grouping),
             stats_source=source,
+            layout=str(layout),
         )
 
     def transforms_active(self, config: MixtureConfig | None) -> bool:
@@ -269,6 +277,8 @@ def _choice_problems(settings: FitSettings) -> list[str]:
             f"transform {transform.describe()!r} needs stats_source 'data' (its default), not 'stored': no "
             "stats.json holds the stats of transformed actions; drop stats_source or set it to 'data'"
         )
+    if settings.layout not in ("padded", "native"):
+        problems.append(f"layout must be 'padded' or 'native', got {settings.layout!r}")
     if settings.zero_range not in ("center", "legacy"):
         problems.append(f"zero_range must be 'center' or 'legacy', got {settings.zero_range!r}")
     if not (isinstance(eps, (int, float)) and eps > 0):

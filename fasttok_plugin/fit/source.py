@@ -310,12 +310,22 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
             f"stats_source) with stats_source={settings.source!r}"
         )
     _check_transform(settings, sampler)
+    served, layout = getattr(source, "layout", None), settings.layout
+    if isinstance(served, str):
+        if layout == "padded":
+            layout = served  # the default takes the source's layout, as it takes a mixture's
+        elif layout != served:
+            raise FitError(
+                f"settings.layout={layout!r} but the source serves {served!r} chunks; build the datamodule "
+                f"with layout={layout!r}"
+            )
     return dataclasses.replace(
         settings,
         chunk_size=sampler.chunk_size,
         max_action_dim=heads.max_action_dim,
         head_grouping=grouping,
         stats_source=source_of_heads,
+        layout=layout,
     )
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "check_transform_argument",
     "data_source_for",
     "head_grouping_of",
+    "layout_of",
     "stats_source_of",
     "transform_of",
 ]
@@ -109,8 +110,15 @@ def transform_of(argument: Any, sampler: object) -> Any:
     return argument
 
 
-def callback_fit_settings(settings: FitSettings, source: Any, chunk_size: int) -> FitSettings:
-    """The callback's settings completed from the datamodule: sizes, grouping, stats source, transform."""
+def callback_fit_settings(
+    settings: FitSettings, source: Any, chunk_size: int, layout: str | None = None
+) -> FitSettings:
+    """The callback's settings completed from the datamodule: sizes, grouping, stats source, transform and
+    layout (``layout``: the callback's argument, None: the datamodule's).
+
+    Raises:
+        FitError: An explicit grouping, stats source, transform or layout differs from the datamodule's.
+    """
     return dataclasses.replace(
         settings,
         chunk_size=chunk_size,
@@ -118,6 +126,7 @@ def callback_fit_settings(settings: FitSettings, source: Any, chunk_size: int) -
         head_grouping=head_grouping_of(settings.head_grouping, source.norm_heads),
         stats_source=stats_source_of(settings, source.norm_heads, source.chunk_sampler),
         transform=transform_of(settings.transform, source.chunk_sampler),
+        layout=layout_of(layout, source),
     )
 
 
@@ -153,3 +162,20 @@ def data_source_for(argument: str | None, transforms: Any) -> str:
     if transformed and argument == "stored":
         raise FitError(_STORED_WITH_TRANSFORM + " (the mixture's transform keys)")
     return argument or ("data" if transformed else "stored")
+
+
+def layout_of(argument: str | None, source: object) -> str:
+    """The callback's layout: its argument, else the datamodule's (``layout`` attribute, else padded).
+
+    Raises:
+        FitError: ``argument`` differs from the layout the datamodule serves its batches in.
+    """
+    built = str(getattr(source, "layout", "padded"))
+    layout = argument or built
+    if layout != built:
+        raise FitError(
+            f"FastTokenizerCallback(layout={layout!r}) but the datamodule serves {built!r} chunks; pass "
+            f'layout={layout!r} to the datamodule (or set "layout" in the mixture file) so the policy '
+            "tokenizes chunks of the widths the tokenizer is fit on"
+        )
+    return layout

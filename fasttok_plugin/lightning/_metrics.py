@@ -119,6 +119,15 @@ def tokenizer_params(
         "fasttok/max_action_tokens": settings.max_action_tokens,
         "fasttok/num_heads": len(heads.keys),
         "fasttok/head_keys": ", ".join(heads.keys),
+        # Only a native tokenizer adds keys, so padded runs log what they always did.
+        **(
+            {
+                "fasttok/layout": "native",
+                "fasttok/action_dims": ", ".join(map(str, tokenizer.action_dims or ())),
+            }
+            if getattr(tokenizer, "layout", "padded") == "native"
+            else {}
+        ),
     }
 
 

@@ -111,6 +111,8 @@ class FastTokenizerCallback(Callback):
             it (the report lists the error).
         head_grouping: ``None`` (default): the datamodule's heads' grouping; else it must equal theirs
             (``FitError`` otherwise: the callback never regroups the heads the policy normalizes with).
+        layout: ``None`` (default): the datamodule's ``layout``; ``"native"`` fits one tokenizer over each
+            chunk's native width (the datamodule must serve ``"native"`` batches, ``FitError`` otherwise).
         on_mismatch: ``"error"`` (default) or ``"refit"`` when the existing tokenizer or the resumed
             checkpoint was fit for another fingerprint.
         attribute: Name of the LightningModule attribute receiving the tokenizer.
@@ -167,6 +169,7 @@ class FastTokenizerCallback(Callback):
         on_dataset_error: Literal["raise", "skip"] = "raise",
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
         transform: ActionTransform | None = None,
+        layout: Literal["padded", "native"] | None = None,
         on_mismatch: Literal["error", "refit"] = "error",
         attribute: str = "action_tokenizer",
         normalize_attribute: str | None = None,
@@ -198,6 +201,7 @@ class FastTokenizerCallback(Callback):
                 stats_source=stats_source,
                 transform=transform,
                 order=order,
+                layout=layout or "padded",
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None
@@ -205,6 +209,7 @@ class FastTokenizerCallback(Callback):
         self._scale: float | None = None  # the tuned scale, once known
 
         self.tokenizer_dir = Path(tokenizer_dir).expanduser()
+        self.layout = layout
         self.on_mismatch = on_mismatch
         self.attribute = attribute
         self.normalize_attribute = normalize_attribute
@@ -252,7 +257,7 @@ class FastTokenizerCallback(Callback):
 
     def fit_settings(self, source: TokenizerSource) -> FitSettings:
         """The :class:`~fasttok_plugin.fit.FitSettings` this callback fits with for ``source``."""
-        settings = callback_fit_settings(self._settings, source, chunk_size_of(source))
+        settings = callback_fit_settings(self._settings, source, chunk_size_of(source), self.layout)
         return settings if self._scale is None else dataclasses.replace(settings, scale=self._scale)
 
     def _fingerprint(

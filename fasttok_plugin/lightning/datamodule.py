@@ -60,6 +60,8 @@ class MixtureDataModule(pl.LightningDataModule):
     attach it), or pass ``tokenize=True``: the DataLoader workers then add the normalized actions and the
     padded FAST ids (:class:`~fasttok_plugin.lightning.TokenizeBatch`) with the tokenizer and `Normalize`
     that :class:`~fasttok_plugin.lightning.FastTokenizerCallback` hands over in its ``setup``.
+    attach it). With ``layout="native"`` each batch also holds ``"action_dim": (B,) long``, the native
+    width of every chunk: tokenize ``normalized[i, :, :action_dim[i]]`` (``encode(..., action_dims=)``).
 
     Args:
         mixture: Path of a mixture file (``mixture.json``) or an already parsed
@@ -100,6 +102,8 @@ class MixtureDataModule(pl.LightningDataModule):
             ``max_action_tokens`` (the budget its fit report measures truncation against).
         multiprocessing_context: Start method of the DataLoader workers (``"fork"``, ``"forkserver"``,
             ``"spawn"``); ``None``: torch's default.
+        layout: ``"padded"`` or ``"native"`` (batches carry ``"action_dim"``; the callback fits a native
+            tokenizer). ``None``: the mixture's ``layout``, else ``"padded"``.
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -135,6 +139,7 @@ class MixtureDataModule(pl.LightningDataModule):
         tokenize: bool = False,
         max_action_tokens: int | None = None,
         multiprocessing_context: Literal["fork", "forkserver", "spawn"] | None = None,
+        layout: Literal["padded", "native"] | None = None,
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -178,6 +183,10 @@ class MixtureDataModule(pl.LightningDataModule):
         self.max_action_tokens = max_action_tokens
         self.multiprocessing_context = multiprocessing_context
         self._tokenize_batch: TokenizeBatch | None = None
+        if layout not in (None, "padded", "native"):
+            raise ValueError(f"MixtureDataModule: layout must be 'padded' or 'native', got {layout!r}")
+        self._layout_arg = layout
+        self._layout: str | None = None
         self.mixture = mixture
         self._head_grouping_arg = head_grouping
         self.on_dataset_error = on_dataset_error
@@ -250,6 +259,11 @@ class MixtureDataModule(pl.LightningDataModule):
         length = self.max_action_tokens if self.max_action_tokens is not None else max_action_tokens
         self._tokenize_batch = TokenizeBatch(tokenizer, normalize, max_action_tokens=length)
 
+    @property
+    def layout(self) -> str:
+        """``"padded"`` or ``"native"``: the argument, else (after ``setup``) the mixture's, else padded."""
+        return self._layout or self._layout_arg or "padded"
+
     def _require_setup(self) -> None:
         if self._norm_heads is None:
             raise RuntimeError(
@@ -281,6 +295,7 @@ class MixtureDataModule(pl.LightningDataModule):
         chunk_size = resolve_setting(self._chunk_size_arg, config.chunk_size, DEFAULT_CHUNK_SIZE)
         resolved = resolve_mixture(config)
         grouping = resolve_setting(self._head_grouping_arg, config.head_grouping, DEFAULT_HEAD_GROUPING)
+        self._layout = str(resolve_setting(self._layout_arg, config.layout, "padded"))
         heads = build_norm_heads(resolved, max_action_dim, grouping=grouping)
         transforms = config.entry_transforms(self.transform)
         self.stats_source = data_source_for(self._stats_source_arg, transforms)
@@ -321,6 +336,8 @@ class MixtureDataModule(pl.LightningDataModule):
         # Training on heads with errors would silently mis-normalize: refuse, listing every error.
         self.norm_heads.raise_for_errors()
         self._warn_starved_entries()
+        from fasttok_plugin.fit.plan import entry_widths  # the fit's own widths: one rule for both
+
         stream = ChunkStream(
             self.chunk_sampler,
             batch_size=self.batch_size,
@@ -331,6 +348,7 @@ class MixtureDataModule(pl.LightningDataModule):
             rank=self._rank(),
             fixed=stage != "train",
             on_dataset_error=self.on_dataset_error,
+            entry_widths=entry_widths(self.chunk_sampler) if self.layout == "native" else None,
         )
         workers = min(self.num_workers, max(num_batches, 1))
         collate: dict[str, Any] = {}

@@ -32,6 +32,10 @@ _STAGE_CODES = {"train": 0, "val": 1, "test": 2, "predict": 3}
 class ChunkStream(IterableDataset):
     """A per-epoch stream of ``{"actions", "head_index", "dataset_index"}`` batches from a ChunkSampler.
 
+    With ``entry_widths`` (the ``native`` layout) every batch also carries ``"action_dim"``: ``(B,)`` int64,
+    the native width of each chunk (``actions`` stays ``(B, T, D)`` zero-padded), so a policy can
+    tokenize ``actions[i, :, :action_dim[i]]`` as the tokenizer was fit.
+
     Every ``(stage, rank, dataloader worker, iteration)`` draws from its own seed, so DDP ranks and DataLoader
     workers draw independent streams instead of copies of one, and a new epoch (a new ``iter()``) draws new
     chunks. Each
@@ -54,6 +58,8 @@ class ChunkStream(IterableDataset):
             valid chunk start) stops training with a `SamplingError` naming the entry, the file and the fix,
             since skipping it would silently change the mixture. ``"skip"``: draw from the others; each
             skipped dataset is warned about once per process and counted in `skipped`.
+        entry_widths: ``native`` layout: the chunk width of every entry, indexed by entry index
+            (`fasttok_plugin.fit.plan.entry_widths`); None (``padded``): no ``"action_dim"`` key.
 
     Attributes:
         skipped: ``entry index -> (name, error, rounds skipped)`` of the datasets skipped under
@@ -72,6 +78,7 @@ class ChunkStream(IterableDataset):
         rank: int = 0,
         fixed: bool = False,
         on_dataset_error: Literal["raise", "skip"] = "raise",
+        entry_widths: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         if stage not in _STAGE_CODES:
@@ -94,6 +101,7 @@ class ChunkStream(IterableDataset):
         self.rank = int(rank)
         self.fixed = fixed
         self.on_dataset_error = on_dataset_error
+        self.entry_widths = None if entry_widths is None else np.asarray(entry_widths, dtype=np.int64)
         self.skipped: dict[int, tuple[str, str, int]] = {}
         # Counted in the process that iterates (main process or a persistent worker): each epoch differs.
         self._iterations = 0
@@ -163,6 +171,16 @@ class ChunkStream(IterableDataset):
                 stacklevel=2,
             )
 
+    def _batch(self, actions: np.ndarray, heads: np.ndarray, datasets: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = {
+            "actions": torch.from_numpy(np.ascontiguousarray(actions, dtype=np.float32)),
+            "head_index": torch.from_numpy(heads.astype(np.int64)),
+            "dataset_index": torch.from_numpy(datasets.astype(np.int64)),
+        }
+        if self.entry_widths is not None:
+            batch["action_dim"] = torch.from_numpy(self.entry_widths[datasets.astype(np.int64)])
+        return batch
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker, num_workers = self._worker()
         iteration = 0 if self.fixed else self._iterations
@@ -192,11 +210,7 @@ class ChunkStream(IterableDataset):
             start = 0
             while emitted < share and len(actions) - start >= self.batch_size:
                 stop = start + self.batch_size
-                yield {
-                    "actions": torch.from_numpy(np.ascontiguousarray(actions[start:stop], dtype=np.float32)),
-                    "head_index": torch.from_numpy(heads[start:stop].astype(np.int64)),
-                    "dataset_index": torch.from_numpy(datasets[start:stop].astype(np.int64)),
-                }
+                yield self._batch(actions[start:stop], heads[start:stop], datasets[start:stop])
                 emitted += 1
                 start = stop
             buffered = [(actions[start:], heads[start:], datasets[start:])]

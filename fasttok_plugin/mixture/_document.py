@@ -60,6 +60,7 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
     max_action_dim = validator.positive_int(body, "max_action_dim", prefix, maximum=MAX_ACTION_DIM)
     chunk_size = validator.positive_int(body, "chunk_size", prefix)
     head_grouping = validator.choice(body, "head_grouping", prefix, HEAD_GROUPINGS)
+    layout = validator.choice(body, "layout", prefix, ("padded", "native"))
     if validator.fatal:
         raise MixtureError(validator.fatal, path=path)
 
@@ -80,6 +81,7 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
         prefix=prefix,
         head_grouping=head_grouping,
         transform=transform,
+        layout=layout,
         locations={ptr: (src.path, src.line(fptr)) for ptr, (src, fptr) in expander.origins.items()},
     )
 

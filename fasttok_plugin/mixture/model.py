@@ -32,6 +32,7 @@ TOP_LEVEL_KEYS = (
     "chunk_size",
     "head_grouping",
     *TRANSFORM_KEYS,
+    "layout",
 )
 #: Keys a ``datasets`` entry knows.
 ENTRY_KEYS = (
@@ -147,6 +148,8 @@ class MixtureConfig:
         head_grouping: Optional default head grouping (one of ``defaults.HEAD_GROUPINGS``; ``None``: not
             given, so callers fall back to ``robot_control``).
         transform: The top-level `ActionTransform` (``None``: no transform key at the top level).
+        layout: Optional default chunk layout, ``"padded"`` or ``"native"`` (``None``: not given, so
+            callers fall back to ``padded``).
         unknown_keys: Keys the schema does not know, with suggestions.
         problems: Non-fatal problems (bad weights) for the preflight to report.
         sha256: sha256 of the canonical (sorted keys) merged document.
@@ -169,6 +172,7 @@ class MixtureConfig:
     prefix: str = ""
     head_grouping: str | None = None
     transform: ActionTransform | None = None
+    layout: str | None = None
     locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
 
     def entry_transforms(self, argument: ActionTransform | None = None) -> tuple[ActionTransform | None, ...]:

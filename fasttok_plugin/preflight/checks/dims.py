@@ -21,7 +21,8 @@ class ActionDims(_Check):
             "FT201",
             "action-dim-overflow",
             ERROR,
-            "The dataset's native action dim exceeds max_action_dim (training would crash or drop dims).",
+            "The dataset's native action dim exceeds max_action_dim (training would crash or drop dims; "
+            "also with layout native, whose chunks keep their native width up to max_action_dim).",
             "Raise --max-action-dim (or max_action_dim in the mixture), or drop the entry.",
         ),
         Rule(
@@ -41,7 +42,8 @@ class ActionDims(_Check):
             yield context.finding(
                 "FT201",
                 ERROR,
-                f"native action dim {record.dim} exceeds max_action_dim {record.max_action_dim}",
+                f"native action dim {record.dim} exceeds max_action_dim {record.max_action_dim} "
+                "(the policy's widest action, padded or native layout)",
                 entry=record.entry,
                 hint=f"raise --max-action-dim to at least {record.dim}, or remove the entry",
             )
