@@ -68,8 +68,7 @@ def run_preflight(
         options: Values of plugin-declared options.
         entry_points: Load plugins from the ``fasttok.preflight`` entry-point group.
         transform: The fit's `ActionTransform` argument (None: the mixture's transform keys).
-        normalization: The fit's normalization mode (checked against ``stats_source``; None: not checked).
-        stats_source: The fit's stats source as given (None: its default).
+        normalization, stats_source: The fit's mode and stats source as given (None: not checked / default).
 
     Returns:
         The findings, filtered, sorted, with ``.ok`` / ``.errors``.
@@ -84,11 +83,7 @@ def run_preflight(
 
     select_t = validate_selectors(select, what="--select code")
     ignore_t = validate_selectors(ignore, what="--ignore code")
-    manager = (
-        plugins
-        if isinstance(plugins, PreflightPlugins)
-        else PreflightPlugins(plugins, entry_points=entry_points)
-    )
+    manager = _manager(plugins, entry_points)
     option_values = manager.options().resolve((options or {}, "options"))
     run = _Run(manager.check_names(), manager.rules(), strict, option_values, select_t, ignore_t)
     try:
@@ -96,8 +91,7 @@ def run_preflight(
     except MixtureError as exc:
         if exc.unreadable or not exc.problems or not isinstance(mixture, (str, os.PathLike)):
             raise
-        path = Path(mixture)
-        return run.result(_structure_findings(exc, path), path, ())
+        return run.result(_structure_findings(exc, Path(mixture)), Path(mixture), ())
     max_action_dim, chunk_size = _sizes(config, norm_heads, max_action_dim, chunk_size)
     resolved = resolved or given or resolve_mixture(config)
     grouping = _grouping(config, head_grouping)
@@ -119,6 +113,13 @@ def run_preflight(
     if heads_error is not None:
         findings.append(_heads_failed(heads_error, max_action_dim, config.path))
     return run.result(findings, config.path, resolved.names)
+
+
+def _manager(plugins: Sequence[PluginSpec] | PreflightPlugins, entry_points: bool) -> PreflightPlugins:
+    """``plugins`` when already a manager, else a manager of them (and the entry points, if asked)."""
+    if isinstance(plugins, PreflightPlugins):
+        return plugins
+    return PreflightPlugins(plugins, entry_points=entry_points)
 
 
 def _config_of(
