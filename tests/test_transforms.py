@@ -395,3 +395,18 @@ def test_entries_without_stored_stats_get_a_head_under_stats_from_the_data(tmp_p
     assert "FT202" not in codes
     assert "FT201" not in codes
     assert "FT202" in {f.code for f in run_preflight(mixture, entry_points=False).findings}
+
+
+def test_a_selection_past_the_native_dim_is_an_error_naming_the_entry_not_an_index_error(
+    corpus: Path,
+) -> None:
+    from fasttok_plugin.errors import StatsError
+
+    resolved = _resolved(corpus)
+    heads = build_norm_heads(resolved, 16)
+    past = ActionTransform(action_index="0:9")
+    with pytest.raises(StatsError, match=r"entry 0 \(lab/a\).*selects dim 7 but the action has 7 dims"):
+        compute_head_stats(resolved, heads, transforms=past, chunk_size=CHUNK, cache=False)
+    sampler = ChunkSampler(resolved, heads, chunk_size=CHUNK, transforms=past)
+    assert list(sampler.sample(30)) == []
+    assert all("selects dim 7" in (r.error or "") for r in sampler.report)

@@ -83,7 +83,7 @@ def run_fit_preflight(
     chunk_size: int | None,
     strict: bool = False,
     on_warning: Callable[[Finding], None] | None = None,
-    transform: ActionTransform | None = None,
+    transform: ActionTransform | tuple[ActionTransform | None, ...] | None = None,
     stats_source: str | None = None,
 ) -> PreflightResult:
     """Run the preflight on the objects the fit uses; raise `PreflightError` on any error.
@@ -96,7 +96,7 @@ def run_fit_preflight(
         chunk_size: The fit's chunk size.
         strict: Treat warnings as errors.
         on_warning: Called with every warning finding, before any error is raised.
-        transform: The fit's transform argument (None: the mixture's transform keys).
+        transform: The fit's transform argument, or each entry's (a tuple); None: the mixture's keys.
         stats_source: The fit's stats source (``"data"``: missing stored stats are no error).
     """
     from fasttok_plugin.preflight import run_preflight  # lazy: the core never imports pluggy at import
