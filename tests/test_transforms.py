@@ -255,7 +255,7 @@ def test_one_parser_for_lists_and_range_strings() -> None:
 
 
 def test_problems_against_a_dataset() -> None:
-    transform = ActionTransform(action_index=[0, 9], relative_dims=[0, 5])
+    transform = ActionTransform(action_index=[0, 9], relative_dims=[0, 8])
     fields = [f for f, _ in transform.problems(native_dim=7, state_dim=4)]
     assert fields == ["action_index", "relative_dims", "state_dims"]
     assert [f for f, _ in transform.problems(native_dim=10, state_dim=None)] == ["state_key"]
@@ -274,7 +274,7 @@ def test_fit_with_a_transform_normalizes_with_the_transformed_stats(corpus: Path
         corpus / "fit.json",
         {"datasets": [{"repo_id": "lab/b", "root": "b"}], "encoded_dims": "0:4", "relative_dims": "0:4"},
     )
-    settings = FitSettings(total_chunks=120, chunk_size=CHUNK, max_action_dim=WIDTH, vocab_size=300)
+    settings = FitSettings(total_chunks=60, chunk_size=CHUNK, max_action_dim=WIDTH, vocab_size=260)
     tokenizer, report = fit_tokenizer(mixture, settings, preflight=False)
     del tokenizer
     assert report.stats_source == "data"
@@ -317,3 +317,96 @@ def test_the_fit_fingerprint_covers_the_transform_and_defaults_keep_theirs(corpu
     assert fit_fingerprint(heads, FitSettings(transform=transform), selected) != base
     with pytest.raises(FitError, match="differs from the sampler's transforms"):
         fit_fingerprint(heads, FitSettings(transform=transform), plain)
+
+
+def test_the_cache_is_hit_for_the_same_transform_and_missed_for_another(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fasttok_plugin.stats.compute as compute_module
+    from fasttok_plugin.lerobot import read_frames
+
+    reads: list[str] = []
+
+    def counting(meta, name=None, **kwargs):
+        reads.append(str(name))
+        return read_frames(meta, name, **kwargs)
+
+    monkeypatch.setattr(compute_module, "read_frames", counting)
+    resolved = _resolved(corpus)
+    heads = build_norm_heads(resolved, WIDTH)
+    first = compute_head_stats(
+        resolved, heads, transforms=TRANSFORMS["both"], chunk_size=CHUNK, cache_dir=tmp_path
+    )
+    assert reads
+    reads.clear()
+    again = compute_head_stats(
+        resolved, heads, transforms=TRANSFORMS["both"], chunk_size=CHUNK, cache_dir=tmp_path
+    )
+    assert reads == []  # served from the cache: no frame read
+    assert again.same_values(first)
+    other = ActionTransform(action_index=[6, 0, 1, 2], relative_dims=[0, 1, 2])
+    compute_head_stats(resolved, heads, transforms=other, chunk_size=CHUNK, cache_dir=tmp_path)
+    assert reads  # another transform is another content key
+    reads.clear()
+    compute_head_stats(
+        resolved, heads, transforms=TRANSFORMS["both"], chunk_size=CHUNK + 1, cache_dir=tmp_path
+    )
+    assert reads  # relative stats depend on the chunk size
+
+
+def test_with_data_stats_refuses_stats_of_another_content_key(corpus: Path, tmp_path: Path) -> None:
+    from fasttok_plugin.stats import stats_key
+
+    resolved = _resolved(corpus)
+    heads = build_norm_heads(resolved, WIDTH)
+    stats = compute_head_stats(resolved, heads, cache_dir=tmp_path)
+    assert heads.with_data_stats(stats, key=stats_key(resolved, heads, None)).stats_source == "data"
+    with pytest.raises(ValueError, match="content key"):
+        heads.with_data_stats(stats, key=stats_key(resolved, heads, "another transform"))
+
+
+def test_entries_without_stored_stats_get_a_head_under_stats_from_the_data(tmp_path: Path) -> None:
+    from fasttok_plugin.preflight import run_preflight
+
+    monkey_cache = tmp_path / "cache"
+    bare = write_lerobot_dataset(
+        tmp_path / "bare", control_mode="pos", write_stats=False, write_episode_stats=False
+    )
+    wide = write_lerobot_dataset(tmp_path / "wide", robot_type="big", control_mode="pos", action_dim=12)
+    document = {
+        "datasets": [{"repo_id": "lab/bare", "root": "bare"}, {"repo_id": "lab/wide", "root": "wide"}]
+    }
+    mixture = write_mixture(tmp_path / "mixture.json", document)
+    resolved = resolve_mixture(load_mixture(mixture))
+    stored = build_norm_heads(resolved, WIDTH)
+    assert stored.dataset_to_head == (-1, -1)  # no stats; 12 dims > 8
+    select = (None, ActionTransform(action_index="0:4,8:12"))
+    heads = build_norm_heads(resolved, WIDTH, stats_source="data", transforms=select)
+    assert heads.dataset_to_head == (0, 1)
+    assert heads.errors() == []
+    assert heads.native_dims == (7, 8)
+    stats = compute_head_stats(resolved, heads, transforms=select, chunk_size=CHUNK, cache_dir=monkey_cache)
+    _check_head(stats, 0, np.concatenate(bare.actions))
+    _check_head(stats, 1, np.concatenate(wide.actions)[:, [0, 1, 2, 3, 8, 9, 10, 11]])
+    codes = {
+        f.code
+        for f in run_preflight(mixture, entry_points=False, stats_source="data", norm_heads=heads).findings
+    }
+    assert "FT202" not in codes
+    assert "FT201" not in codes
+    assert "FT202" in {f.code for f in run_preflight(mixture, entry_points=False).findings}
+
+
+def test_a_selection_past_the_native_dim_is_an_error_naming_the_entry_not_an_index_error(
+    corpus: Path,
+) -> None:
+    from fasttok_plugin.errors import StatsError
+
+    resolved = _resolved(corpus)
+    heads = build_norm_heads(resolved, 16)
+    past = ActionTransform(action_index="0:9")
+    with pytest.raises(StatsError, match=r"entry 0 \(lab/a\).*selects dim 7 but the action has 7 dims"):
+        compute_head_stats(resolved, heads, transforms=past, chunk_size=CHUNK, cache=False)
+    sampler = ChunkSampler(resolved, heads, chunk_size=CHUNK, transforms=past)
+    assert list(sampler.sample(30)) == []
+    assert all("selects dim 7" in (r.error or "") for r in sampler.report)

@@ -83,7 +83,8 @@ def run_fit_preflight(
     chunk_size: int | None,
     strict: bool = False,
     on_warning: Callable[[Finding], None] | None = None,
-    transform: ActionTransform | None = None,
+    transform: ActionTransform | tuple[ActionTransform | None, ...] | None = None,
+    stats_source: str | None = None,
 ) -> PreflightResult:
     """Run the preflight on the objects the fit uses; raise `PreflightError` on any error.
 
@@ -95,7 +96,8 @@ def run_fit_preflight(
         chunk_size: The fit's chunk size.
         strict: Treat warnings as errors.
         on_warning: Called with every warning finding, before any error is raised.
-        transform: The fit's transform argument (None: the mixture's transform keys).
+        transform: The fit's transform argument, or each entry's (a tuple); None: the mixture's keys.
+        stats_source: The fit's stats source (``"data"``: missing stored stats are no error).
     """
     from fasttok_plugin.preflight import run_preflight  # lazy: the core never imports pluggy at import
 
@@ -107,6 +109,7 @@ def run_fit_preflight(
         chunk_size=chunk_size,
         strict=strict,
         transform=transform,
+        stats_source=stats_source,
     )
     if on_warning is not None:
         for finding in result.warnings:
@@ -175,9 +178,16 @@ def _prepare_mixture(
     # resolved() filled chunk_size, max_action_dim and head_grouping (argument, else the mixture's, else
     # the default).
     chunk_size, width = settings.chunk_size, settings.max_action_dim
+    transforms = config.entry_transforms(settings.transform)
     with clock.phase("norm_heads"):
         # build_norm_heads never raises on bad data: it records every problem, which the preflight lists.
-        heads = build_norm_heads(resolved, width, grouping=str(settings.head_grouping))
+        heads = build_norm_heads(
+            resolved,
+            width,
+            grouping=str(settings.head_grouping),
+            stats_source=str(settings.stats_source),
+            transforms=transforms,
+        )
     result = None
     if preflight:
         with clock.phase("preflight"):
@@ -188,9 +198,9 @@ def _prepare_mixture(
                 max_action_dim=width,
                 chunk_size=chunk_size,
                 transform=settings.transform,
+                stats_source=settings.stats_source,
             )
     heads.raise_for_errors()
-    transforms = config.entry_transforms(settings.transform)
     if settings.stats_source == "data":
         with clock.phase("data_stats"):
             heads = heads_with_data_stats(

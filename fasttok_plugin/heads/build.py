@@ -38,6 +38,7 @@ from fasttok_plugin.heads.pooling import STATS, PooledStats, nonfinite_cells, po
 if TYPE_CHECKING:  # pragma: no cover - typing only; heads never needs these at runtime
     from fasttok_plugin.lerobot import DatasetMeta
     from fasttok_plugin.resolve import ResolvedEntry, ResolvedMixture
+    from fasttok_plugin.transforms import ActionTransform
 
 __all__ = ["build_norm_heads"]
 
@@ -135,9 +136,20 @@ def _stat_arrays(meta: DatasetMeta, dim: int) -> tuple[list[np.ndarray], int] | 
 
 
 def _entry_outcome(
-    position: int, entry: ResolvedEntry, width: int, require: Mapping[str, bool], grouping: str
+    position: int,
+    entry: ResolvedEntry,
+    width: int,
+    require: Mapping[str, bool],
+    grouping: str,
+    from_data: bool = False,
+    transform: ActionTransform | None = None,
 ) -> _EntryOutcome:
-    """Key, dim, member row and problems of the entry at ``position``."""
+    """Key, dim, member row and problems of the entry at ``position``.
+
+    ``from_data``: the stats will come from the frames (`NormHeads.with_data_stats`), so stored stats
+    that are missing or describe other columns (a selection) do not skip the entry: it gets zero
+    placeholder stats, replaced before anything normalizes with them.
+    """
     name = entry.name
     pointer = str(getattr(entry.entry, "pointer", "") or "")
     meta = entry.meta
@@ -147,9 +159,12 @@ def _entry_outcome(
         return _EntryOutcome(name, skipped=SkippedEntry(position, name, reason, pointer))
 
     key = grouped_key(grouping, entry.robot_type, entry.control_mode, position, name)
-    dim = int(meta.action_dim)
+    native = int(meta.action_dim)
+    dim = native if transform is None else transform.output_dim(native)
     readable = _EntryOutcome(name, key, dim, missing_tags=_missing_tags(position, entry, require, pointer))
-    read = _stat_arrays(meta, dim)
+    read = _stat_arrays(meta, native)
+    if from_data and (isinstance(read, str) or dim != native):
+        read = [np.zeros(dim) for _ in STATS], max(int(meta.total_frames), 0)
     if isinstance(read, str):
         return replace(readable, skipped=SkippedEntry(position, name, read, pointer))
     if dim > width:
@@ -257,8 +272,28 @@ def _stacked(pooled: Sequence[_PooledHead], width: int) -> list[np.ndarray]:
     return out
 
 
+def _outcomes(
+    resolved: ResolvedMixture,
+    width: int,
+    require: Mapping[str, bool],
+    grouping: str,
+    from_data: bool,
+    transforms: Sequence[ActionTransform | None] | None,
+) -> list[_EntryOutcome]:
+    per_entry = tuple(transforms) if transforms is not None else (None,) * len(resolved.entries)
+    return [
+        _entry_outcome(p, entry, width, require, grouping, from_data, per_entry[p])
+        for p, entry in enumerate(resolved.entries)
+    ]
+
+
 def build_norm_heads(
-    resolved: ResolvedMixture, max_action_dim: int, *, grouping: str = DEFAULT_HEAD_GROUPING
+    resolved: ResolvedMixture,
+    max_action_dim: int,
+    *,
+    grouping: str = DEFAULT_HEAD_GROUPING,
+    stats_source: str = "stored",
+    transforms: Sequence[ActionTransform | None] | None = None,
 ) -> NormHeads:
     """Group a resolved mixture into norm heads and pool their stats (DESIGN §5, §11 item 1).
 
@@ -268,6 +303,9 @@ def build_norm_heads(
         grouping: ``"robot_control"`` (one head per ``(robot_type, control_mode)``, a fallback singleton
             per entry with a missing tag), ``"global"`` (one head over every usable entry, dims padded
             to the widest member) or ``"dataset"`` (one head per entry, named after it).
+        stats_source: ``"data"`` (stats from the frames, `NormHeads.with_data_stats`): entries without
+            usable stored stats or with a column selection get zero placeholder stats, not skipped.
+        transforms: Each entry's `ActionTransform`: its native dim becomes the selected width.
 
     Returns:
         `NormHeads` with stacked ``(H, max_action_dim)`` stats and every problem as records. Entries
@@ -280,11 +318,10 @@ def build_norm_heads(
     """
     width = positive_int(max_action_dim, "max_action_dim", maximum=MAX_ACTION_DIM)
     grouping = check_head_grouping(grouping, "grouping")
-    config = resolved.config
-    require = {field: bool(getattr(config, f"require_non_empty_{field}", False)) for field in _TAG_FIELDS}
-    outcomes = [
-        _entry_outcome(p, entry, width, require, grouping) for p, entry in enumerate(resolved.entries)
-    ]
+    require = {
+        field: bool(getattr(resolved.config, f"require_non_empty_{field}", False)) for field in _TAG_FIELDS
+    }
+    outcomes = _outcomes(resolved, width, require, grouping, stats_source == "data", transforms)
     heads, dataset_to_head = _group(outcomes)
     pooled = [_pool_head(row, head, width) for row, head in enumerate(heads)]
     stats = _stacked(pooled, width)

@@ -33,4 +33,6 @@ def preflight_source(source: TokenizerSource, *, strict: bool) -> None:
         chunk_size=chunk_size_of(source),
         strict=strict,
         on_warning=lambda finding: log.warning("preflight: %s", finding),
+        # What the source's sampler applies, per entry (not the mixture's keys: an argument may replace them).
+        transform=getattr(source.chunk_sampler, "transforms", None),
     )

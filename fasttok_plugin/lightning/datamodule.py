@@ -296,9 +296,11 @@ class MixtureDataModule(pl.LightningDataModule):
         resolved = resolve_mixture(config)
         grouping = resolve_setting(self._head_grouping_arg, config.head_grouping, DEFAULT_HEAD_GROUPING)
         self._layout = str(resolve_setting(self._layout_arg, config.layout, "padded"))
-        heads = build_norm_heads(resolved, max_action_dim, grouping=grouping)
         transforms = config.entry_transforms(self.transform)
         self.stats_source = data_source_for(self._stats_source_arg, transforms)
+        heads = build_norm_heads(
+            resolved, max_action_dim, grouping=grouping, stats_source=self.stats_source, transforms=transforms
+        )
         if self.stats_source == "data" and not heads.errors():
             # The fit's own helper: the callback's fit and Normalize see exactly these stats. Heads with
             # errors are left stored so the callback's preflight can list every problem first.

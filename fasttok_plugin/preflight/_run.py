@@ -69,8 +69,7 @@ def run_preflight(
         options: Values of plugin-declared options.
         entry_points: Load plugins from the ``fasttok.preflight`` entry-point group.
         transform: The fit's `ActionTransform` argument (None: the mixture's transform keys).
-        normalization: The fit's normalization mode (checked against ``stats_source``; None: not checked).
-        stats_source: The fit's stats source as given (None: its default).
+        normalization, stats_source: The fit's mode and stats source as given (None: not checked / default).
         jobs: Dataset metadata reads in flight (default `defaults.DEFAULT_METADATA_THREADS`; ``1``: one at
             a time). The findings are the same for any value.
 
@@ -87,11 +86,7 @@ def run_preflight(
 
     select_t = validate_selectors(select, what="--select code")
     ignore_t = validate_selectors(ignore, what="--ignore code")
-    manager = (
-        plugins
-        if isinstance(plugins, PreflightPlugins)
-        else PreflightPlugins(plugins, entry_points=entry_points)
-    )
+    manager = _manager(plugins, entry_points)
     option_values = manager.options().resolve((options or {}, "options"))
     run = _Run(manager.check_names(), manager.rules(), strict, option_values, select_t, ignore_t)
     try:
@@ -99,8 +94,7 @@ def run_preflight(
     except MixtureError as exc:
         if exc.unreadable or not exc.problems or not isinstance(mixture, (str, os.PathLike)):
             raise
-        path = Path(mixture)
-        return run.result(_structure_findings(exc, path), path, ())
+        return run.result(_structure_findings(exc, Path(mixture)), Path(mixture), ())
     max_action_dim, chunk_size = _sizes(config, norm_heads, max_action_dim, chunk_size)
     resolved = resolved or given or _resolve(resolve_mixture, config, jobs)
     grouping = _grouping(config, head_grouping)
@@ -135,6 +129,11 @@ def _resolve(resolve_mixture: Any, config: MixtureConfig, jobs: int | None) -> R
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise PreflightUsageError(f"jobs must be a positive integer, got {jobs!r}")
     return resolve_mixture(config, threads=jobs)
+def _manager(plugins: Sequence[PluginSpec] | PreflightPlugins, entry_points: bool) -> PreflightPlugins:
+    """``plugins`` when already a manager, else a manager of them (and the entry points, if asked)."""
+    if isinstance(plugins, PreflightPlugins):
+        return plugins
+    return PreflightPlugins(plugins, entry_points=entry_points)
 
 
 def _config_of(

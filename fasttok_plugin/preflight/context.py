@@ -218,7 +218,7 @@ class PreflightContext:
         strict: Whether the run is strict (checks may escalate; warnings become errors anyway).
         options: Values of plugin-declared options (read-only).
         transform: The fit's transform argument (`ActionTransform`), replacing the mixture's transform
-            keys; None: the mixture's (`MixtureConfig.entry_transforms`).
+            keys; a tuple: each entry's (a sampler's ``transforms``); None: the mixture's keys.
         normalization: The fit's normalization mode, when the caller knows it (None: not checked).
         stats_source: The fit's stats source as given (None: its default).
     """

@@ -60,6 +60,12 @@ def sample_part(task: Task) -> PartResult:
     Every part of an entry draws the entry's whole start sequence from the same generator and keeps its
     slice, so the chunks do not depend on how the budget is cut into parts.
     """
+    if task.transform is not None:
+        past = [m for k, m in task.transform.problems(int(task.meta.action_dim), None) if k != "state_key"]
+        if past:
+            return _failed(
+                task, f"{task.name}: the transform {task.transform.describe()!r}: {'; '.join(past)}"
+            )
     try:
         frames = read_task_frames(task.meta, task.name, task.transform)
     except DatasetError as exc:

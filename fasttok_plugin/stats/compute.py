@@ -157,6 +157,9 @@ class _Source:
         entry = self.resolved.entries[position]
         assert entry.meta is not None
         label = entry_label(entry.index, entry.name)
+        past = [m for kind, m in typed.problems(int(entry.meta.action_dim), None) if kind != "state_key"]
+        if past:
+            raise StatsError(f"{label}: the transform {typed.describe()!r}: " + "; ".join(past))
         state_key = typed.state_key if typed.needs_state else None
         frames = read_frames(entry.meta, label, state_key=state_key)
         if typed.output_dim(int(entry.meta.action_dim)) > self.width:

@@ -103,3 +103,19 @@ def test_stored_stats_with_a_transform_are_refused_by_the_datamodule(tmp_path, m
     mixture = make_mixture(("arm",), **TRANSFORM)
     with pytest.raises(FitError, match="the mixture's transform keys"):
         _datamodule(mixture.path, stats_source="stored").setup("fit")
+
+
+def test_the_callbacks_preflight_checks_the_datamodules_transform_not_the_mixture_keys(
+    tmp_path, make_mixture, monkeypatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
+    mixture = make_mixture(("arm",), encoded_dims="0:9")  # past arm's 3 dims: FT604 for the mixture's keys
+    datamodule = _datamodule(mixture.path, transform=ActionTransform(action_index=[0, 1]))
+    callback = FastTokenizerCallback(tmp_path / "tok", **small_callback_kwargs())
+    make_trainer(tmp_path, [callback]).fit(TokenModel(), datamodule=datamodule)
+    assert callback.fitted is True
+    assert callback.fit_report.transforms == ("columns 0:2",)
+    broken = _datamodule(mixture.path)
+    callback = FastTokenizerCallback(tmp_path / "tok2", **small_callback_kwargs())
+    with pytest.raises(Exception, match="FT604"):
+        make_trainer(tmp_path, [callback]).fit(TokenModel(), datamodule=broken)

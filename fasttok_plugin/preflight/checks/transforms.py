@@ -58,7 +58,9 @@ class TransformChecks(_Check):
     )
 
     def check(self, context: PreflightContext) -> Iterator[Finding]:
-        transforms = context.config.entry_transforms(context.transform)
+        given = context.transform
+        # A per-entry tuple is what a sampler applies (None: untransformed); else one argument for all.
+        transforms = tuple(given) if isinstance(given, tuple) else context.config.entry_transforms(given)
         for position, (resolved, transform) in enumerate(zip(context.entries, transforms, strict=True)):
             meta = resolved.meta
             if transform is None or transform.is_identity or meta is None or resolved.error is not None:
