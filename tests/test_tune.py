@@ -21,7 +21,7 @@ from fasttok_plugin.fit.source import prepare_fit
 from fasttok_plugin.normalize import Normalize
 from fasttok_plugin.testing import make_example_mixture
 
-SETTINGS = FitSettings(chunk_size=16, max_action_dim=16, total_chunks=900, vocab_size=400, order="dims")
+SETTINGS = FitSettings(chunk_size=16, max_action_dim=16, total_chunks=600, vocab_size=300, order="dims")
 BUDGET = 18
 
 
@@ -92,7 +92,7 @@ def test_the_tuned_folder_is_the_plain_fit_at_the_chosen_scale_plus_the_walk(
 
 def test_target_mse_picks_the_smallest_scale_meeting_it_per_head(mixture: Path) -> None:
     target = 2e-3
-    tok, _, result = tune_tokenizer(mixture, SETTINGS, target_mse=target, bisect_steps=3)
+    tok, _, result = tune_tokenizer(mixture, SETTINGS, target_mse=target, bisect_steps=2)
     chunks, head, native = _heldout(mixture, SETTINGS)
     decoded = tok.decode(tok.encode_padded(chunks), strict=True).actions
     for h in np.unique(head):
@@ -129,7 +129,7 @@ def _fasttok(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow  # about 6 s: a subprocess imports torch and walks the scale
 def test_fasttok_tune_prints_the_walk_and_writes_the_chosen_folder(mixture: Path, tmp_path: Path) -> None:
     out = tmp_path / "tok"
-    common = ["--chunk-size", "16", "--max-action-dim", "16", "--total-chunks", "900", "--vocab-size", "400"]
+    common = ["--chunk-size", "16", "--max-action-dim", "16", "--total-chunks", "600", "--vocab-size", "300"]
     run = _fasttok("tune", str(mixture), "--max-action-tokens", str(BUDGET), "--out", str(out), *common, "-q")
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
