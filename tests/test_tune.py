@@ -130,7 +130,8 @@ def _fasttok(*args: str) -> subprocess.CompletedProcess[str]:
 def test_fasttok_tune_prints_the_walk_and_writes_the_chosen_folder(mixture: Path, tmp_path: Path) -> None:
     out = tmp_path / "tok"
     common = ["--chunk-size", "16", "--max-action-dim", "16", "--total-chunks", "600", "--vocab-size", "300"]
-    run = _fasttok("tune", str(mixture), "--max-action-tokens", str(BUDGET), "--out", str(out), *common, "-q")
+    goal = ["--max-action-tokens", str(BUDGET), "--order", "dims"]
+    run = _fasttok("tune", str(mixture), *goal, "--out", str(out), *common, "-q")
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
     lines = run.stdout.splitlines()
@@ -141,6 +142,10 @@ def test_fasttok_tune_prints_the_walk_and_writes_the_chosen_folder(mixture: Path
     assert lines[-1].startswith(f"chose scale {scale:g}; wrote {out}")
     assert FastTokenizer.load(out).scale == scale
     assert json.loads((out / "fit_report.json").read_text())["settings"]["tune"]["scale"] == scale
+    shown = _fasttok("inspect", str(out))
+    assert shown.returncode == 0, shown.stderr
+    assert f"scale {scale:g}," in shown.stdout.splitlines()[0]
+    assert shown.stdout.splitlines()[0].endswith(f"order dims; scale tuned for p99 <= {BUDGET} tokens)")
     bad = _fasttok("tune", str(mixture), "--max-action-tokens", "10", "--quantile", "1.5", "--out", str(out))
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].endswith("expected a number in (0, 1], got '1.5'")
