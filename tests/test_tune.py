@@ -86,6 +86,11 @@ def test_the_tuned_folder_is_the_plain_fit_at_the_chosen_scale_plus_the_walk(
     )
     assert [s["scale"] for s in walk["steps"]] == [s.scale for s in result.steps]
     assert saved["settings"]["order"] == "dims"
+    # The report measures truncation against the tuned budget: nothing of the evaluated chunks exceeds it
+    # beyond the 1 % the quantile allows.
+    assert (report.max_action_tokens, saved["settings"]["max_action_tokens"]) == (BUDGET, BUDGET)
+    assert report.truncation_rate is not None
+    assert report.truncation_rate <= 0.01
     assert report.token_lengths is not None
     assert report.token_lengths.max <= max(s.max_tokens for s in result.steps if s.scale == result.scale)
 
