@@ -114,7 +114,7 @@ def test_a_tuned_scale_reaches_every_rank_through_rank_0s_folder_bytes(tmp_path,
     mixture = make_mixture(("arm", "base"))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    # Node-local folders: rank 1 learns the chosen scale from rank 0's bytes only, then checks the fingerprint.
+    # Node-local folders: rank 1 learns the chosen scale from rank 0's bytes, then checks the fingerprint.
     completed = _run_script(mixture.path, str(tmp_path / "tok{rank}"), out_dir, tune=6)
     assert completed.returncode == 0, completed.stderr[-4000:]
     records = [json.loads((out_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
