@@ -168,7 +168,7 @@ def report(rows: dict, scales: list[float]) -> str:
     lines = ["", "held-out tokens (mean / p99 / max) and round-trip MSE per scale:"]
     lines.append(f"{'setting':<26}" + "".join(f"{'scale ' + format(s, 'g'):>26}" for s in scales))
     for label, values in rows.items():
-        cells = "".join(f"{f'{m:.1f} / {p:.0f} / {x}  ({e:.2g})':>26}" for e, m, p, x, _ in values)
+        cells = "".join(f" {f'{m:.1f} / {p:.0f} / {x} ({e:.2g})':>25}" for e, m, p, x, _ in values)
         lines.append(f"{label:<26}{cells}")
     lines += ["", "at matched MSE, tokens relative to the reference FAST (mean, p99; < 1 is shorter):"]
     for label, values in rows.items():

@@ -6,9 +6,10 @@ prints the whole report; the PNG plot is drawn by ``_report_plot``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fasttok_plugin._printable import printable_lines
 
@@ -50,14 +51,28 @@ def render_report(report: FitReport, *, directory: Path | None = None, datasets:
     return printable_lines(lines) + "\n"
 
 
+def _tune_goal(tune: Mapping[str, Any]) -> str:
+    """What `fasttok tune` aimed at, from the report's ``settings["tune"]``."""
+    if tune.get("goal") == "target_mse":
+        return f"round-trip MSE <= {_fmt(tune.get('target_mse'), '.3g')}"
+    quantile = _fmt(100 * float(tune.get("quantile") or 0.99), "g")
+    return f"p{quantile} <= {tune.get('max_action_tokens')} tokens"
+
+
 def _summary(report: FitReport, directory: Path | None) -> list[str]:
     """The report's first lines: tokenizer, fingerprints, corpus, held-out token lengths, resources."""
     tok = report.tokenizer
     lengths = report.token_lengths
     where = f"{directory}  " if directory is not None else ""
+    settings = report.settings if isinstance(report.settings, Mapping) else {}
+    order = settings.get("order", "time")
+    tune = settings.get("tune")
     lines = [
         f"Tokenizer   {where}({tok.get('pipeline')}, vocab {tok.get('vocab_size')}, scale "
-        f"{_fmt(tok.get('scale'), 'g')}, tokens {tok.get('min_token')}..{tok.get('max_token')})",
+        f"{_fmt(tok.get('scale'), 'g')}, tokens {tok.get('min_token')}..{tok.get('max_token')}"
+        + (f", order {order}" if order != "time" else "")
+        + (f"; scale tuned for {_tune_goal(tune)}" if isinstance(tune, Mapping) else "")
+        + ")",
         f"Fingerprint fit {report.fit_fingerprint[:16]}  norm heads {report.norm_heads_fingerprint[:16]}  "
         f"mixture sha256 {(report.mixture_sha256 or '-')[:16]}",
         f"Corpus      chunks {report.chunk_size}x"

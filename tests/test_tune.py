@@ -21,7 +21,7 @@ from fasttok_plugin.fit.source import prepare_fit
 from fasttok_plugin.normalize import Normalize
 from fasttok_plugin.testing import make_example_mixture
 
-SETTINGS = FitSettings(chunk_size=16, max_action_dim=16, total_chunks=900, vocab_size=400, order="dims")
+SETTINGS = FitSettings(chunk_size=16, max_action_dim=16, total_chunks=600, vocab_size=300, order="dims")
 BUDGET = 18
 
 
@@ -86,13 +86,18 @@ def test_the_tuned_folder_is_the_plain_fit_at_the_chosen_scale_plus_the_walk(
     )
     assert [s["scale"] for s in walk["steps"]] == [s.scale for s in result.steps]
     assert saved["settings"]["order"] == "dims"
+    # The report measures truncation against the tuned budget: nothing of the evaluated chunks exceeds it
+    # beyond the 1 % the quantile allows.
+    assert (report.max_action_tokens, saved["settings"]["max_action_tokens"]) == (BUDGET, BUDGET)
+    assert report.truncation_rate is not None
+    assert report.truncation_rate <= 0.01
     assert report.token_lengths is not None
     assert report.token_lengths.max <= max(s.max_tokens for s in result.steps if s.scale == result.scale)
 
 
 def test_target_mse_picks_the_smallest_scale_meeting_it_per_head(mixture: Path) -> None:
     target = 2e-3
-    tok, _, result = tune_tokenizer(mixture, SETTINGS, target_mse=target, bisect_steps=3)
+    tok, _, result = tune_tokenizer(mixture, SETTINGS, target_mse=target, bisect_steps=2)
     chunks, head, native = _heldout(mixture, SETTINGS)
     decoded = tok.decode(tok.encode_padded(chunks), strict=True).actions
     for h in np.unique(head):
@@ -129,8 +134,9 @@ def _fasttok(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow  # about 6 s: a subprocess imports torch and walks the scale
 def test_fasttok_tune_prints_the_walk_and_writes_the_chosen_folder(mixture: Path, tmp_path: Path) -> None:
     out = tmp_path / "tok"
-    common = ["--chunk-size", "16", "--max-action-dim", "16", "--total-chunks", "900", "--vocab-size", "400"]
-    run = _fasttok("tune", str(mixture), "--max-action-tokens", str(BUDGET), "--out", str(out), *common, "-q")
+    common = ["--chunk-size", "16", "--max-action-dim", "16", "--total-chunks", "600", "--vocab-size", "300"]
+    goal = ["--max-action-tokens", str(BUDGET), "--order", "dims"]
+    run = _fasttok("tune", str(mixture), *goal, "--out", str(out), *common, "-q")
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
     lines = run.stdout.splitlines()
@@ -141,6 +147,10 @@ def test_fasttok_tune_prints_the_walk_and_writes_the_chosen_folder(mixture: Path
     assert lines[-1].startswith(f"chose scale {scale:g}; wrote {out}")
     assert FastTokenizer.load(out).scale == scale
     assert json.loads((out / "fit_report.json").read_text())["settings"]["tune"]["scale"] == scale
+    shown = _fasttok("inspect", str(out))
+    assert shown.returncode == 0, shown.stderr
+    assert f"scale {scale:g}," in shown.stdout.splitlines()[0]
+    assert shown.stdout.splitlines()[0].endswith(f"order dims; scale tuned for p99 <= {BUDGET} tokens)")
     bad = _fasttok("tune", str(mixture), "--max-action-tokens", "10", "--quantile", "1.5", "--out", str(out))
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].endswith("expected a number in (0, 1], got '1.5'")

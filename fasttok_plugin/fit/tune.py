@@ -49,8 +49,7 @@ logger = logging.getLogger(__name__)
 
 #: Key of the tuner's record in the fit report's ``settings``.
 TUNE_KEY: Final = "tune"
-# Doublings / halvings tried to bracket the goal (a factor 1024 either way), then bisection steps.
-_MAX_BRACKET_STEPS: Final = 10
+_MAX_BRACKET_STEPS: Final = 10  # doublings / halvings to bracket the goal: a factor 1024 either way
 _DEFAULT_BISECT_STEPS: Final = 6
 
 
@@ -104,11 +103,6 @@ class TuneResult:
     steps: tuple[TuneStep, ...]
     fit_chunks: int
     heldout_chunks: int
-
-    @property
-    def chosen(self) -> TuneStep:
-        """The evaluated step of the chosen scale."""
-        return next(s for s in self.steps if s.scale == self.scale and s.ok)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (the record stored in the report's ``settings["tune"]``)."""
@@ -212,7 +206,9 @@ def tune_tokenizer(
         fit_chunks=int(corpus.fit.shape[0]),
         heldout_chunks=int(corpus.heldout.shape[0]),
     )
-    final = dataclasses.replace(settings, scale=chosen.scale)
+    # The report's truncation rate is then measured against the budget (not fingerprinted).
+    budget = max_action_tokens if max_action_tokens is not None else settings.max_action_tokens
+    final = dataclasses.replace(settings, scale=chosen.scale, max_action_tokens=budget)
     tokenizer, report = fit_tokenizer(source, final, progress=progress, preflight=False)
     report = dataclasses.replace(report, settings={**report.settings, TUNE_KEY: result.to_dict()})
     tokenizer.metadata[REPORT_KEY] = report.to_dict()

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
+
+from fasttok_plugin.errors import TokenizerMismatchError
 from fasttok_plugin.fit.report import REPORT_NAME
 from fasttok_plugin.fit.tune import TUNE_KEY
 
@@ -20,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.fit.settings import FitSettings
     from fasttok_plugin.lightning.protocol import TokenizerSource
 
-__all__ = ["TuneRequest", "recorded_scale", "scale_from_files", "tune_into"]
+__all__ = ["TuneRequest", "recorded_scale", "scale_from_files", "tune_into", "untuned"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +76,10 @@ def _scale_of(report_text: bytes | str, request: TuneRequest) -> float | None:
     return float(record["scale"])
 
 
-def recorded_scale(folder: Path, request: TuneRequest) -> float | None:
-    """The scale a previous run tuned into ``folder`` for this request (None: none, or another request)."""
+def recorded_scale(folder: Path, request: TuneRequest | None) -> float | None:
+    """The scale a previous run tuned into ``folder`` for this request (None: none, another, no request)."""
+    if request is None:
+        return None
     path = folder / REPORT_NAME
     try:
         return _scale_of(path.read_bytes(), request) if path.is_file() else None
@@ -82,10 +87,10 @@ def recorded_scale(folder: Path, request: TuneRequest) -> float | None:
         return None
 
 
-def scale_from_files(files: Mapping[str, bytes], request: TuneRequest) -> float | None:
-    """The scale rank 0's folder bytes record (other ranks); None in a single-process run."""
+def scale_from_files(files: Mapping[str, bytes], request: TuneRequest | None) -> float | None:
+    """The scale rank 0's folder bytes record for this request (other ranks); None without a request."""
     text = files.get(REPORT_NAME)
-    return _scale_of(text, request) if text is not None else None
+    return _scale_of(text, request) if text is not None and request is not None else None
 
 
 def tune_into(
@@ -104,3 +109,25 @@ def tune_into(
         preflight=False,
     )
     return result.scale
+
+
+def untuned(folder: Path, request: TuneRequest | None, fingerprint: str, on_mismatch: str) -> bool:
+    """May a tokenizer in ``folder`` with the right fingerprint but no tune record for ``request`` be reused?
+
+    True without a request. Otherwise (a plain fit at the start scale has the same fingerprint) it is a
+    mismatch: an error, or under ``on_mismatch="refit"`` a warning and False (the folder is tuned into).
+
+    Raises:
+        TokenizerMismatchError: Under ``on_mismatch="error"``.
+    """
+    if request is None:
+        return True
+    message = (
+        f"tokenizer_dir {folder} holds a tokenizer that was not tuned for tune_max_action_tokens="
+        f"{request.max_action_tokens} (tune_quantile={request.quantile}). Fix: point tokenizer_dir at a new "
+        "folder, drop tune_max_action_tokens to use it as it is, or pass on_mismatch='refit' to tune into it"
+    )
+    if on_mismatch == "refit":
+        rank_zero_warn(f"FastTokenizerCallback: tuning. {message}")
+        return False
+    raise TokenizerMismatchError(message, expected=fingerprint, found=fingerprint, tokenizer_dir=folder)

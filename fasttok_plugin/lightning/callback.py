@@ -44,7 +44,7 @@ from fasttok_plugin.lightning._distributed import (
 from fasttok_plugin.lightning._metrics import log_prepared
 from fasttok_plugin.lightning._preflight import preflight_source
 from fasttok_plugin.lightning._resume import ResumeGuard, checkpoint_state
-from fasttok_plugin.lightning._tuned import TuneRequest, recorded_scale, scale_from_files, tune_into
+from fasttok_plugin.lightning._tuned import TuneRequest, recorded_scale, scale_from_files, tune_into, untuned
 from fasttok_plugin.lightning.protocol import TokenizerSource, chunk_size_of, source_of
 from fasttok_plugin.transforms import ActionTransform  # at runtime: LightningCLI reads the annotations
 
@@ -349,8 +349,7 @@ class FastTokenizerCallback(Callback):
         self, rank: int, source: TokenizerSource, decision: RankZeroDecision, needs_write: bool
     ) -> None:
         """A rank but 0: same fingerprint as rank 0, and a folder that may take rank 0's bytes."""
-        if self._tune is not None:
-            self._scale = scale_from_files(decision.files, self._tune)
+        self._scale = scale_from_files(decision.files, self._tune)
         settings = self.fit_settings(source)
         # Heads and settings must agree; the data files' identities may differ (node-local copies).
         portable = self._fingerprint(source, settings, data_identity=False)
@@ -371,8 +370,7 @@ class FastTokenizerCallback(Callback):
     def _load_or_fit(self, source: TokenizerSource) -> tuple[str, bool]:
         if self.preflight:
             preflight_source(source, strict=self.strict)
-        if self._tune is not None:  # a folder tuned for this budget: check it at its scale
-            self._scale = recorded_scale(self.tokenizer_dir, self._tune)
+        self._scale = recorded_scale(self.tokenizer_dir, self._tune)  # a folder tuned for this request
         settings = self.fit_settings(source)
         fingerprint = self._fingerprint(source, settings)
         if self._existing_matches(source, settings, fingerprint):
@@ -385,12 +383,15 @@ class FastTokenizerCallback(Callback):
 
     def _existing_matches(self, source: TokenizerSource, settings: FitSettings, fingerprint: str) -> bool:
         """Whether ``tokenizer_dir`` holds a tokenizer with ``fingerprint``; raises or warns on a mismatch."""
-        return existing_matches(
+        found = existing_matches(
             self.tokenizer_dir,
             fingerprint,
             on_mismatch=self.on_mismatch,
             explain=explainer(source, settings),
         )
+        if not found or self._scale is not None:
+            return found
+        return untuned(self.tokenizer_dir, self._tune, fingerprint, self.on_mismatch)
 
     def _attach(self, pl_module: pl.LightningModule, source: TokenizerSource) -> None:
         assert self._prepared is not None

@@ -6,7 +6,8 @@ Lightning's "ddp" strategy re-runs this script for rank 1, so everything here ru
 fit appends a line to OUT_DIR/fits.log; every rank writes OUT_DIR/rank<r>.json with the tokenizer it loaded,
 or OUT_DIR/error<r>.json with the error its callback setup raised. ``{rank}`` in MIXTURE or TOKENIZER_DIR
 gives each rank its own file or folder (a node-local disk). PG_TIMEOUT_S sets the job's collective timeout
-during the callback's setup and FIT_DELAY_S makes rank 0's fit that much slower.
+during the callback's setup and FIT_DELAY_S makes rank 0's fit that much slower. The environment variable
+FASTTOK_TEST_TUNE=N runs the callback with ``tune_max_action_tokens=N, order="dims"``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
                 "tokenizer_sha256": hashlib.sha256(tokenizer.tokenizer.to_str().encode()).hexdigest(),
                 "ids": tokenizer.encode(chunk)[0],
                 "steps": self.steps,
+                "scale": tokenizer.scale,
                 "global_step": self.trainer.global_step,
             }
             (out_dir / f"rank{self.global_rank}.json").write_text(json.dumps(record))
@@ -80,7 +82,9 @@ def main() -> None:
                 (out_dir / f"error{trainer.global_rank}.json").write_text(json.dumps(record))
                 raise
 
-    callback = RecordingCallback(tokenizer_dir, **small_callback_kwargs())
+    tune = os.environ.get("FASTTOK_TEST_TUNE")
+    extra = {"tune_max_action_tokens": int(tune), "order": "dims"} if tune else {}
+    callback = RecordingCallback(tokenizer_dir, **small_callback_kwargs(**extra))
     datamodule = MixtureDataModule(
         mixture, chunk_size=CHUNK_SIZE, max_action_dim=MAX_ACTION_DIM, batch_size=4, round_chunks=16
     )

@@ -68,3 +68,20 @@ def test_the_callback_tunes_once_then_reuses_the_tuned_folder(tmp_path, make_mix
 def test_bad_tune_and_order_arguments_fail_in_init(tmp_path, kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         FastTokenizerCallback(tmp_path / "tok", **kwargs)
+
+
+def test_an_untuned_folder_with_the_start_fingerprint_is_not_reused_as_tuned(
+    tmp_path, make_mixture, spy
+) -> None:
+    mixture = make_mixture(("arm", "base")).path
+    folder = tmp_path / "tokenizer"
+    plain, _ = _run(tmp_path, mixture, folder)  # a plain fit at the start scale (10): same fingerprint
+    with pytest.raises(TokenizerMismatchError, match="was not tuned for tune_max_action_tokens=6"):
+        _run(tmp_path, mixture, folder, tune_max_action_tokens=BUDGET)
+    fits = spy.fits
+    with pytest.warns(UserWarning, match="tuning"):
+        tuned, model = _run(tmp_path, mixture, folder, tune_max_action_tokens=BUDGET, on_mismatch="refit")
+    assert tuned.fitted is True
+    assert spy.fits > fits
+    assert model.action_tokenizer.scale < 10.0
+    assert tuned.fingerprint != plain.fingerprint

@@ -15,9 +15,11 @@ SCRIPT = Path(__file__).with_name("ddp_script.py")
 
 
 def _run_script(
-    mixture: Path, tokenizer_dir: Path | str, out_dir: Path, *extra: str
+    mixture: Path, tokenizer_dir: Path | str, out_dir: Path, *extra: str, tune: int | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    if tune is not None:
+        env["FASTTOK_TEST_TUNE"] = str(tune)
     env.pop("LOCAL_RANK", None)
     # A hang (a rank stuck in a collective) shows up as TimeoutExpired.
     return subprocess.run(
@@ -105,3 +107,19 @@ def test_a_failure_on_rank_1_alone_is_the_same_error_on_both_ranks(tmp_path, mak
     assert (foreign / "NOTES.md").read_text() == "rank 1's node holds a run folder here"
     assert sorted(p.name for p in foreign.iterdir()) == ["NOTES.md"]
     assert not list(out_dir.glob("rank*.json")), "no rank trained"
+
+
+@pytest.mark.slow  # about 20 s: two DDP processes, rank 0 walks the scale
+def test_a_tuned_scale_reaches_every_rank_through_rank_0s_folder_bytes(tmp_path, make_mixture) -> None:
+    mixture = make_mixture(("arm", "base"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    # Node-local folders: rank 1 learns the chosen scale from rank 0's bytes, then checks the fingerprint.
+    completed = _run_script(mixture.path, str(tmp_path / "tok{rank}"), out_dir, tune=6)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    records = [json.loads((out_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert records[0]["fingerprint"] == records[1]["fingerprint"]
+    assert records[0]["tokenizer_sha256"] == records[1]["tokenizer_sha256"]
+    assert records[0]["scale"] == records[1]["scale"] < 10.0
+    report = json.loads((tmp_path / "tok1" / "fit_report.json").read_text())
+    assert report["settings"]["tune"]["scale"] == records[1]["scale"]
