@@ -138,7 +138,11 @@ def _dataset_root(entry: DatasetEntry, label: str) -> Path:
     """The entry's ``root``, or where LeRobot keeps its dataset; a DatasetError lists the places looked at."""
     if not entry.default_root:
         return entry.root
-    location = find_dataset_root(entry.repo_id, entry.revision)
+    try:
+        location = find_dataset_root(entry.repo_id, entry.revision)
+    except (OSError, ValueError):
+        # A repo_id no filesystem can hold (NUL, an over-long name): reading the default root reports it.
+        return entry.root
     if location.root is not None:
         return location.root
     revision = f" --revision {entry.revision}" if entry.revision else ""

@@ -244,3 +244,11 @@ def test_parallel_resolution_equals_the_sequential_one(tmp_path):
         np.testing.assert_array_equal(a.meta.stats.std, b.meta.stats.std)
     with pytest.raises(ValueError, match="threads must be at least 1"):
         resolve_mixture(path, threads=0)
+
+
+@pytest.mark.parametrize("repo_id", ["org/" + "n" * 300, "org/a\0b"])
+def test_a_repo_id_no_filesystem_can_hold_is_reported_not_raised(clean_env, tmp_path, monkeypatch, repo_id):
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "lr"))
+    (tmp_path / "lr" / "hub").mkdir(parents=True)
+    result = run_preflight(mixture(tmp_path, {"repo_id": repo_id}))
+    assert [f.code for f in result.findings if f.severity.value == "error"] == ["FT301"]
