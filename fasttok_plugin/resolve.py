@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fasttok_plugin.defaults import DEFAULT_METADATA_THREADS
 from fasttok_plugin.lerobot import DatasetError, DatasetMeta, read_dataset_meta
-from fasttok_plugin.lerobot.locations import find_dataset_root
+from fasttok_plugin.lerobot.locations import find_dataset_root, lerobot_home
 from fasttok_plugin.mixture import DatasetEntry, MixtureConfig, load_mixture
 
 __all__ = [
@@ -146,12 +146,13 @@ def _dataset_root(entry: DatasetEntry, label: str) -> Path:
     if location.root is not None:
         return location.root
     revision = f" --revision {entry.revision}" if entry.revision else ""
+    # --cache-dir <home>/hub writes the snapshot layout LeRobot 0.6 itself downloads to.
     raise DatasetError(
         "root_missing",
         "dataset not found where LeRobot keeps it; looked in: " + "; ".join(location.searched),
-        hint=f"download it (e.g. `hf download --repo-type dataset {entry.repo_id}{revision} --local-dir "
-        f'"$HF_LEROBOT_HOME/{entry.repo_id}"`), set HF_LEROBOT_HOME or HF_HOME to where it is, or give '
-        '"root" in the entry',
+        hint=f"download it (`hf download --repo-type dataset {entry.repo_id}{revision} --cache-dir "
+        f'{lerobot_home() / "hub"}`), set HF_LEROBOT_HOME or HF_HOME to where it is, or give "root" '
+        "in the entry",
         dataset=label,
     )
 
