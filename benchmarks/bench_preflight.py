@@ -7,7 +7,8 @@ script as a subprocess ``--repeat`` times, process start included, in every outp
 times next to baselines measured in the same run: a bare ``python -c pass`` start, the CLI's imports
 alone, the in-process ``run_preflight`` call (so the split between interpreter start, imports and checking
 is visible), and the CLI with ``--jobs 1``: metadata read one dataset after the other, as before the
-thread pool (the "before" of the parallel reads, measured against "after" on the same files).
+thread pool (the "before" of the parallel reads, measured against "after" on the same files), each with
+the datasets warm in the page cache and evicted from it (``posix_fadvise``; Linux).
 
 Usage::
 
@@ -27,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fasttok_plugin.defaults import DEFAULT_METADATA_THREADS
 from fasttok_plugin.testing import make_example_mixture
 
 TARGET_SECONDS = 1.0
@@ -47,6 +49,17 @@ def generate(workdir: Path, n_datasets: int) -> Path:
     marker.write_text(json.dumps(params))
     print(f"generated {n_datasets} datasets in {time.perf_counter() - started:.1f} s (not timed)")
     return mixture
+
+
+def evict_from_page_cache(folder: Path) -> None:
+    """Drop ``folder``'s files from the page cache (``POSIX_FADV_DONTNEED``; no root needed)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def cli_command() -> list[str]:
@@ -102,15 +115,20 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(repeat)
     ]
 
-    # The real thing: the console script, text output (what a person runs), then every machine format;
-    # interleaved with the sequential reads (--jobs 1) so both see the same machine load.
-    text_times: list[float] = []
-    sequential: list[float] = []
+    # The real thing: the console script, text output (what a person runs), then every machine format.
+    # "Before" (--jobs 1: one dataset after the other, as before the thread pool) and "after" (the default
+    # pool) interleave, with the datasets' files warm in the page cache and evicted from it (cold: what a
+    # first run after a checkout, or a network filesystem, sees), so all four see the same machine load.
+    datasets = args.workdir / "datasets"
+    cli: dict[tuple[str, str], list[float]] = {}
     proc = None
     for _ in range(repeat):
-        sequential.append(time_process([*cli_command(), str(mixture), "--jobs", "1"], args.workdir)[0])
-        seconds, proc = time_process([*cli_command(), str(mixture)], args.workdir)
-        text_times.append(seconds)
+        for cache in ("warm", "cold"):
+            for jobs in ("1", str(DEFAULT_METADATA_THREADS)):
+                if cache == "cold":
+                    evict_from_page_cache(datasets)
+                seconds, proc = time_process([*cli_command(), str(mixture), "--jobs", jobs], args.workdir)
+                cli.setdefault((cache, jobs), []).append(seconds)
     assert proc is not None
     if proc.returncode not in (0, 1):
         print(proc.stdout[-2000:], proc.stderr[-2000:], sep="\n")
@@ -123,32 +141,37 @@ def main(argv: list[str] | None = None) -> int:
     # Baseline 3: the same checks in-process (no interpreter start, imports already warm).
     from fasttok_plugin.preflight import run_preflight
 
-    in_process, in_process_sequential = [], []
+    in_process: dict[tuple[str, int], list[float]] = {}
     for _ in range(repeat):
-        started = time.perf_counter()
-        run_preflight(mixture, jobs=1)
-        in_process_sequential.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        result = run_preflight(mixture)
-        in_process.append(time.perf_counter() - started)
+        for cache in ("warm", "cold"):
+            for jobs in (1, DEFAULT_METADATA_THREADS):
+                if cache == "cold":
+                    evict_from_page_cache(datasets)
+                started = time.perf_counter()
+                result = run_preflight(mixture, jobs=jobs)
+                in_process.setdefault((cache, jobs), []).append(time.perf_counter() - started)
 
+    after = str(DEFAULT_METADATA_THREADS)
     print(f"mixture: {result.n_datasets} datasets, {len(result.findings)} findings ({summary})")
     print(describe("python -c pass", bare))
     print(describe("imports of the CLI", imports))
-    print(describe("run_preflight, jobs=1", in_process_sequential))
-    print(describe("run_preflight (in-process)", in_process))
-    print(describe("fasttok-preflight --jobs 1", sequential))
-    print(describe("fasttok-preflight (text)", text_times))
+    for (cache, jobs), values in in_process.items():
+        print(describe(f"run_preflight {cache}, jobs={jobs}", values))
+    for (cache, jobs), values in cli.items():
+        print(describe(f"CLI {cache} --jobs {jobs}", values))
     for fmt, seconds in format_times.items():
         print(f"{'fasttok-preflight (' + fmt + ')':>28}: {seconds:6.3f} s")
-    median = statistics.median(text_times)
+    for cache in ("warm", "cold"):
+        before_s, after_s = statistics.median(cli[cache, "1"]), statistics.median(cli[cache, after])
+        print(
+            f"parallel metadata reads, {cache} cache: end to end {before_s:.3f} s -> {after_s:.3f} s "
+            f"({before_s / after_s:.2f}x); in-process {statistics.median(in_process[cache, 1]):.3f} s -> "
+            f"{statistics.median(in_process[cache, DEFAULT_METADATA_THREADS]):.3f} s"
+        )
+    median = statistics.median(cli["warm", after])
+    warm_in_process = statistics.median(in_process["warm", DEFAULT_METADATA_THREADS])
     print(
-        f"parallel metadata reads: end to end {statistics.median(sequential):.3f} s -> {median:.3f} s "
-        f"({statistics.median(sequential) / median:.2f}x), in-process "
-        f"{statistics.median(in_process_sequential):.3f} s -> {statistics.median(in_process):.3f} s"
-    )
-    print(
-        f"end to end / in-process: {median / statistics.median(in_process):.1f}x; "
+        f"end to end / in-process: {median / warm_in_process:.1f}x; "
         f"interpreter start is {statistics.median(bare) / median:.0%} of the end-to-end time"
     )
     verdict = "OK" if median < TARGET_SECONDS else "MISSED"

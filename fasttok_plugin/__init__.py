@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # errors: one root
     "FasttokError": "fasttok_plugin.errors",
+    "MissingExtraError": "fasttok_plugin.errors",
     # codec
     "FastTokenizer": "fasttok_plugin.codec",
     "EncodedBatch": "fasttok_plugin.codec",

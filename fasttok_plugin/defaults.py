@@ -14,7 +14,7 @@ HEAD_GROUPINGS = ("robot_control", "global", "dataset")
 DEFAULT_HEAD_GROUPING = "robot_control"
 #: Threads reading dataset metadata while a mixture is resolved. The reads are small files (JSON,
 #: episode-table footers) whose time goes to system calls and pyarrow, which release the GIL.
-DEFAULT_METADATA_THREADS = 8
+DEFAULT_METADATA_THREADS = 4
 
 
 def resolve_setting(argument: T | None, mixture_value: T | None, default: T) -> T:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fasttok_plugin.defaults import DEFAULT_METADATA_THREADS
 from fasttok_plugin.lerobot import DatasetError, DatasetMeta, read_dataset_meta
-from fasttok_plugin.lerobot.locations import find_dataset_root
+from fasttok_plugin.lerobot.locations import find_dataset_root, lerobot_home
 from fasttok_plugin.mixture import DatasetEntry, MixtureConfig, load_mixture
 
 __all__ = [
@@ -138,16 +138,21 @@ def _dataset_root(entry: DatasetEntry, label: str) -> Path:
     """The entry's ``root``, or where LeRobot keeps its dataset; a DatasetError lists the places looked at."""
     if not entry.default_root:
         return entry.root
-    location = find_dataset_root(entry.repo_id, entry.revision)
+    try:
+        location = find_dataset_root(entry.repo_id, entry.revision)
+    except (OSError, ValueError):
+        # A repo_id no filesystem can hold (NUL, an over-long name): reading the default root reports it.
+        return entry.root
     if location.root is not None:
         return location.root
     revision = f" --revision {entry.revision}" if entry.revision else ""
+    # --cache-dir <home>/hub writes the snapshot layout LeRobot 0.6 itself downloads to.
     raise DatasetError(
         "root_missing",
         "dataset not found where LeRobot keeps it; looked in: " + "; ".join(location.searched),
-        hint=f"download it (e.g. `hf download --repo-type dataset {entry.repo_id}{revision} --local-dir "
-        f'"$HF_LEROBOT_HOME/{entry.repo_id}"`), set HF_LEROBOT_HOME or HF_HOME to where it is, or give '
-        '"root" in the entry',
+        hint=f"download it (`hf download --repo-type dataset {entry.repo_id}{revision} --cache-dir "
+        f'{lerobot_home() / "hub"}`), set HF_LEROBOT_HOME or HF_HOME to where it is, or give "root" '
+        "in the entry",
         dataset=label,
     )
 

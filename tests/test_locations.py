@@ -180,6 +180,18 @@ def test_the_home_folder_comes_before_the_snapshot_as_in_lerobot(clean_env, tmp_
     assert find_dataset_root("org/ds").root == hub_repo_folder("org/ds") / "snapshots" / COMMIT_A
 
 
+def test_a_legacy_local_dir_download_is_passed_over_for_the_snapshot(clean_env, tmp_path, monkeypatch):
+    """src/lerobot/datasets/utils.py ``has_legacy_hub_download_metadata``: ``.cache/huggingface/download``."""
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "lr"))
+    local = write_lerobot_dataset(tmp_path / "lr" / "org" / "ds", action_dim=4).root
+    (local / ".cache" / "huggingface" / "download").mkdir(parents=True)
+    assert find_dataset_root("org/ds").root == local  # no snapshot: the mirror is all there is
+    assert "legacy local_dir download" in find_dataset_root("org/ds").searched[0]
+    hub = tmp_path / "lr" / "hub"
+    snapshot = write_hub_snapshot(hub, "org/ds", COMMIT_A, {"v3.0": COMMIT_A}, action_dim=2)
+    assert find_dataset_root("org/ds").root == snapshot
+
+
 def test_a_given_root_is_never_replaced_by_the_cache(clean_env, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "lr"))
     write_hub_snapshot(tmp_path / "lr" / "hub", "org/ds", COMMIT_A, {"main": COMMIT_A}, action_dim=2)
@@ -206,7 +218,7 @@ def test_ft301_lists_every_place_looked_at(clean_env, tmp_path, monkeypatch):
     assert f"{home / 'hub' / 'datasets--org--absent' / 'snapshots'} (no such folder)" in absent.message
     assert "HF_LEROBOT_HOME or HF_HOME" in absent.hint
     assert f"{home / 'hub' / 'datasets--org--tagged' / 'refs' / 'v2.1'} (no such ref)" in tagged.message
-    assert "--revision v2.1" in tagged.hint
+    assert f"--revision v2.1 --cache-dir {home / 'hub'}" in tagged.hint  # where LeRobot 0.6 downloads to
 
 
 def test_the_cli_prints_where_it_looked(clean_env, tmp_path):
@@ -244,3 +256,11 @@ def test_parallel_resolution_equals_the_sequential_one(tmp_path):
         np.testing.assert_array_equal(a.meta.stats.std, b.meta.stats.std)
     with pytest.raises(ValueError, match="threads must be at least 1"):
         resolve_mixture(path, threads=0)
+
+
+@pytest.mark.parametrize("repo_id", ["org/" + "n" * 300, "org/a\0b"])
+def test_a_repo_id_no_filesystem_can_hold_is_reported_not_raised(clean_env, tmp_path, monkeypatch, repo_id):
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "lr"))
+    (tmp_path / "lr" / "hub").mkdir(parents=True)
+    result = run_preflight(mixture(tmp_path, {"repo_id": repo_id}))
+    assert [f.code for f in result.findings if f.severity.value == "error"] == ["FT301"]

@@ -90,21 +90,27 @@ def find_dataset_root(repo_id: str, revision: str | None = None) -> DatasetLocat
             default (``v3.0``), else ``main``, else the only ref (or the only snapshot) in the cache.
 
     Returns:
-        The folder and the places looked at. A home folder without ``meta/info.json`` is passed over for
-        a snapshot (as LeRobot does) but still returned when no snapshot exists, so the reader can say
-        what is missing in it.
+        The folder and the places looked at. A home folder without ``meta/info.json``, or one that is a
+        legacy ``local_dir`` download, is passed over for a snapshot (as LeRobot does) but still returned
+        when no snapshot exists, so the reader can say what is missing in it.
     """
-    home = lerobot_home()
-    local = home / repo_id
-    searched = []
-    if (local / "meta" / "info.json").is_file():
-        return DatasetLocation(local, (f"{local} (found)",))
+    local = lerobot_home() / repo_id
     local_is_dir = local.is_dir()
-    searched.append(f"{local} ({'no meta/info.json' if local_is_dir else 'no such folder'})")
+    has_info = local_is_dir and (local / "meta" / "info.json").is_file()
+    # src/lerobot/datasets/utils.py has_legacy_hub_download_metadata: a `snapshot_download(local_dir=...)`
+    # mirror is re-fetched into the snapshot cache instead of read.
+    legacy = has_info and (local / ".cache" / "huggingface" / "download").exists()
+    if has_info and not legacy:
+        return DatasetLocation(local, (f"{local} (found)",))
+    if legacy:
+        searched = [f"{local} (a legacy local_dir download: LeRobot 0.6 reads the hub snapshot instead)"]
+    else:
+        searched = [f"{local} ({'no meta/info.json' if local_is_dir else 'no such folder'})"]
     snapshot, why = _snapshot(hub_repo_folder(repo_id), revision)
     searched.append(why)
     if snapshot is not None:
         return DatasetLocation(snapshot, tuple(searched))
+    # Offline LeRobot could not do better; the home folder (legacy or incomplete) says what it holds.
     return DatasetLocation(local if local_is_dir else None, tuple(searched))
 
 
