@@ -55,7 +55,7 @@ class TokenizeBatch:
     truncation), ``action_tokens_truncated`` (a 0-dim int64: rows longer than ``max_action_tokens``, cut)
     and ``action_values_clamped`` (a 0-dim int64: quantized values outside the fitted range, clamped).
     The values equal ``tokenizer.encode_padded(normalize(actions, head_index), max_length=...)`` bit for
-    bit: this is that call, in the worker.
+    bit: this is that call, in the worker (with ``action_dims=batch["action_dim"]`` for a native layout).
 
     Args:
         tokenizer: The fitted tokenizer (pickled into each worker under forkserver/spawn).
@@ -83,8 +83,13 @@ class TokenizeBatch:
         """Return ``batch`` plus the keys of `TOKEN_KEYS` (the input batch is not modified)."""
         with torch.no_grad():
             normalized = self.normalize(batch["actions"].to(torch.float32), batch["head_index"])
+        # A native datamodule's batches carry each chunk's width: tokenize at it, as the fit measured.
+        widths = batch.get("action_dim")
         encoded = self.tokenizer.encode_padded(
-            normalized, max_length=self.max_action_tokens, pad_id=self.pad_id
+            normalized,
+            max_length=self.max_action_tokens,
+            pad_id=self.pad_id,
+            action_dims=widths.numpy() if widths is not None else None,
         )
         out: dict[str, Tensor] = dict(batch)
         out["normalized_actions"] = normalized.contiguous()

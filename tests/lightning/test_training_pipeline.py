@@ -220,3 +220,20 @@ def test_the_sampler_pool_lives_as_long_as_the_datamodule(tmp_path, make_mixture
     dm.teardown("fit")
     assert not pool.running
     assert dm.chunk_sampler.pool is None
+
+
+def test_native_worker_tokens_are_made_at_each_chunks_width(tmp_path, make_mixture) -> None:
+    # arm and base have different native widths: the workers must tokenize each chunk at its own width,
+    # as the native fit measured, not at the padded width.
+    mixture = make_mixture(("arm", "base"))
+    model = _fit(tmp_path, _datamodule(mixture.path, tokenize=True, layout="native"))
+    assert model.action_tokenizer.layout == "native"
+    seen = set()
+    for batch in model.batches:
+        widths = batch["action_dim"].numpy()
+        seen.update(widths.tolist())
+        normalized = model.normalize(batch["actions"], batch["head_index"])
+        expected = model.action_tokenizer.encode_padded(normalized, max_length=MAX_TOKENS, action_dims=widths)
+        np.testing.assert_array_equal(batch["action_tokens"].numpy(), expected.ids)
+        np.testing.assert_array_equal(batch["action_token_lengths"].numpy(), expected.lengths)
+    assert len(seen) > 1
