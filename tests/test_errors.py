@@ -22,6 +22,7 @@ BUILTIN_BASES: dict[str, type[Exception]] = {
     "NormHeadsError": ValueError,
     "SamplingError": ValueError,
     "StatsError": ValueError,
+    "ConventionError": ValueError,
     "CodecError": ValueError,
     "TokenizerFormatError": ValueError,
     "FitError": ValueError,
@@ -74,6 +75,7 @@ def _factories(result: PreflightResult) -> dict[str, Callable[[], errors.Fasttok
         "SamplingError": lambda: errors.SamplingError("weights sum to 0; give at least one positive weight"),
         "StatsError": lambda: errors.StatsError("entry 1 (lab/arm): the stats transform returned (3, 40)"),
         "CodecError": lambda: errors.CodecError("row 7 holds NaN; drop it or fix the data"),
+        "ConventionError": lambda: errors.ConventionError("unknown convention 'pi0'; expected 'opentau'"),
         "TokenizerFormatError": lambda: errors.TokenizerFormatError(
             "tokenizer.json and fasttok.json disagree"
         ),

@@ -103,6 +103,11 @@ def fit_fingerprint(
     # Only a non-default source is written, so every stored-stats fingerprint stays what it was.
     if source != "stored":
         payload["normalization"]["stats_source"] = source  # type: ignore[index]
+    # Likewise a convention (its formula, layout and fields) only when one is set.
+    if settings.convention is not None:
+        from fasttok_plugin.conventions import convention_from_dict
+
+        payload["normalization"]["convention"] = convention_from_dict(settings.convention).to_dict()  # type: ignore[index]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 

@@ -11,13 +11,14 @@ import numpy as np
 
 from fasttok_plugin._validate import MAX_ACTION_DIM, MAX_SEED, is_positive_int
 from fasttok_plugin.codec import MAX_TRAINER_INT, MAX_VOCAB_SIZE
+from fasttok_plugin.conventions import Convention, convention_from_dict
 from fasttok_plugin.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_HEAD_GROUPING,
     DEFAULT_MAX_ACTION_DIM,
     resolve_setting,
 )
-from fasttok_plugin.errors import FitError
+from fasttok_plugin.errors import ConventionError, FitError
 from fasttok_plugin.heads.keys import check_head_grouping
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -102,6 +103,12 @@ class FitSettings:
             ``"data"`` for the quantile modes, else ``"stored"``. ``"stored"`` with a quantile mode is
             refused: stored quantiles cannot be pooled exactly over datasets. With a `FitSource` the heads
             are already built: the source must match theirs.
+        layout: ``"padded"`` (chunks zero-padded to ``max_action_dim``) or ``"native"``.
+        convention: A named convention (``"opentau"``, ``"lerobot"``, ``"openpi"``), a `Convention`, or
+            ``{"name": ..., <field>: <override>}`` (None: the mixture's ``convention``, else the package
+            default). `resolved` fills head grouping, layout, normalization, zero range, eps and stats
+            source from it; a field given here (non-default) or in the mixture overrides the convention's.
+            In the fingerprint only when set.
 
     Raises:
         FitError: Listing every invalid setting.
@@ -127,6 +134,8 @@ class FitSettings:
     on_dataset_error: Literal["raise", "skip"] = "raise"
     head_grouping: str | None = None
     stats_source: str | None = None
+    layout: str = "padded"
+    convention: str | Convention | None = None
 
     def __post_init__(self) -> None:
         mode = getattr(self.normalization, "value", self.normalization)
@@ -154,6 +163,10 @@ class FitSettings:
             config.head_grouping if config is not None else None,
             DEFAULT_HEAD_GROUPING,
         )
+        named = resolve_setting(self.convention, getattr(config, "convention", None), None)
+        if named is not None:
+            settings = dataclasses.replace(self, chunk_size=int(chunk), max_action_dim=int(width))
+            return settings.with_convention(convention_from_dict(named), config)
         return dataclasses.replace(
             self,
             chunk_size=int(chunk),
@@ -161,6 +174,47 @@ class FitSettings:
             head_grouping=str(grouping),
             stats_source=self.source,
         )
+
+    def with_convention(self, base: Convention | str, config: MixtureConfig | None = None) -> FitSettings:
+        """These settings under ``base``: fields left at their defaults take the convention's values.
+
+        A non-default field here, or the mixture's ``head_grouping``, overrides the convention's field.
+
+        Raises:
+            FitError: An override the convention cannot take (e.g. a mode its formula lacks).
+        """
+        base = convention_from_dict(base)
+        defaults = FitSettings()
+        overrides: dict[str, Any] = {}
+        for name in ("normalization", "zero_range", "eps", "layout", "stats_source"):
+            if getattr(self, name) != getattr(defaults, name):
+                overrides[name] = getattr(self, name)
+        grouping = resolve_setting(
+            self.head_grouping, config.head_grouping if config is not None else None, None
+        )
+        if grouping is not None:
+            overrides["head_grouping"] = grouping
+        try:
+            convention = base.replace(**overrides) if overrides else base
+        except ConventionError as exc:
+            raise FitError(f"the settings do not fit convention {base.name!r}: {exc}") from None
+        return dataclasses.replace(
+            self,
+            head_grouping=convention.head_grouping,
+            normalization=convention.normalization,
+            zero_range=convention.zero_range,  # type: ignore[arg-type]
+            eps=float(convention.eps),
+            layout=convention.layout,
+            stats_source=convention.source,
+            convention=convention,
+        )
+
+    @property
+    def formula(self) -> str:
+        """Whose normalization arithmetic: the convention's ``formula``, else ``"fasttok"``."""
+        if self.convention is None:
+            return "fasttok"
+        return convention_from_dict(self.convention).formula
 
     @property
     def source(self) -> str:
@@ -231,6 +285,13 @@ def _choice_problems(settings: FitSettings) -> list[str]:
             check_head_grouping(settings.head_grouping)
         except ValueError as exc:
             problems.append(f"{exc} (or None: the mixture's, else robot_control)")
+    if settings.layout not in ("padded", "native"):
+        problems.append(f"layout must be 'padded' or 'native', got {settings.layout!r}")
+    if settings.convention is not None:
+        try:
+            convention_from_dict(settings.convention)
+        except ConventionError as exc:
+            problems.append(str(exc))
     if settings.on_dataset_error not in ("raise", "skip"):
         problems.append(f"on_dataset_error must be 'raise' or 'skip', got {settings.on_dataset_error!r}")
     return problems

@@ -241,6 +241,9 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
     """``settings`` with the source's chunk size, action width and head grouping, which an explicit value
     must match."""
     sampler, heads = source.chunk_sampler, source.norm_heads
+    if settings.convention is not None:
+        # The convention's grouping / stats source must then match the source's heads (checked below).
+        settings = settings.with_convention(settings.convention)
     if settings.chunk_size is not None and settings.chunk_size != sampler.chunk_size:
         raise FitError(
             f"settings.chunk_size={settings.chunk_size} but the source's sampler draws chunks of "
