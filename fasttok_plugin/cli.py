@@ -22,6 +22,7 @@ from fasttok_plugin._arg_types import (
     positive_float_arg,
     positive_int_arg,
 )
+from fasttok_plugin._cli_conventions import add_export_stats, convention_arg, convention_help
 from fasttok_plugin._printable import printable_lines
 from fasttok_plugin._report_text import plot_histograms, render_histograms, render_report
 from fasttok_plugin.defaults import HEAD_GROUPINGS
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _add_fit(commands)
     _add_inspect(commands)
+    add_export_stats(commands, _UsageError)
     return parser
 
 
@@ -78,6 +80,7 @@ def _add_fit(commands: Any) -> None:
         "(default: mixture, robot_control)",
     )
     _add_fit_numbers(fit)
+    fit.add_argument("--convention", type=convention_arg, metavar="NAME|JSON", help=convention_help())
     fit.add_argument(
         "--normalization",
         choices=("min_max", "mean_std", "quantile", "quantile10", "identity"),
@@ -201,6 +204,7 @@ def _settings(args: argparse.Namespace) -> Any:
         on_dataset_error=args.on_dataset_error,
         head_grouping=args.head_grouping,
         stats_source=args.stats_source,
+        convention=args.convention,
     )
 
 

@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import TYPE_CHECKING, Any
 
 from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING, resolve_setting
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.fit.settings import FitSettings
 
-__all__ = ["check_arguments", "head_grouping_of", "stats_source_of"]
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.normalize import Normalize
+
+__all__ = ["check_arguments", "fit_settings_for", "head_grouping_of", "normalize_for", "stats_source_of"]
+
+
+def fit_settings_for(settings: FitSettings, source: Any, chunk_size: int) -> FitSettings:
+    """The callback's settings for ``source``: its convention (else the datamodule's) applied, then the
+    chunk size, width, grouping and stats source of the datamodule's heads (an explicit value must match).
+
+    Raises:
+        FitError: A grouping or stats source that differs from the heads', or a bad convention override.
+    """
+    heads = source.norm_heads
+    grouping = settings.head_grouping
+    named = settings.convention if settings.convention is not None else getattr(source, "convention", None)
+    if named is not None:
+        # The heads are built: the convention takes their grouping unless the callback names another one.
+        built = getattr(heads, "grouping", DEFAULT_HEAD_GROUPING)
+        settings = dataclasses.replace(settings, head_grouping=grouping or built).with_convention(named)
+    return dataclasses.replace(
+        settings,
+        chunk_size=chunk_size,
+        max_action_dim=int(heads.max_action_dim),
+        head_grouping=head_grouping_of(grouping, heads),
+        stats_source=stats_source_of(settings, heads),
+    )
+
+
+def normalize_for(settings: FitSettings, heads: Any) -> Normalize:
+    """The `Normalize` the tokenizer was fit with (the settings' mode, zero range, eps and formula)."""
+    from fasttok_plugin.normalize import Normalize
+
+    return Normalize(
+        heads,
+        mode=settings.normalization,
+        zero_range=settings.zero_range,
+        eps=settings.eps,
+        formula=settings.formula,
+    )
 
 
 def check_arguments(

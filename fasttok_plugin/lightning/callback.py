@@ -9,7 +9,6 @@ tokens the model sees at train time come from exactly the normalization the toke
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
@@ -31,7 +30,7 @@ from fasttok_plugin.fit.settings import (
     DEFAULT_TOTAL_CHUNKS,
     FitSettings,
 )
-from fasttok_plugin.lightning._arguments import check_arguments, head_grouping_of, stats_source_of
+from fasttok_plugin.lightning._arguments import check_arguments, fit_settings_for, normalize_for
 from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, load_report
 from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
 from fasttok_plugin.lightning._distributed import (
@@ -116,6 +115,8 @@ class FastTokenizerCallback(Callback):
             it (the report lists the error).
         head_grouping: ``None`` (default): the datamodule's heads' grouping; else it must equal theirs
             (``FitError`` otherwise: the callback never regroups the heads the policy normalizes with).
+        convention: A normalization convention (name, `Convention` or ``{"name": ..., <field>: ...}``);
+            ``None``: the datamodule's ``convention``; its grouping/stats source must match the heads.
         on_mismatch: ``"error"`` (default) or ``"refit"`` when the existing tokenizer or the resumed
             checkpoint was fit for another fingerprint.
         attribute: Name of the LightningModule attribute receiving the tokenizer.
@@ -166,6 +167,7 @@ class FastTokenizerCallback(Callback):
         eps: float = 1e-6,
         on_dataset_error: Literal["raise", "skip"] = "raise",
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
+        convention: str | dict[str, Any] | None = None,
         on_mismatch: Literal["error", "refit"] = "error",
         attribute: str = "action_tokenizer",
         normalize_attribute: str | None = None,
@@ -195,6 +197,7 @@ class FastTokenizerCallback(Callback):
                 on_dataset_error=on_dataset_error,
                 head_grouping=head_grouping,
                 stats_source=stats_source,
+                convention=convention,
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None
@@ -246,13 +249,7 @@ class FastTokenizerCallback(Callback):
 
     def fit_settings(self, source: TokenizerSource) -> FitSettings:
         """The :class:`~fasttok_plugin.fit.FitSettings` this callback fits with for ``source``."""
-        return dataclasses.replace(
-            self._settings,
-            chunk_size=chunk_size_of(source),
-            max_action_dim=int(source.norm_heads.max_action_dim),
-            head_grouping=head_grouping_of(self._settings.head_grouping, source.norm_heads),
-            stats_source=stats_source_of(self._settings, source.norm_heads),
-        )
+        return fit_settings_for(self._settings, source, chunk_size_of(source))
 
     def _fingerprint(
         self, source: TokenizerSource, settings: FitSettings, *, data_identity: bool = True
@@ -390,11 +387,6 @@ class FastTokenizerCallback(Callback):
         if self.normalize_attribute is None:
             return
         if self._normalize is None:
-            from fasttok_plugin.normalize import Normalize
-
-            s = self._settings
-            self._normalize = Normalize(
-                source.norm_heads, mode=s.normalization, zero_range=s.zero_range, eps=s.eps
-            )
+            self._normalize = normalize_for(self.fit_settings(source), source.norm_heads)
         if getattr(pl_module, self.normalize_attribute, None) is not self._normalize:
             setattr(pl_module, self.normalize_attribute, self._normalize.to(pl_module.device))

@@ -21,6 +21,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.utils.data import DataLoader
 from typing_extensions import override
 
+from fasttok_plugin.conventions import Convention, convention_from_dict
 from fasttok_plugin.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_HEAD_GROUPING,
@@ -82,6 +83,11 @@ class MixtureDataModule(pl.LightningDataModule):
             head per entry). ``None``: the mixture's ``head_grouping``, else ``"robot_control"``.
         stats_source: ``"stored"`` (the datasets' stats.json) or ``"data"``: the stats of the frames each
             head trains on (`compute_head_stats`, cached), required by the quantile normalization modes.
+            ``None`` (default): the convention's source, else ``"stored"``.
+        convention: A normalization convention (``"opentau"``, ``"lerobot"``, ``"openpi"``, a `Convention`
+            or ``{"name": ..., <field>: <override>}``). ``None``: the mixture's ``convention``, else none.
+            It supplies the head grouping and the stats source when those are not given; the callback
+            fits with it (`convention` holds the resolved one after :meth:`setup`).
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -112,7 +118,8 @@ class MixtureDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         on_dataset_error: Literal["raise", "skip"] = "raise",
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
-        stats_source: Literal["stored", "data"] = "stored",
+        stats_source: Literal["stored", "data"] | None = None,
+        convention: str | dict[str, Any] | None = None,  # or a Convention (LightningCLI: name or object)
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -136,11 +143,20 @@ class MixtureDataModule(pl.LightningDataModule):
             )
         if head_grouping is not None:
             check_head_grouping(head_grouping, "MixtureDataModule: head_grouping")
-        if stats_source not in ("stored", "data"):
+        if stats_source not in (None, "stored", "data"):
             raise ValueError(
                 f"MixtureDataModule: stats_source must be 'stored' or 'data', got {stats_source!r}"
             )
-        self.stats_source = stats_source
+        try:
+            given = convention_from_dict(convention) if convention is not None else None
+        except ValueError as exc:
+            raise ValueError(f"MixtureDataModule: {exc}") from None
+        self._stats_source_arg = stats_source
+        self.stats_source: str = stats_source or "stored"
+        self._convention_arg = given
+        #: The resolved convention (argument, else the mixture's, with this datamodule's grouping and stats
+        #: source) after :meth:`setup`; None: no convention.
+        self.convention: Convention | None = given
         self.mixture = mixture
         self._head_grouping_arg = head_grouping
         self.on_dataset_error = on_dataset_error
@@ -224,7 +240,15 @@ class MixtureDataModule(pl.LightningDataModule):
         )
         chunk_size = resolve_setting(self._chunk_size_arg, config.chunk_size, DEFAULT_CHUNK_SIZE)
         resolved = resolve_mixture(config)
-        grouping = resolve_setting(self._head_grouping_arg, config.head_grouping, DEFAULT_HEAD_GROUPING)
+        named = resolve_setting(self._convention_arg, config.convention, None)
+        self.convention = convention_from_dict(named) if named is not None else None
+        by_convention = self.convention.head_grouping if self.convention is not None else None
+        grouping = resolve_setting(
+            self._head_grouping_arg, config.head_grouping, by_convention or DEFAULT_HEAD_GROUPING
+        )
+        if self.convention is not None:
+            self.stats_source = resolve_setting(self._stats_source_arg, None, self.convention.source)
+            self.convention = self.convention.replace(head_grouping=grouping, stats_source=self.stats_source)
         heads = build_norm_heads(resolved, max_action_dim, grouping=grouping)
         if self.stats_source == "data" and not heads.errors():
             # The fit's own helper: the callback's fit and Normalize see exactly these stats. Heads with

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from fasttok_plugin._validate import MAX_ACTION_DIM
+from fasttok_plugin.conventions import CONVENTIONS, Convention, convention_from_dict
 from fasttok_plugin.defaults import HEAD_GROUPINGS
-from fasttok_plugin.errors import MixtureError
+from fasttok_plugin.errors import ConventionError, MixtureError
 from fasttok_plugin.mixture._entries import parse_entry
+from fasttok_plugin.mixture._pointers import pointer_join
 from fasttok_plugin.mixture._refs import Expander
 from fasttok_plugin.mixture._source import Source
 from fasttok_plugin.mixture._validator import Validator, entry_label
@@ -57,6 +59,7 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
     max_action_dim = validator.positive_int(body, "max_action_dim", prefix, maximum=MAX_ACTION_DIM)
     chunk_size = validator.positive_int(body, "chunk_size", prefix)
     head_grouping = validator.choice(body, "head_grouping", prefix, HEAD_GROUPINGS)
+    convention = _convention(validator, body, prefix)
     if validator.fatal:
         raise MixtureError(validator.fatal, path=path)
 
@@ -76,8 +79,26 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
         sha256=hashlib.sha256(canonical.encode()).hexdigest(),
         prefix=prefix,
         head_grouping=head_grouping,
+        convention=convention,
         locations={ptr: (src.path, src.line(fptr)) for ptr, (src, fptr) in expander.origins.items()},
     )
+
+
+def _convention(validator: Validator, body: Mapping[str, Any], prefix: str) -> Convention | None:
+    """``body["convention"]``: a name or ``{"name": ..., <field>: <override>}``; None when absent."""
+    value = body.get("convention") if isinstance(body, Mapping) else None
+    if value is None:
+        return None
+    try:
+        return convention_from_dict(value)
+    except ConventionError as exc:
+        names = ", ".join(f'"{n}"' for n in CONVENTIONS)
+        validator.problem(
+            pointer_join(prefix, "convention"),
+            str(exc).replace("\n", " "),
+            f'write "convention": one of {names}, or {{"name": ..., "<field>": <value>}}, or remove it',
+        )
+        return None
 
 
 def _unwrap(validator: Validator, merged: Any, path: Path | None) -> tuple[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fasttok_plugin.conventions import Convention
 from fasttok_plugin.mixture._pointers import Location, closest
 
 __all__ = [
@@ -30,6 +31,7 @@ TOP_LEVEL_KEYS = (
     "max_action_dim",
     "chunk_size",
     "head_grouping",
+    "convention",
 )
 #: Keys a ``datasets`` entry knows.
 ENTRY_KEYS = (
@@ -136,6 +138,8 @@ class MixtureConfig:
         chunk_size: Optional default chunk size.
         head_grouping: Optional default head grouping (one of ``defaults.HEAD_GROUPINGS``; ``None``: not
             given, so callers fall back to ``robot_control``).
+        convention: Optional normalization convention (`fasttok_plugin.conventions.Convention`; the file
+            holds a name or ``{"name": ..., <field>: <override>}``).
         unknown_keys: Keys the schema does not know, with suggestions.
         problems: Non-fatal problems (bad weights) for the preflight to report.
         sha256: sha256 of the canonical (sorted keys) merged document.
@@ -157,6 +161,7 @@ class MixtureConfig:
     sha256: str
     prefix: str = ""
     head_grouping: str | None = None
+    convention: Convention | None = None
     locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
 
     def line_of(self, pointer: str) -> int | None:

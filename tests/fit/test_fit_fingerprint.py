@@ -35,6 +35,7 @@ _OTHER_VALUE: dict[str, Any] = {
     "zero_range": "legacy",
     "eps": 1e-5,
     "on_dataset_error": "skip",
+    "convention": "opentau",
 }
 
 
@@ -51,9 +52,15 @@ def test_every_setting_is_fingerprinted_unless_listed_as_not_fingerprinted(
     heads, sampler = heads_and_sampler
     fields = {f.name for f in dataclasses.fields(FitSettings)}
     # head_grouping and stats_source, like the two sizes, come from the heads (their fingerprint covers them).
-    assert fields == {"chunk_size", "max_action_dim", "head_grouping", "stats_source", *_OTHER_VALUE}, (
-        "a new setting: decide if it is fingerprinted"
-    )
+    # layout: carried by the conventions, fingerprinted with the native layout itself.
+    assert fields == {
+        "chunk_size",
+        "max_action_dim",
+        "head_grouping",
+        "stats_source",
+        "layout",
+        *_OTHER_VALUE,
+    }, "a new setting: decide if it is fingerprinted"
     assert fields >= NOT_FINGERPRINTED
     base = FitSettings()
     reference = fit_fingerprint(heads, base, sampler.settings())
