@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.sampling import ChunkSampler
@@ -82,6 +82,7 @@ def run_fit_preflight(
     chunk_size: int | None,
     strict: bool = False,
     on_warning: Callable[[Finding], None] | None = None,
+    convention: Any = None,
 ) -> PreflightResult:
     """Run the preflight on the objects the fit uses; raise `PreflightError` on any error.
 
@@ -93,6 +94,7 @@ def run_fit_preflight(
         chunk_size: The fit's chunk size.
         strict: Treat warnings as errors.
         on_warning: Called with every warning finding, before any error is raised.
+        convention: The fit's convention (None: the mixture's), for the conventions check.
     """
     from fasttok_plugin.preflight import run_preflight  # lazy: the core never imports pluggy at import
 
@@ -103,6 +105,7 @@ def run_fit_preflight(
         max_action_dim=max_action_dim,
         chunk_size=chunk_size,
         strict=strict,
+        options={"convention": convention} if convention is not None else None,
     )
     if on_warning is not None:
         for finding in result.warnings:
@@ -177,7 +180,14 @@ def _prepare_mixture(
     result = None
     if preflight:
         with clock.phase("preflight"):
-            result = run_fit_preflight(config, resolved, heads, max_action_dim=width, chunk_size=chunk_size)
+            result = run_fit_preflight(
+                config,
+                resolved,
+                heads,
+                max_action_dim=width,
+                chunk_size=chunk_size,
+                convention=settings.convention,
+            )
     heads.raise_for_errors()
     if settings.stats_source == "data":
         with clock.phase("data_stats"):

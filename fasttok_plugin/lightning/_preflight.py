@@ -33,4 +33,5 @@ def preflight_source(source: TokenizerSource, *, strict: bool) -> None:
         chunk_size=chunk_size_of(source),
         strict=strict,
         on_warning=lambda finding: log.warning("preflight: %s", finding),
+        convention=getattr(source, "convention", None),
     )
