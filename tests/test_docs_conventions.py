@@ -52,7 +52,8 @@ def test_the_recipes_run_as_written(tmp_path: Path) -> None:
         proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             pytest.fail(
-                f"block {index} ({kind}) failed:\n{code}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+                f"block {index} ({kind}) failed:\n{code}\n"
+                f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
             )
         printed.append(proc.stdout)
     assert "arm7::joint_pos" in "".join(printed)
