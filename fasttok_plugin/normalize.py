@@ -109,6 +109,7 @@ class _HeadStats(nn.Module):
         zero_range: ZeroRange = "center",
         eps: float = 1e-6,
         formula: str = "fasttok",
+        dtype: str | None = None,
     ) -> None:
         super().__init__()
         self.mode = _parse_mode(mode)
@@ -137,7 +138,11 @@ class _HeadStats(nn.Module):
             buffers.update(q_lo=lo, q_hi=hi)
         shape = (len(heads.keys), int(heads.max_action_dim))
         # openpi computes with numpy float64 stats; every other formula with float32 buffers.
-        dtype = torch.float64 if formula == "openpi" else torch.float32
+        if dtype not in (None, "float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64' (or None), got {dtype!r}")
+        dtype = dtype or ("float64" if formula == "openpi" else "float32")
+        self.dtype_name = dtype
+        buffer_dtype = torch.float64 if dtype == "float64" else torch.float32
         for buffer, name in buffers.items():
             # np.array copies: NormHeads arrays are read-only and torch wants writable memory.
             values = torch.from_numpy(np.array(getattr(heads, name), dtype=np.float64))
@@ -147,7 +152,7 @@ class _HeadStats(nn.Module):
                 raise ValueError(f"NormHeads.{name} holds non-finite values; rebuild with build_norm_heads")
             # Not persistent: derived state. Saving it let a resume overwrite the current heads' stats
             # with a checkpoint's (and fail with a size mismatch when the number of heads changed).
-            self.register_buffer(buffer, values.to(dtype).contiguous(), persistent=False)
+            self.register_buffer(buffer, values.to(buffer_dtype).contiguous(), persistent=False)
         if formula in _PAD_AFTER:  # dims past each head's native width (the frameworks pad afterwards)
             native = torch.tensor([int(d) for d in heads.native_dims], dtype=torch.long).reshape(-1, 1)
             pad = torch.arange(shape[1]).reshape(1, -1) >= native
@@ -157,7 +162,14 @@ class _HeadStats(nn.Module):
     def for_convention(cls: type[_M], heads: NormHeads, convention: Convention | str) -> _M:
         """The module a `Convention` (or its name) prescribes for ``heads``."""
         c = resolve_convention(convention)
-        return cls(heads, mode=c.normalization, zero_range=c.zero_range, eps=c.eps, formula=c.formula)  # type: ignore[arg-type]
+        return cls(
+            heads,
+            mode=c.normalization,
+            zero_range=c.zero_range,  # type: ignore[arg-type]
+            eps=c.eps,
+            formula=c.formula,
+            dtype=c.dtype,
+        )
 
     @classmethod
     def from_tokenizer_dir(cls: type[_M], path: str | os.PathLike[str]) -> _M:
@@ -175,6 +187,7 @@ class _HeadStats(nn.Module):
             zero_range=stored.zero_range,  # type: ignore[arg-type]
             eps=stored.eps,
             formula=stored.formula,
+            dtype=stored.convention.dtype if stored.convention is not None else None,
         )
 
     def _load_from_state_dict(
@@ -281,6 +294,7 @@ class Normalize(_HeadStats):
         eps: Threshold below which a range (MIN_MAX) or a std (MEAN_STD) counts as zero (the
             framework's epsilon under another ``formula``).
         formula: ``"fasttok"`` (default), ``"opentau"``, ``"lerobot"`` or ``"openpi"``: whose arithmetic.
+        dtype: Dtype of the stats buffers and the arithmetic (None: ``float64`` for openpi, else ``float32``).
 
     Raises:
         ValueError: On an unknown mode/convention, or (in ``forward``) on a wrong shape, dtype or

@@ -327,3 +327,17 @@ def test_fit_settings_take_the_convention() -> None:
         FitSettings(convention="openpi", normalization="quantile10").resolved(None)
     with pytest.raises(FitError, match="layout must be 'padded' or 'native', got 'flat'"):
         FitSettings(layout="flat")
+
+
+def test_the_dtype_field_is_honoured(heads: NormHeads) -> None:
+    x, head_index = _batch(heads, torch.float32)
+    as64 = Normalize.for_convention(heads, "openpi")
+    as32 = Normalize.for_convention(heads, resolve_convention("openpi", dtype="float32"))
+    assert as64.q_lo.dtype == torch.float64
+    assert as32.q_lo.dtype == torch.float32
+    # float32 arithmetic of openpi's formula on float32-rounded stats (src/openpi/transforms.py).
+    q01, q99 = _stat(heads, "q01", head_index, torch.float32), _stat(heads, "q99", head_index, torch.float32)
+    expected = _native_then_pad((x - q01) / (q99 - q01 + 1e-6) * 2.0 - 1.0, heads, head_index)
+    assert torch.equal(as32(x, head_index), expected)
+    with pytest.raises(ConventionError, match="dtype must be"):
+        resolve_convention("openpi", dtype="float16")

@@ -132,13 +132,11 @@ def _normalize(heads: NormHeads, settings: FitSettings) -> Normalize:
     """The policy's `Normalize` for these settings (the convention's formula, else the package's)."""
     from fasttok_plugin.normalize import Normalize
 
-    return Normalize(
-        heads,
-        mode=settings.normalization,
-        zero_range=settings.zero_range,
-        eps=settings.eps,
-        formula=settings.formula,
-    )
+    if settings.convention is not None:  # resolved: carries every override (mode, eps, dtype, ...)
+        from fasttok_plugin.conventions import convention_from_dict
+
+        return Normalize.for_convention(heads, convention_from_dict(settings.convention))
+    return Normalize(heads, mode=settings.normalization, zero_range=settings.zero_range, eps=settings.eps)
 
 
 def _log_plan(plan: FitPlan, prepared: PreparedFit) -> None:

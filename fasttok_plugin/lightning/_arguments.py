@@ -40,16 +40,13 @@ def fit_settings_for(settings: FitSettings, source: Any, chunk_size: int) -> Fit
 
 
 def normalize_for(settings: FitSettings, heads: Any) -> Normalize:
-    """The `Normalize` the tokenizer was fit with (the settings' mode, zero range, eps and formula)."""
+    """The `Normalize` the tokenizer was fit with (the settings' convention, else mode, zero range, eps)."""
+    from fasttok_plugin.conventions import convention_from_dict
     from fasttok_plugin.normalize import Normalize
 
-    return Normalize(
-        heads,
-        mode=settings.normalization,
-        zero_range=settings.zero_range,
-        eps=settings.eps,
-        formula=settings.formula,
-    )
+    if settings.convention is not None:
+        return Normalize.for_convention(heads, convention_from_dict(settings.convention))
+    return Normalize(heads, mode=settings.normalization, zero_range=settings.zero_range, eps=settings.eps)
 
 
 def check_arguments(
