@@ -69,8 +69,13 @@ def framework_inverse(
     *,
     eps: float,
     center: bool,
+    y_in: Tensor | None = None,
 ) -> Tensor:
-    """Unnormalize ``y`` with ``formula``'s own inverse for ``mode`` (not identity)."""
+    """Unnormalize ``y`` with ``formula``'s own inverse for ``mode`` (not identity).
+
+    ``y_in`` is the input in its own dtype (``y`` is it cast to the compute dtype): openpi's numpy computes
+    ``(x + 1.0) / 2.0`` in the input's dtype, since a Python scalar never upcasts an array.
+    """
     if formula == "opentau":
         # src/opentau/policies/normalize.py, Unnormalize.forward.
         if mode == "mean_std":
@@ -96,5 +101,6 @@ def framework_inverse(
         # src/openpi/transforms.py, Unnormalize._unnormalize / _unnormalize_quantile.
         if mode == "mean_std":
             return y * (std + eps) + mean
-        return (y + 1.0) / 2.0 * (hi - lo + eps) + lo
+        half = ((y_in if y_in is not None else y) + 1.0) / 2.0
+        return half.to(lo.dtype) * (hi - lo + eps) + lo
     raise ValueError(f"unknown formula {formula!r}")

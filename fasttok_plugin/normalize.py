@@ -273,10 +273,19 @@ class _HeadStats(nn.Module):
     def _std_terms(self, std: Tensor) -> Tensor:
         return torch.where(std < self.eps, torch.ones_like(std), std)
 
-    def _framework(self, x: Tensor, rows: tuple[Tensor, ...], head_index: Tensor, *, inverse: bool) -> Tensor:
-        """``x`` through a framework's formula; pad-after frameworks give 0 past the native width."""
-        apply = framework_inverse if inverse else framework_forward
-        y = apply(self.formula, self.mode.value, x, *rows, eps=self.eps, center=self.zero_range == "center")
+    def _framework(
+        self, x: Tensor, rows: tuple[Tensor, ...], head_index: Tensor, *, raw: Tensor | None = None
+    ) -> Tensor:
+        """``x`` through a framework's formula (its inverse when ``raw``, the input in its own dtype, is
+        given); pad-after frameworks give 0 past the native width."""
+        center = self.zero_range == "center"
+        if raw is None:
+            y = framework_forward(self.formula, self.mode.value, x, *rows, eps=self.eps, center=center)
+        else:
+            own = raw.to(torch.promote_types(raw.dtype, torch.float32))  # half precision: float32
+            y = framework_inverse(
+                self.formula, self.mode.value, x, *rows, eps=self.eps, center=center, y_in=own
+            )
         if self.formula in _PAD_AFTER:
             pad = self.pad.index_select(0, head_index.to(device=self.pad.device, dtype=torch.long))
             pad = pad.to(device=x.device)
@@ -309,7 +318,7 @@ class Normalize(_HeadStats):
         lo, hi, mean, std = self._gather(actions, head_index)
         x = actions.to(lo.dtype)
         if self.formula != "fasttok":
-            return self._framework(x, (lo, hi, mean, std), head_index, inverse=False).to(actions.dtype)
+            return self._framework(x, (lo, hi, mean, std), head_index).to(actions.dtype)
         if self.mode is not NormMode.MEAN_STD:  # min_max and the quantile modes
             denominator, offset = self._min_max_terms(lo, hi)
             y = (x - lo) / denominator * 2.0 + offset
@@ -340,7 +349,7 @@ class Unnormalize(_HeadStats):
         lo, hi, mean, std = self._gather(actions, head_index)
         y = actions.to(lo.dtype)
         if self.formula != "fasttok":
-            return self._framework(y, (lo, hi, mean, std), head_index, inverse=True).to(actions.dtype)
+            return self._framework(y, (lo, hi, mean, std), head_index, raw=actions).to(actions.dtype)
         if self.mode is not NormMode.MEAN_STD:
             denominator, offset = self._min_max_terms(lo, hi)
             x = (y - offset) / 2.0 * denominator + lo

@@ -341,3 +341,47 @@ def test_the_dtype_field_is_honoured(heads: NormHeads) -> None:
     assert torch.equal(as32(x, head_index), expected)
     with pytest.raises(ConventionError, match="dtype must be"):
         resolve_convention("openpi", dtype="float16")
+
+
+@pytest.mark.parametrize(("name", "mode"), CASES)
+def test_unnormalize_equals_the_frameworks_inverse(heads: NormHeads, name: str, mode: str) -> None:
+    convention = resolve_convention(name, normalization=mode)
+    y = torch.from_numpy(np.random.default_rng(3).uniform(-1.2, 1.2, size=(8, 6, WIDTH))).float()
+    head_index = torch.tensor([0, 1, 0, 1, 1, 0, 0, 1])
+    ours = Unnormalize.for_convention(heads, convention)(y, head_index)
+    lo_name, hi_name = _BOUNDS.get(mode, ("min", "max"))
+    if convention.formula == "opentau":
+        # src/opentau/policies/normalize.py, Unnormalize.forward.
+        if mode == "mean_std":
+            mean, std = (_stat(heads, n, head_index, torch.float32) for n in ("mean", "std"))
+            std = torch.where(std.abs() < convention.eps, torch.ones_like(std), std)
+            expected = y * (std + convention.eps) + mean
+        else:
+            min_, max_ = (_stat(heads, n, head_index, torch.float32) for n in (lo_name, hi_name))
+            raw_range = max_ - min_
+            denom = torch.where(raw_range.abs() < convention.eps, torch.ones_like(raw_range), raw_range)
+            expected = (y + 1) / 2
+            expected = expected * (denom + convention.eps) + min_
+            expected = expected - 0.5 * (denom - raw_range)  # zero_range_center (config_version 1)
+        assert torch.equal(ours, expected)
+    elif convention.formula == "lerobot":
+        # src/lerobot/processor/normalize_processor.py, _apply_transform(inverse=True).
+        if mode == "mean_std":
+            mean, std = (_stat(heads, n, head_index, torch.float32) for n in ("mean", "std"))
+            expected = y * std + mean
+        else:
+            lo, hi = (_stat(heads, n, head_index, torch.float32) for n in (lo_name, hi_name))
+            denom = hi - lo
+            denom = torch.where(denom == 0, torch.tensor(convention.eps, dtype=y.dtype), denom)
+            expected = (y + 1) / 2 * denom + lo if mode == "min_max" else (y + 1.0) * denom / 2.0 + lo
+        assert torch.equal(ours, _native_then_pad(expected, heads, head_index))
+    else:
+        # src/openpi/transforms.py, Unnormalize._unnormalize / _unnormalize_quantile (float64 stats).
+        v, rows = y.numpy(), head_index.numpy()
+        if mode == "mean_std":
+            out = v * (heads.std[rows][:, None] + 1e-6) + heads.mean[rows][:, None]
+        else:
+            q01, q99 = heads.q01[rows][:, None], heads.q99[rows][:, None]
+            out = (v + 1.0) / 2.0 * (q99 - q01 + 1e-6) + q01
+        expected = _native_then_pad(torch.from_numpy(out), heads, head_index).float()
+        _assert_within_ulp(ours, expected)
