@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fasttok_plugin._printable import printable_lines
 
@@ -61,7 +61,8 @@ def _summary(report: FitReport, directory: Path | None) -> list[str]:
         f"Fingerprint fit {report.fit_fingerprint[:16]}  norm heads {report.norm_heads_fingerprint[:16]}  "
         f"mixture sha256 {(report.mixture_sha256 or '-')[:16]}",
         f"Corpus      chunks {report.chunk_size}x{report.action_dim}, "
-        f"{report.normalization}/{report.zero_range}, heads by {report.head_grouping}; "
+        f"{report.normalization}/{report.zero_range}{_convention_text(report)}, heads by "
+        f"{report.head_grouping}; "
         f"sampled {report.sampled}, fit {report.fit}, held-out {report.heldout}, NaN/Inf skipped "
         f"{report.skipped_nonfinite}",
     ]
@@ -197,3 +198,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     for row in rows:
         out.append(indent + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return out
+
+
+def _convention_text(report: Any) -> str:
+    """`` (convention openpi: openpi formula, eps 1e-06)`` when the fit used one, else nothing."""
+    convention = (getattr(report, "settings", None) or {}).get("convention")
+    if not isinstance(convention, dict):
+        return ""
+    return (
+        f" (convention {convention.get('name')}: {convention.get('formula')} formula, eps "
+        f"{convention.get('eps')}, {convention.get('layout')})"
+    )

@@ -80,6 +80,9 @@ def test_cli_fit_with_a_convention_then_export_stats(tmp_path: Path) -> None:
     )
     report = json.loads((out / "fit_report.json").read_text())
     assert report["normalization"] == "quantile"
+    shown = _fasttok("inspect", str(out))
+    assert shown.returncode == 0, shown.stderr
+    assert "quantile/legacy (convention openpi: openpi formula, eps 1e-06, padded)" in shown.stdout
     exported = tmp_path / "norm_stats.json"
     run = _fasttok("export-stats", str(out), "--format", "openpi", "--out", str(exported))
     assert run.returncode == 0, run.stderr
