@@ -6,7 +6,6 @@ prints the whole report; the PNG plot is drawn by ``_report_plot``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,8 +76,8 @@ def _summary(report: FitReport, directory: Path | None) -> list[str]:
         f"mixture sha256 {(report.mixture_sha256 or '-')[:16]}",
         f"Corpus      chunks {report.chunk_size}x"
         f"{report.action_dim if report.layout == 'padded' else f'native (<= {report.action_dim})'}, "
-        f"{report.normalization}/{report.zero_range}, heads by {report.head_grouping}, stats "
-        f"{report.stats_source}; "
+        f"{report.normalization}/{report.zero_range}{_convention_text(report)}, heads by "
+        f"{report.head_grouping}, stats {report.stats_source}; "
         f"sampled {report.sampled}, fit {report.fit}, held-out {report.heldout}, NaN/Inf skipped "
         f"{report.skipped_nonfinite}",
     ]
@@ -189,3 +188,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     for row in rows:
         out.append(indent + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return out
+
+
+def _convention_text(report: Any) -> str:
+    """`` (convention openpi: openpi formula, eps 1e-06)`` when the fit used one, else nothing."""
+    convention = (getattr(report, "settings", None) or {}).get("convention")
+    if not isinstance(convention, dict):
+        return ""
+    return (
+        f" (convention {convention.get('name')}: {convention.get('formula')} formula, eps "
+        f"{convention.get('eps')}, {convention.get('layout')})"
+    )

@@ -24,6 +24,7 @@ from fasttok_plugin._arg_types import (
     positive_float_arg,
     positive_int_arg,
 )
+from fasttok_plugin._cli_conventions import add_export_stats, convention_arg, convention_help
 from fasttok_plugin._doclinks import doc_path
 from fasttok_plugin._printable import printable_lines
 from fasttok_plugin._report_text import render_histograms, render_report
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit(commands)
     add_tune(commands)
     _add_inspect(commands)
+    add_export_stats(commands, _UsageError)
     return parser
 
 
@@ -92,6 +94,7 @@ def add_fit_options(fit: argparse.ArgumentParser, *, budget: bool = True) -> Non
         "(default: mixture, robot_control)",
     )
     _add_fit_numbers(fit, budget=budget)
+    fit.add_argument("--convention", type=convention_arg, metavar="NAME|JSON", help=convention_help())
     fit.add_argument(
         "--normalization",
         choices=("min_max", "mean_std", "quantile", "quantile10", "identity"),
@@ -278,6 +281,7 @@ def _settings(args: argparse.Namespace) -> Any:
         transform=_transform(args),
         order=args.order,
         layout=args.layout or "padded",
+        convention=args.convention,
     )
 
 

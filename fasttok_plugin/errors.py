@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "CodecError",
+    "ConventionError",
     "DatasetError",
     "FasttokError",
     "FitError",
@@ -160,6 +161,10 @@ class TransformError(FasttokError, ValueError):
 
 class CodecError(FasttokError, ValueError):
     """Bad input to the codec: non-finite rows, a value range the vocabulary cannot hold, wrong shapes."""
+
+
+class ConventionError(FasttokError, ValueError):
+    """A normalization convention that does not exist or cannot take a field's value; names the fix."""
 
 
 class TokenizerFormatError(CodecError):

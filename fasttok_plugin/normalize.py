@@ -30,6 +30,14 @@ Precision: the buffers never drop below float32 (``module.to(torch.bfloat16)``, 
 ``precision="bf16-true"`` does, moves them but keeps them float32), and half-precision inputs are computed
 and returned in float32, so the values (and token ids) under bf16 equal float32's for the same input.
 
+The above is the package's own ``formula="fasttok"`` (the default, unchanged). ``formula="opentau"``,
+``"lerobot"`` or ``"openpi"`` performs that framework's arithmetic op for op (see
+`fasttok_plugin.conventions` and ``_norm_formulas.py`` for the cited sources); ``openpi`` computes in
+float64 like its numpy stats, and under ``lerobot`` / ``openpi`` a dim beyond the head's native width maps
+to 0 (those frameworks pad after normalizing). `Normalize.for_convention` builds a module from a
+`Convention`; `Normalize.from_tokenizer_dir` rebuilds the training module from a tokenizer folder's
+``norm_stats.json`` (JSON only).
+
 `Unnormalize` applies the exact algebraic inverse, so ``Unnormalize(Normalize(x)) == x`` up to float
 rounding on every dim whose range is not degenerate, and exactly ``x == min`` on degenerate ones.
 """
@@ -38,13 +46,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fasttok_plugin._norm_formulas import framework_forward, framework_inverse
+from fasttok_plugin.conventions import FORMULAS, Convention, resolve_convention
+
 if TYPE_CHECKING:  # pragma: no cover
+    import os
+
     from fasttok_plugin.heads import NormHeads
 
 __all__ = ["QUANTILE_BOUNDS", "NormMode", "Normalize", "Unnormalize"]
@@ -53,6 +67,9 @@ ZeroRange = Literal["center", "legacy"]
 _STAT_NAMES = ("min", "max", "mean", "std")
 _QUANTILE_BUFFERS = ("q_lo", "q_hi")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+# Frameworks that normalize at the native width and zero-pad afterwards.
+_PAD_AFTER = ("lerobot", "openpi")
+_M = TypeVar("_M", bound="_HeadStats")
 
 
 class NormMode(str, Enum):
@@ -88,6 +105,7 @@ class _HeadStats(nn.Module):
     std: Tensor
     q_lo: Tensor  # quantile modes only
     q_hi: Tensor
+    pad: Tensor  # lerobot / openpi formulas only
 
     def __init__(
         self,
@@ -96,9 +114,16 @@ class _HeadStats(nn.Module):
         mode: NormMode | str = NormMode.MIN_MAX,
         zero_range: ZeroRange = "center",
         eps: float = 1e-6,
+        formula: str = "fasttok",
+        dtype: str | None = None,
     ) -> None:
         super().__init__()
         self.mode = _parse_mode(mode)
+        if formula not in FORMULAS:
+            raise ValueError(f"formula must be one of {', '.join(map(repr, FORMULAS))}, got {formula!r}")
+        if self.mode.value not in FORMULAS[formula]:
+            raise ValueError(f"the {formula} formula has no normalization {self.mode.value!r}")
+        self.formula = formula
         if zero_range not in ("center", "legacy"):
             raise ValueError(f"zero_range must be 'center' or 'legacy', got {zero_range!r}")
         if not (float(eps) > 0.0):
@@ -118,6 +143,12 @@ class _HeadStats(nn.Module):
                 )
             buffers.update(q_lo=lo, q_hi=hi)
         shape = (len(heads.keys), int(heads.max_action_dim))
+        # openpi computes with numpy float64 stats; every other formula with float32 buffers.
+        if dtype not in (None, "float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64' (or None), got {dtype!r}")
+        dtype = dtype or ("float64" if formula == "openpi" else "float32")
+        self.dtype_name = dtype
+        buffer_dtype = torch.float64 if dtype == "float64" else torch.float32
         for buffer, name in buffers.items():
             # np.array copies: NormHeads arrays are read-only and torch wants writable memory.
             values = torch.from_numpy(np.array(getattr(heads, name), dtype=np.float64))
@@ -127,14 +158,50 @@ class _HeadStats(nn.Module):
                 raise ValueError(f"NormHeads.{name} holds non-finite values; rebuild with build_norm_heads")
             # Not persistent: derived state. Saving it let a resume overwrite the current heads' stats
             # with a checkpoint's (and fail with a size mismatch when the number of heads changed).
-            self.register_buffer(buffer, values.to(torch.float32).contiguous(), persistent=False)
+            self.register_buffer(buffer, values.to(buffer_dtype).contiguous(), persistent=False)
+        if formula in _PAD_AFTER:  # dims past each head's native width (the frameworks pad afterwards)
+            native = torch.tensor([int(d) for d in heads.native_dims], dtype=torch.long).reshape(-1, 1)
+            pad = torch.arange(shape[1]).reshape(1, -1) >= native
+            self.register_buffer("pad", pad.expand(shape).contiguous(), persistent=False)
+
+    @classmethod
+    def for_convention(cls: type[_M], heads: NormHeads, convention: Convention | str) -> _M:
+        """The module a `Convention` (or its name) prescribes for ``heads``."""
+        c = resolve_convention(convention)
+        return cls(
+            heads,
+            mode=c.normalization,
+            zero_range=c.zero_range,  # type: ignore[arg-type]
+            eps=c.eps,
+            formula=c.formula,
+            dtype=c.dtype,
+        )
+
+    @classmethod
+    def from_tokenizer_dir(cls: type[_M], path: str | os.PathLike[str]) -> _M:
+        """Rebuild the training module from a tokenizer folder's ``norm_stats.json`` (JSON only, no code).
+
+        Raises:
+            TokenizerFormatError: The folder has no readable ``norm_stats.json``.
+        """
+        from fasttok_plugin.norm_stats import read_norm_stats
+
+        stored = read_norm_stats(Path(path))
+        return cls(
+            stored.heads,  # type: ignore[arg-type]
+            mode=stored.normalization,
+            zero_range=stored.zero_range,  # type: ignore[arg-type]
+            eps=stored.eps,
+            formula=stored.formula,
+            dtype=stored.convention.dtype if stored.convention is not None else None,
+        )
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
     ) -> None:
         # Checkpoints written before the buffers became non-persistent still hold them: drop those
         # stale stats (the heads this module was built from are the truth) instead of failing strict loads.
-        for name in (*_STAT_NAMES, *_QUANTILE_BUFFERS):
+        for name in (*_STAT_NAMES, *_QUANTILE_BUFFERS, "pad"):
             state_dict.pop(prefix + name, None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -164,6 +231,7 @@ class _HeadStats(nn.Module):
         return (
             f"heads={self.num_heads}, action_dim={self.action_dim}, mode={self.mode.value}, "
             f"zero_range={self.zero_range}, eps={self.eps}"
+            + (f", formula={self.formula}" if self.formula != "fasttok" else "")
         )
 
     def _check(self, actions: Tensor, head_index: Tensor) -> None:
@@ -200,8 +268,9 @@ class _HeadStats(nn.Module):
 
         ``lo, hi`` are ``min, max``, or the mode's quantiles under a quantile mode.
         """
-        # Half precision inputs are computed (and returned) in float32; float64 stays float64.
-        dtype = torch.promote_types(actions.dtype, torch.float32)
+        # Half precision inputs are computed (and returned) in float32, never rounded back to half; float64
+        # stays float64, and openpi's float64 stats compute in float64.
+        dtype = torch.promote_types(torch.promote_types(actions.dtype, torch.float32), self.min.dtype)
         index = head_index.to(device=self.min.device, dtype=torch.long)
         rows = []
         bounds = (self.q_lo, self.q_hi) if self.mode in QUANTILE_BOUNDS else (self.min, self.max)
@@ -223,6 +292,25 @@ class _HeadStats(nn.Module):
     def _std_terms(self, std: Tensor) -> Tensor:
         return torch.where(std < self.eps, torch.ones_like(std), std)
 
+    def _framework(
+        self, x: Tensor, rows: tuple[Tensor, ...], head_index: Tensor, *, raw: Tensor | None = None
+    ) -> Tensor:
+        """``x`` through a framework's formula (its inverse when ``raw``, the input in its own dtype, is
+        given); pad-after frameworks give 0 past the native width."""
+        center = self.zero_range == "center"
+        if raw is None:
+            y = framework_forward(self.formula, self.mode.value, x, *rows, eps=self.eps, center=center)
+        else:
+            own = raw.to(torch.promote_types(raw.dtype, torch.float32))  # half precision: float32
+            y = framework_inverse(
+                self.formula, self.mode.value, x, *rows, eps=self.eps, center=center, y_in=own
+            )
+        if self.formula in _PAD_AFTER:
+            pad = self.pad.index_select(0, head_index.to(device=self.pad.device, dtype=torch.long))
+            pad = pad.to(device=x.device)
+            y = torch.where(pad.unsqueeze(1) if x.dim() == 3 else pad, torch.zeros_like(y), y)
+        return y
+
 
 class Normalize(_HeadStats):
     """Normalize raw zero-padded actions with the stats of each row's head.
@@ -231,7 +319,10 @@ class Normalize(_HeadStats):
         heads: The mixture's `NormHeads` (from `build_norm_heads`).
         mode: ``"min_max"`` (default), ``"mean_std"``, ``"quantile"``, ``"quantile10"`` or ``"identity"``.
         zero_range: Value of a zero-range dim under MIN_MAX: ``"center"`` -> 0.0, ``"legacy"`` -> -1.0.
-        eps: Threshold below which a range (MIN_MAX) or a std (MEAN_STD) counts as zero.
+        eps: Threshold below which a range (MIN_MAX) or a std (MEAN_STD) counts as zero (the
+            framework's epsilon under another ``formula``).
+        formula: ``"fasttok"`` (default), ``"opentau"``, ``"lerobot"`` or ``"openpi"``: whose arithmetic.
+        dtype: Dtype of the stats buffers and the arithmetic (None: ``float64`` for openpi, else ``float32``).
 
     Raises:
         ValueError: On an unknown mode/convention, or (in ``forward``) on a wrong shape, dtype or
@@ -245,12 +336,19 @@ class Normalize(_HeadStats):
             return actions
         lo, hi, mean, std = self._gather(actions, head_index)
         x = actions.to(lo.dtype)
+        if self.formula != "fasttok":
+            return self._framework(x, (lo, hi, mean, std), head_index).to(_out_dtype(actions))
         if self.mode is not NormMode.MEAN_STD:  # min_max and the quantile modes
             denominator, offset = self._min_max_terms(lo, hi)
             y = (x - lo) / denominator * 2.0 + offset
         else:
             y = (x - mean) / self._std_terms(std)
         return y  # float32 (or float64): never rounded back to half
+
+
+def _out_dtype(actions: Tensor) -> torch.dtype:
+    # The input's dtype, but never below float32 (bf16 runs get float32's values and token ids).
+    return torch.promote_types(actions.dtype, torch.float32)
 
 
 class Unnormalize(_HeadStats):
@@ -261,6 +359,7 @@ class Unnormalize(_HeadStats):
         mode: ``"min_max"`` (default), ``"mean_std"``, ``"quantile"``, ``"quantile10"`` or ``"identity"``.
         zero_range: Must match the `Normalize` that produced the values.
         eps: Must match the `Normalize` that produced the values.
+        formula: Must match the `Normalize` that produced the values (its framework's own inverse).
 
     Raises:
         ValueError: As for `Normalize`.
@@ -273,6 +372,8 @@ class Unnormalize(_HeadStats):
             return actions
         lo, hi, mean, std = self._gather(actions, head_index)
         y = actions.to(lo.dtype)
+        if self.formula != "fasttok":
+            return self._framework(y, (lo, hi, mean, std), head_index, raw=actions).to(_out_dtype(actions))
         if self.mode is not NormMode.MEAN_STD:
             denominator, offset = self._min_max_terms(lo, hi)
             x = (y - offset) / 2.0 * denominator + lo

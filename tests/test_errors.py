@@ -23,6 +23,7 @@ BUILTIN_BASES: dict[str, type[Exception]] = {
     "SamplingError": ValueError,
     "StatsError": ValueError,
     "TransformError": ValueError,
+    "ConventionError": ValueError,
     "CodecError": ValueError,
     "TokenizerFormatError": ValueError,
     "FitError": ValueError,
@@ -79,6 +80,7 @@ def _factories(result: PreflightResult) -> dict[str, Callable[[], errors.Fasttok
             "relative_dims: dim 9 is past the 7 action dims of entry 0 (lab/arm)", field="relative_dims"
         ),
         "CodecError": lambda: errors.CodecError("row 7 holds NaN; drop it or fix the data"),
+        "ConventionError": lambda: errors.ConventionError("unknown convention 'pi0'; expected 'opentau'"),
         "TokenizerFormatError": lambda: errors.TokenizerFormatError(
             "tokenizer.json and fasttok.json disagree"
         ),

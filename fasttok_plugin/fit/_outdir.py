@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fasttok_plugin.errors import OutDirError
 from fasttok_plugin.tokenizer_dir import FolderState, check_replaceable, write_tokenizer_dir
@@ -41,13 +41,21 @@ def check_out_dir(out_dir: Path, *, protect: Iterable[Path] = ()) -> None:
 
 
 def save_atomically(
-    tokenizer: FastTokenizer, report: FitReport, out_dir: Path, *, protect: Iterable[Path] = ()
+    tokenizer: FastTokenizer,
+    report: FitReport,
+    out_dir: Path,
+    *,
+    protect: Iterable[Path] = (),
+    norm_stats: dict[str, Any] | None = None,
 ) -> Path:
-    """Tokenizer files + fit_report.json built in one staging folder, then swapped into place."""
+    """Tokenizer files + fit_report.json (+ norm_stats.json) built in one staging folder, then swapped in."""
     from fasttok_plugin.codec.files import fill_directory
+    from fasttok_plugin.norm_stats import write_norm_stats
 
     def fill(folder: Path) -> None:
         fill_directory(tokenizer, folder)
         report.save(folder)
+        if norm_stats is not None:
+            write_norm_stats(folder, norm_stats)
 
     return write_tokenizer_dir(out_dir, fill, error=OutDirError, protect=protect)

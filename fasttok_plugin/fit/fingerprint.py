@@ -109,6 +109,11 @@ def fit_fingerprint(
     layout = getattr(settings, "layout", "padded")
     if layout != "padded":
         payload["codec"]["layout"] = layout  # type: ignore[index]
+    # Likewise a convention (its formula, layout and fields) only when one is set.
+    if settings.convention is not None:
+        from fasttok_plugin.conventions import convention_from_dict
+
+        payload["normalization"]["convention"] = convention_from_dict(settings.convention).to_dict()  # type: ignore[index]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 

@@ -42,7 +42,9 @@ from fasttok_plugin.sampling.report import unsampled
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch/codec are imported lazily
     from fasttok_plugin.codec import FastTokenizer
+    from fasttok_plugin.heads import NormHeads
     from fasttok_plugin.mixture import MixtureConfig
+    from fasttok_plugin.normalize import Normalize
     from fasttok_plugin.sampling import DatasetSampleReport
 
 __all__ = ["fit_tokenizer"]
@@ -84,8 +86,6 @@ def fit_tokenizer(
         FitError: Invalid settings, unreadable dataset frames, or nothing to fit.
         CodecError: The fit corpus does not fit the vocabulary (raise vocab_size or lower scale).
     """
-    from fasttok_plugin.normalize import Normalize
-
     settings = settings or FitSettings()
     clock = PhaseClock()
     if out_dir is not None:
@@ -94,10 +94,7 @@ def fit_tokenizer(
     settings, heads, sampler = prepared.settings, prepared.heads, prepared.sampler
     sampler_settings = sampler.settings()
     fingerprint = fit_fingerprint(heads, settings, sampler_settings)
-    normalize = Normalize(
-        heads, mode=settings.normalization, zero_range=settings.zero_range, eps=settings.eps
-    )
-    plan = FitPlan(sampler, normalize, settings, clock=clock)
+    plan = FitPlan(sampler, _normalize(heads, settings), settings, clock=clock)
     if on_plan is not None:
         on_plan(plan)
     _log_plan(plan, prepared)
@@ -123,11 +120,22 @@ def fit_tokenizer(
     tokenizer.metadata.update(_tokenizer_metadata(prepared, fingerprint, report))
     if out_dir is not None:
         start = time.perf_counter()
-        save_atomically(tokenizer, report, Path(out_dir))
+        save_atomically(tokenizer, report, Path(out_dir), norm_stats=_norm_stats(prepared))
         logger.info(
             "saved tokenizer and %s to %s in %.2f s", REPORT_NAME, out_dir, time.perf_counter() - start
         )
     return tokenizer, report
+
+
+def _normalize(heads: NormHeads, settings: FitSettings) -> Normalize:
+    """The policy's `Normalize` for these settings (the convention's formula, else the package's)."""
+    from fasttok_plugin.normalize import Normalize
+
+    if settings.convention is not None:  # resolved: carries every override (mode, eps, dtype, ...)
+        from fasttok_plugin.conventions import convention_from_dict
+
+        return Normalize.for_convention(heads, convention_from_dict(settings.convention))
+    return Normalize(heads, mode=settings.normalization, zero_range=settings.zero_range, eps=settings.eps)
 
 
 def _log_plan(plan: FitPlan, prepared: PreparedFit) -> None:
@@ -209,6 +217,23 @@ def _check_sample_errors(reports: Sequence[DatasetSampleReport], settings: FitSe
     logger.warning("fitting without %d dataset(s) that could not be sampled:\n%s", len(failed), lines)
 
 
+def _norm_stats(prepared: PreparedFit) -> dict[str, Any]:
+    """The folder's ``norm_stats.json`` (DESIGN §13): the heads and the normalization they were fit with."""
+    from fasttok_plugin.conventions import convention_from_dict
+    from fasttok_plugin.norm_stats import norm_stats_document
+
+    settings = prepared.settings
+    convention = convention_from_dict(settings.convention) if settings.convention is not None else None
+    return norm_stats_document(
+        prepared.heads,
+        normalization=str(settings.normalization),
+        zero_range=settings.zero_range,
+        eps=float(settings.eps),
+        convention=convention,
+        layout=settings.layout,
+    )
+
+
 def _tokenizer_metadata(prepared: PreparedFit, fingerprint: str, report: FitReport) -> dict[str, Any]:
     """What the tokenizer's sidecar records about its fit (the callback reads it to reuse the folder)."""
     settings, heads = prepared.settings, prepared.heads
@@ -218,6 +243,7 @@ def _tokenizer_metadata(prepared: PreparedFit, fingerprint: str, report: FitRepo
         "normalization": str(settings.normalization),
         "zero_range": settings.zero_range,
         "eps": float(settings.eps),
+        **({"convention": _norm_stats(prepared)["convention"]} if settings.convention is not None else {}),
         "chunk_size": int(prepared.sampler.chunk_size),
         "action_dim": int(heads.max_action_dim),
         "head_keys": list(heads.keys),

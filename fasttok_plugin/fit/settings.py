@@ -12,13 +12,14 @@ import numpy as np
 from fasttok_plugin._validate import MAX_ACTION_DIM, MAX_SEED, is_positive_int
 from fasttok_plugin.codec import MAX_TRAINER_INT, MAX_VOCAB_SIZE
 from fasttok_plugin.codec.order import DEFAULT_ORDER, ORDERS
+from fasttok_plugin.conventions import Convention, convention_from_dict
 from fasttok_plugin.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_HEAD_GROUPING,
     DEFAULT_MAX_ACTION_DIM,
     resolve_setting,
 )
-from fasttok_plugin.errors import FitError
+from fasttok_plugin.errors import ConventionError, FitError
 from fasttok_plugin.heads.keys import check_head_grouping
 from fasttok_plugin.transforms import ActionTransform
 
@@ -115,6 +116,11 @@ class FitSettings:
             ``"native"`` (each chunk keeps its entry's native width: one tokenizer over mixed widths, as
             LeRobot ``pi0_fast`` and openpi tokenize; the report measures every head at that width). A
             mixture's ``layout`` key applies while this is the default ``"padded"``.
+        convention: A named convention (``"opentau"``, ``"lerobot"``, ``"openpi"``), a `Convention`, or
+            ``{"name": ..., <field>: <override>}`` (None: the mixture's ``convention``, else the package
+            default). `resolved` fills head grouping, layout, normalization, zero range, eps and stats
+            source from it; a field given here (non-default) or in the mixture overrides the convention's.
+            In the fingerprint only when set.
 
     Raises:
         FitError: Listing every invalid setting.
@@ -143,6 +149,7 @@ class FitSettings:
     transform: ActionTransform | None = None
     order: str = DEFAULT_ORDER
     layout: str = "padded"
+    convention: str | Convention | None = None
 
     def __post_init__(self) -> None:
         mode = getattr(self.normalization, "value", self.normalization)
@@ -178,6 +185,14 @@ class FitSettings:
                 "transformed actions; drop stats_source or set it to 'data'"
             )
         source = "data" if transformed and self.stats_source is None else self.source
+        named = resolve_setting(self.convention, getattr(config, "convention", None), None)
+        if named is not None:
+            settings = dataclasses.replace(self, chunk_size=int(chunk), max_action_dim=int(width))
+            out = settings.with_convention(convention_from_dict(named), config)
+            # Transformed actions have no stored stats: the convention's stored default becomes data.
+            if transformed and out.stats_source == "stored" and self.stats_source is None:
+                out = dataclasses.replace(out, stats_source="data")
+            return out
         # The field's default is "padded" (not None), so a mixture's layout applies over the default.
         layout = self.layout if self.layout != "padded" or config is None else (config.layout or "padded")
         return dataclasses.replace(
@@ -194,6 +209,49 @@ class FitSettings:
         if config is None:
             return self.transform is not None and not self.transform.is_identity
         return any(t is not None and not t.is_identity for t in config.entry_transforms(self.transform))
+
+    def with_convention(self, base: Convention | str, config: MixtureConfig | None = None) -> FitSettings:
+        """These settings under ``base``: fields left at their defaults take the convention's values.
+
+        A non-default field here, or the mixture's ``head_grouping``, overrides the convention's field.
+
+        Raises:
+            FitError: An override the convention cannot take (e.g. a mode its formula lacks).
+        """
+        base = convention_from_dict(base)
+        defaults = FitSettings()
+        overrides: dict[str, Any] = {}
+        for name in ("normalization", "zero_range", "eps", "layout", "stats_source"):
+            if getattr(self, name) != getattr(defaults, name):
+                overrides[name] = getattr(self, name)
+        grouping = resolve_setting(
+            self.head_grouping, config.head_grouping if config is not None else None, None
+        )
+        if grouping is not None:
+            overrides["head_grouping"] = grouping
+        if self.layout == defaults.layout and config is not None and config.layout is not None:
+            overrides["layout"] = config.layout  # the mixture's layout, as for the grouping
+        try:
+            convention = base.replace(**overrides) if overrides else base
+        except ConventionError as exc:
+            raise FitError(f"the settings do not fit convention {base.name!r}: {exc}") from None
+        return dataclasses.replace(
+            self,
+            head_grouping=convention.head_grouping,
+            normalization=convention.normalization,
+            zero_range=convention.zero_range,  # type: ignore[arg-type]
+            eps=float(convention.eps),
+            layout=convention.layout,
+            stats_source=convention.source,
+            convention=convention,
+        )
+
+    @property
+    def formula(self) -> str:
+        """Whose normalization arithmetic: the convention's ``formula``, else ``"fasttok"``."""
+        if self.convention is None:
+            return "fasttok"
+        return convention_from_dict(self.convention).formula
 
     @property
     def source(self) -> str:
@@ -288,6 +346,13 @@ def _choice_problems(settings: FitSettings) -> list[str]:
             check_head_grouping(settings.head_grouping)
         except ValueError as exc:
             problems.append(f"{exc} (or None: the mixture's, else robot_control)")
+    if settings.layout not in ("padded", "native"):
+        problems.append(f"layout must be 'padded' or 'native', got {settings.layout!r}")
+    if settings.convention is not None:
+        try:
+            convention_from_dict(settings.convention)
+        except ConventionError as exc:
+            problems.append(str(exc))
     if settings.on_dataset_error not in ("raise", "skip"):
         problems.append(f"on_dataset_error must be 'raise' or 'skip', got {settings.on_dataset_error!r}")
     return problems

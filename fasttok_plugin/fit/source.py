@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fasttok_plugin.errors import FitError, StatsError
 from fasttok_plugin.sampling import ChunkSampler
@@ -85,6 +85,7 @@ def run_fit_preflight(
     on_warning: Callable[[Finding], None] | None = None,
     transform: ActionTransform | tuple[ActionTransform | None, ...] | None = None,
     stats_source: str | None = None,
+    convention: Any = None,
 ) -> PreflightResult:
     """Run the preflight on the objects the fit uses; raise `PreflightError` on any error.
 
@@ -98,6 +99,7 @@ def run_fit_preflight(
         on_warning: Called with every warning finding, before any error is raised.
         transform: The fit's transform argument, or each entry's (a tuple); None: the mixture's keys.
         stats_source: The fit's stats source (``"data"``: missing stored stats are no error).
+        convention: The fit's convention (None: the mixture's), for the conventions check.
     """
     from fasttok_plugin.preflight import run_preflight  # lazy: the core never imports pluggy at import
 
@@ -110,6 +112,7 @@ def run_fit_preflight(
         strict=strict,
         transform=transform,
         stats_source=stats_source,
+        options={"convention": convention} if convention is not None else None,
     )
     if on_warning is not None:
         for finding in result.warnings:
@@ -199,6 +202,7 @@ def _prepare_mixture(
                 chunk_size=chunk_size,
                 transform=settings.transform,
                 stats_source=settings.stats_source,
+                convention=settings.convention,
             )
     heads.raise_for_errors()
     if settings.stats_source == "data":
@@ -295,6 +299,9 @@ def _settings_for(source: FitSource, settings: FitSettings) -> FitSettings:
     """``settings`` with the source's chunk size, action width and head grouping, which an explicit value
     must match."""
     sampler, heads = source.chunk_sampler, source.norm_heads
+    if settings.convention is not None:
+        # The convention's grouping / stats source must then match the source's heads (checked below).
+        settings = settings.with_convention(settings.convention)
     if settings.chunk_size is not None and settings.chunk_size != sampler.chunk_size:
         raise FitError(
             f"settings.chunk_size={settings.chunk_size} but the source's sampler draws chunks of "

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING, resolve_setting
 from fasttok_plugin.errors import FitError
 from fasttok_plugin.fit.settings import FitSettings
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.normalize import Normalize
 
 __all__ = [
     "callback_fit_settings",
@@ -17,9 +20,20 @@ __all__ = [
     "data_source_for",
     "head_grouping_of",
     "layout_of",
+    "normalize_for",
     "stats_source_of",
     "transform_of",
 ]
+
+
+def normalize_for(settings: FitSettings, heads: Any) -> Normalize:
+    """The `Normalize` the tokenizer was fit with (the settings' convention, else mode, zero range, eps)."""
+    from fasttok_plugin.conventions import convention_from_dict
+    from fasttok_plugin.normalize import Normalize
+
+    if settings.convention is not None:
+        return Normalize.for_convention(heads, convention_from_dict(settings.convention))
+    return Normalize(heads, mode=settings.normalization, zero_range=settings.zero_range, eps=settings.eps)
 
 
 def check_arguments(
@@ -113,18 +127,28 @@ def transform_of(argument: Any, sampler: object) -> Any:
 def callback_fit_settings(
     settings: FitSettings, source: Any, chunk_size: int, layout: str | None = None
 ) -> FitSettings:
-    """The callback's settings completed from the datamodule: sizes, grouping, stats source, transform and
-    layout (``layout``: the callback's argument, None: the datamodule's).
+    """The callback's settings completed from the datamodule: its convention (else the datamodule's)
+    applied, then the sizes, grouping, stats source, transform and layout of the datamodule's heads and
+    sampler (``layout``: the callback's argument, None: the convention's, else the datamodule's).
 
     Raises:
-        FitError: An explicit grouping, stats source, transform or layout differs from the datamodule's.
+        FitError: An explicit grouping, stats source, transform or layout differs from the datamodule's, or
+            a bad convention override.
     """
+    heads = source.norm_heads
+    grouping = settings.head_grouping
+    named = settings.convention if settings.convention is not None else getattr(source, "convention", None)
+    if named is not None:
+        # The heads are built: the convention takes their grouping unless the callback names another one.
+        built = getattr(heads, "grouping", DEFAULT_HEAD_GROUPING)
+        settings = dataclasses.replace(settings, head_grouping=grouping or built).with_convention(named)
+        layout = layout or settings.layout
     return dataclasses.replace(
         settings,
         chunk_size=chunk_size,
-        max_action_dim=int(source.norm_heads.max_action_dim),
-        head_grouping=head_grouping_of(settings.head_grouping, source.norm_heads),
-        stats_source=stats_source_of(settings, source.norm_heads, source.chunk_sampler),
+        max_action_dim=int(heads.max_action_dim),
+        head_grouping=head_grouping_of(grouping, heads),
+        stats_source=stats_source_of(settings, heads, source.chunk_sampler),
         transform=transform_of(settings.transform, source.chunk_sampler),
         layout=layout_of(layout, source),
     )

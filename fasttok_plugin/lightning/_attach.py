@@ -34,7 +34,8 @@ def attach(
     setattr(pl_module, callback.attribute, tokenizer)
     tokens = wants_tokens(source)
     if normalize is None and (tokens or callback.normalize_attribute is not None):
-        normalize = build_normalize(source.norm_heads, callback.settings)
+        # The settings the tokenizer was fit with: the callback's, under the datamodule's convention.
+        normalize = build_normalize(source.norm_heads, callback.fit_settings(source))
     if tokens:
         hand_over(source, tokenizer, normalize, callback.settings.max_action_tokens)
     if callback.normalize_attribute is not None and (

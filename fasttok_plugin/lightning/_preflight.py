@@ -35,4 +35,5 @@ def preflight_source(source: TokenizerSource, *, strict: bool) -> None:
         on_warning=lambda finding: log.warning("preflight: %s", finding),
         # What the source's sampler applies, per entry (not the mixture's keys: an argument may replace them).
         transform=getattr(source.chunk_sampler, "transforms", None),
+        convention=getattr(source, "convention", None),
     )

@@ -127,10 +127,10 @@ def wants_tokens(datamodule: object) -> bool:
 
 
 def build_normalize(heads: NormHeads, settings: FitSettings) -> Normalize:
-    """The `Normalize` of a fit: the heads with the fit's mode, zero-range convention and eps."""
-    from fasttok_plugin.normalize import Normalize
+    """The `Normalize` of a fit: the heads with the fit's convention, else its mode, zero range and eps."""
+    from fasttok_plugin.lightning._arguments import normalize_for
 
-    return Normalize(heads, mode=settings.normalization, zero_range=settings.zero_range, eps=settings.eps)
+    return normalize_for(settings, heads)
 
 
 def hand_over(

@@ -113,6 +113,8 @@ class FastTokenizerCallback(Callback):
             (``FitError`` otherwise: the callback never regroups the heads the policy normalizes with).
         layout: ``None`` (default): the datamodule's ``layout``; ``"native"`` fits one tokenizer over each
             chunk's native width (the datamodule must serve ``"native"`` batches, ``FitError`` otherwise).
+        convention: A normalization convention (name, `Convention` or ``{"name": ..., <field>: ...}``);
+            ``None``: the datamodule's ``convention``; its grouping/stats source must match the heads.
         on_mismatch: ``"error"`` (default) or ``"refit"`` when the existing tokenizer or the resumed
             checkpoint was fit for another fingerprint.
         attribute: Name of the LightningModule attribute receiving the tokenizer.
@@ -170,6 +172,7 @@ class FastTokenizerCallback(Callback):
         head_grouping: Literal["robot_control", "global", "dataset"] | None = None,
         transform: ActionTransform | None = None,
         layout: Literal["padded", "native"] | None = None,
+        convention: str | dict[str, Any] | None = None,
         on_mismatch: Literal["error", "refit"] = "error",
         attribute: str = "action_tokenizer",
         normalize_attribute: str | None = None,
@@ -202,6 +205,7 @@ class FastTokenizerCallback(Callback):
                 transform=transform,
                 order=order,
                 layout=layout or "padded",
+                convention=convention,
             )
         except ValueError as exc:
             raise ValueError(f"FastTokenizerCallback: {exc}") from None

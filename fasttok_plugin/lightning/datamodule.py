@@ -21,6 +21,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.utils.data import DataLoader
 from typing_extensions import override
 
+from fasttok_plugin.conventions import Convention, convention_from_dict
 from fasttok_plugin.defaults import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_HEAD_GROUPING,
@@ -104,6 +105,10 @@ class MixtureDataModule(pl.LightningDataModule):
             ``"spawn"``); ``None``: torch's default.
         layout: ``"padded"`` or ``"native"`` (batches carry ``"action_dim"``; the callback fits a native
             tokenizer). ``None``: the mixture's ``layout``, else ``"padded"``.
+        convention: A normalization convention (``"opentau"``, ``"lerobot"``, ``"openpi"``, a `Convention`
+            or ``{"name": ..., <field>: <override>}``). ``None``: the mixture's ``convention``, else none.
+            It supplies the head grouping and the stats source when those are not given; the callback
+            fits with it (`convention` holds the resolved one after :meth:`setup`).
 
     Raises:
         ValueError: If a numeric argument is out of range.
@@ -140,6 +145,7 @@ class MixtureDataModule(pl.LightningDataModule):
         max_action_tokens: int | None = None,
         multiprocessing_context: Literal["fork", "forkserver", "spawn"] | None = None,
         layout: Literal["padded", "native"] | None = None,
+        convention: str | dict[str, Any] | None = None,  # or a Convention (LightningCLI: name or object)
     ) -> None:
         super().__init__()
         for name, value, minimum in (
@@ -187,6 +193,14 @@ class MixtureDataModule(pl.LightningDataModule):
             raise ValueError(f"MixtureDataModule: layout must be 'padded' or 'native', got {layout!r}")
         self._layout_arg = layout
         self._layout: str | None = None
+        try:
+            given = convention_from_dict(convention) if convention is not None else None
+        except ValueError as exc:
+            raise ValueError(f"MixtureDataModule: {exc}") from None
+        self._convention_arg = given
+        #: The resolved convention (argument, else the mixture's, with this datamodule's grouping and stats
+        #: source) after :meth:`setup`; None: no convention.
+        self.convention: Convention | None = given
         self.mixture = mixture
         self._head_grouping_arg = head_grouping
         self.on_dataset_error = on_dataset_error
@@ -294,10 +308,22 @@ class MixtureDataModule(pl.LightningDataModule):
         )
         chunk_size = resolve_setting(self._chunk_size_arg, config.chunk_size, DEFAULT_CHUNK_SIZE)
         resolved = resolve_mixture(config)
-        grouping = resolve_setting(self._head_grouping_arg, config.head_grouping, DEFAULT_HEAD_GROUPING)
-        self._layout = str(resolve_setting(self._layout_arg, config.layout, "padded"))
+        named = resolve_setting(self._convention_arg, config.convention, None)
+        self.convention = convention_from_dict(named) if named is not None else None
+        by_convention = self.convention.head_grouping if self.convention is not None else None
+        grouping = resolve_setting(
+            self._head_grouping_arg, config.head_grouping, by_convention or DEFAULT_HEAD_GROUPING
+        )
+        by_convention = self.convention.layout if self.convention is not None else "padded"
+        self._layout = str(resolve_setting(self._layout_arg, config.layout, by_convention))
         transforms = config.entry_transforms(self.transform)
         self.stats_source = data_source_for(self._stats_source_arg, transforms)
+        if self.convention is not None:
+            if self._stats_source_arg is None and self.stats_source == "stored":
+                self.stats_source = self.convention.source
+            self.convention = self.convention.replace(
+                head_grouping=grouping, stats_source=self.stats_source, layout=self._layout
+            )
         heads = build_norm_heads(
             resolved, max_action_dim, grouping=grouping, stats_source=self.stats_source, transforms=transforms
         )

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from fasttok_plugin._validate import MAX_ACTION_DIM
+from fasttok_plugin.conventions import CONVENTIONS, Convention, convention_from_dict
 from fasttok_plugin.defaults import HEAD_GROUPINGS
-from fasttok_plugin.errors import MixtureError
+from fasttok_plugin.errors import ConventionError, MixtureError
 from fasttok_plugin.mixture._entries import parse_entry
+from fasttok_plugin.mixture._pointers import pointer_join
 from fasttok_plugin.mixture._refs import Expander
 from fasttok_plugin.mixture._source import Source
 from fasttok_plugin.mixture._transform import parse_transform, transform_keys
@@ -61,6 +63,7 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
     chunk_size = validator.positive_int(body, "chunk_size", prefix)
     head_grouping = validator.choice(body, "head_grouping", prefix, HEAD_GROUPINGS)
     layout = validator.choice(body, "layout", prefix, ("padded", "native"))
+    convention = _convention(validator, body, prefix)
     if validator.fatal:
         raise MixtureError(validator.fatal, path=path)
 
@@ -82,8 +85,26 @@ def parse_document(document: Any, *, base_dir: Path, path: Path | None, source: 
         head_grouping=head_grouping,
         transform=transform,
         layout=layout,
+        convention=convention,
         locations={ptr: (src.path, src.line(fptr)) for ptr, (src, fptr) in expander.origins.items()},
     )
+
+
+def _convention(validator: Validator, body: Mapping[str, Any], prefix: str) -> Convention | None:
+    """``body["convention"]``: a name or ``{"name": ..., <field>: <override>}``; None when absent."""
+    value = body.get("convention") if isinstance(body, Mapping) else None
+    if value is None:
+        return None
+    try:
+        return convention_from_dict(value)
+    except ConventionError as exc:
+        names = ", ".join(f'"{n}"' for n in CONVENTIONS)
+        validator.problem(
+            pointer_join(prefix, "convention"),
+            str(exc).replace("\n", " "),
+            f'write "convention": one of {names}, or {{"name": ..., "<field>": <value>}}, or remove it',
+        )
+        return None
 
 
 def _unwrap(validator: Validator, merged: Any, path: Path | None) -> tuple[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fasttok_plugin.conventions import Convention
 from fasttok_plugin.mixture._pointers import Location, closest
 from fasttok_plugin.transforms import TRANSFORM_KEYS, ActionTransform
 
@@ -33,6 +34,7 @@ TOP_LEVEL_KEYS = (
     "head_grouping",
     *TRANSFORM_KEYS,
     "layout",
+    "convention",
 )
 #: Keys a ``datasets`` entry knows.
 ENTRY_KEYS = (
@@ -150,6 +152,8 @@ class MixtureConfig:
         transform: The top-level `ActionTransform` (``None``: no transform key at the top level).
         layout: Optional default chunk layout, ``"padded"`` or ``"native"`` (``None``: not given, so
             callers fall back to ``padded``).
+        convention: Optional normalization convention (`fasttok_plugin.conventions.Convention`; the file
+            holds a name or ``{"name": ..., <field>: <override>}``).
         unknown_keys: Keys the schema does not know, with suggestions.
         problems: Non-fatal problems (bad weights) for the preflight to report.
         sha256: sha256 of the canonical (sorted keys) merged document.
@@ -173,6 +177,7 @@ class MixtureConfig:
     head_grouping: str | None = None
     transform: ActionTransform | None = None
     layout: str | None = None
+    convention: Convention | None = None
     locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
 
     def entry_transforms(self, argument: ActionTransform | None = None) -> tuple[ActionTransform | None, ...]:

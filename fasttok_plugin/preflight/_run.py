@@ -97,7 +97,7 @@ def run_preflight(
         return run.result(_structure_findings(exc, Path(mixture)), Path(mixture), ())
     max_action_dim, chunk_size = _sizes(config, norm_heads, max_action_dim, chunk_size)
     resolved = resolved or given or _resolve(resolve_mixture, config, jobs)
-    grouping = _grouping(config, head_grouping)
+    grouping = _grouping(config, head_grouping, option_values.get("convention"))
     norm_heads, heads_error = _norm_heads(resolved, norm_heads, max_action_dim, grouping)
     context = PreflightContext(
         config=config,
@@ -129,6 +129,8 @@ def _resolve(resolve_mixture: Any, config: MixtureConfig, jobs: int | None) -> R
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise PreflightUsageError(f"jobs must be a positive integer, got {jobs!r}")
     return resolve_mixture(config, threads=jobs)
+
+
 def _manager(plugins: Sequence[PluginSpec] | PreflightPlugins, entry_points: bool) -> PreflightPlugins:
     """``plugins`` when already a manager, else a manager of them (and the entry points, if asked)."""
     if isinstance(plugins, PreflightPlugins):
@@ -179,15 +181,16 @@ def _sizes(
     )
 
 
-def _grouping(config: MixtureConfig, head_grouping: str | None) -> str:
-    """The head grouping: the argument, else the mixture's, else ``robot_control`` (a bad argument: usage)."""
+def _grouping(config: MixtureConfig, head_grouping: str | None, convention: Any = None) -> str:
+    """The head grouping: the argument, else the mixture's, else the convention's (the ``convention``
+    option, else the mixture's), else ``robot_control`` (a bad argument: usage)."""
     from fasttok_plugin.defaults import DEFAULT_HEAD_GROUPING, resolve_setting
     from fasttok_plugin.heads.keys import check_head_grouping
 
+    convention = convention if convention is not None else getattr(config, "convention", None)
+    default = getattr(convention, "head_grouping", None) or DEFAULT_HEAD_GROUPING
     try:
-        return check_head_grouping(
-            resolve_setting(head_grouping, config.head_grouping, DEFAULT_HEAD_GROUPING)
-        )
+        return check_head_grouping(resolve_setting(head_grouping, config.head_grouping, default))
     except ValueError as exc:
         raise PreflightUsageError(str(exc)) from None
 

@@ -37,6 +37,7 @@ _OTHER_VALUE: dict[str, Any] = {
     "on_dataset_error": "skip",
     "order": "dims",
     "layout": "native",
+    "convention": "opentau",
 }
 
 

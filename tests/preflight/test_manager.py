@@ -43,6 +43,7 @@ BUILTIN_NAMES = {
     "fallback_heads",
     "action_dims",
     "episode_lengths",
+    "conventions",
 }
 
 
@@ -94,6 +95,7 @@ def test_every_builtin_code_is_declared_as_a_rule() -> None:
     expected |= {"FT203", "FT204", "FT301", "FT302", "FT303", "FT304", "FT401", "FT402", "FT900", "FT901"}
     expected |= {"FT205", "FT501", "FT503", "FT504"}  # issue #10: min > max, timestamps, budgets
     expected |= {"FT601", "FT602", "FT603", "FT604", "FT605"}  # issue #11: transforms, stats source
+    expected |= {"FT611", "FT612"}  # issue #12: conventions
     assert set(rules) == expected
     assert rules["FT103"].severity is Severity.WARNING
     assert all(rule.summary and rule.fix for rule in rules.values())
@@ -376,9 +378,14 @@ def test_options_wrapper_sees_each_plugins_declarations() -> None:
             return declared
 
     registry = PreflightPlugins([HouseRule(), Watcher()], entry_points=False).options()
-    assert Watcher.declared_by == ["house_rule"]
+    # The built-in conventions check declares ``convention`` (issue #12); the rest declare none.
+    assert Watcher.declared_by == ["house_rule", "conventions"]
     declared = [(o.name, o.plugin) for o in registry]
-    assert declared == [("watch_level", "watcher"), ("house_level", "house_rule")]
+    assert declared == [
+        ("watch_level", "watcher"),
+        ("convention", "conventions"),
+        ("house_level", "house_rule"),
+    ]
 
 
 def test_unhashable_plugin_objects_are_a_usage_error() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fasttok_plugin.preflight.checks._base import _Check
 from fasttok_plugin.preflight.checks.budgets import Budgets
+from fasttok_plugin.preflight.checks.conventions import Conventions
 from fasttok_plugin.preflight.checks.core import CORE_RULES
 from fasttok_plugin.preflight.checks.datasets import DatasetMetadata
 from fasttok_plugin.preflight.checks.dims import ActionDims
@@ -26,6 +27,7 @@ __all__ = [
     "CORE_RULES",
     "ActionDims",
     "Budgets",
+    "Conventions",
     "DatasetMetadata",
     "DuplicateFallbacks",
     "EpisodeLengths",
@@ -53,6 +55,7 @@ BUILTIN_CHECKS: tuple[type[_Check], ...] = (
     TimestampStats,
     Budgets,
     TransformChecks,
+    Conventions,
 )
 
 
