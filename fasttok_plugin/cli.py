@@ -9,7 +9,6 @@ fit pipeline are imported only when a command runs.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from fasttok_plugin._arg_types import (
 )
 from fasttok_plugin._cli_conventions import add_export_stats, convention_arg, convention_help
 from fasttok_plugin._doclinks import doc_path
+from fasttok_plugin._inspect_cli import add_inspect
 from fasttok_plugin._printable import printable_lines
 from fasttok_plugin._report_text import render_histograms, render_report
 from fasttok_plugin._tune_cli import add_tune
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _add_fit(commands)
     add_tune(commands)
-    _add_inspect(commands)
+    add_inspect(commands)
     add_export_stats(commands, _UsageError)
     return parser
 
@@ -200,24 +200,6 @@ def _add_fit_numbers(fit: argparse.ArgumentParser, *, budget: bool) -> None:
     )
 
 
-def _add_inspect(commands: Any) -> None:
-    inspect = commands.add_parser(
-        "inspect",
-        help="print a tokenizer directory's fit report",
-        description="Print fit_report.json as tables plus a text histogram of held-out token lengths per "
-        "head.",
-    )
-    inspect.add_argument("directory", metavar="DIR", help="tokenizer directory written by `fasttok fit`")
-    inspect.add_argument(
-        "--plot",
-        metavar="FILE.png",
-        help="also save a PNG: per-head token-length histograms with p50/p99 and the budget, plus the "
-        "overall CDF (needs matplotlib)",
-    )
-    inspect.add_argument("--json", action="store_true", help="print the raw report as JSON instead")
-    inspect.set_defaults(handler=_cmd_inspect)
-
-
 def _add_transform_flags(fit: Any) -> None:
     group = fit.add_argument_group(
         "action transforms (together they replace the mixture's transform keys; stats from the data)"
@@ -357,57 +339,6 @@ def run_guarded(args: argparse.Namespace, run: Callable[[], Any]) -> tuple[int, 
     except (FitError, SamplingError, NormHeadsError) as exc:
         print(f"{PROG} {command}: error: {_error_text(exc)}", file=sys.stderr)
     return EXIT_ERRORS, None
-
-
-# ------------------------------------------------------------------------------------------ inspect
-
-
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    import json
-
-    from fasttok_plugin.fitting import FitError, FitReport
-
-    directory = Path(args.directory)
-    if not directory.is_dir():
-        raise _UsageError(
-            f"{directory} is not a directory; pass a tokenizer directory written by `fasttok fit`"
-        )
-    try:
-        report = FitReport.load(directory)
-    except FitError as exc:
-        raise _UsageError(str(exc)) from None
-    # The PNG first: a reader that closes stdout early (`| head`) must not stop it from being written.
-    plot_error = _plot(report, Path(args.plot)) if args.plot else None
-    if args.json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
-    else:
-        sys.stdout.write(render_report(report, directory=directory))
-        sys.stdout.write(render_histograms(report))
-    if plot_error is not None:
-        print(f"{PROG} inspect: error: {plot_error}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.plot:
-        print(f"wrote {args.plot}")
-    return EXIT_OK
-
-
-def _plot(report: Any, path: Path) -> str | None:
-    """Write the ``--plot`` PNG; the one-line reason when it cannot be written (the report still prints)."""
-    if importlib.util.find_spec("matplotlib") is None:
-        return (
-            "--plot needs matplotlib, which is not installed; install it with "
-            "`pip install 'fasttok-plugin[plot]'` (the report above is complete without it)"
-        )
-    from fasttok_plugin._report_plot import plot_report
-
-    try:
-        plot_report(report, path)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        return f"cannot write the plot {path}: {reason}; pass a --plot path in a writable folder"
-    except ValueError as exc:
-        return f"nothing to plot for {path}: {exc}"
-    return None
 
 
 # --------------------------------------------------------------------------------------------- main

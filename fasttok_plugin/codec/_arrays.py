@@ -17,6 +17,7 @@ __all__ = [
     "as_batch",
     "check_int",
     "format_rows",
+    "host_array",
 ]
 
 _MAX_LISTED_ROWS: Final = 20
@@ -123,3 +124,24 @@ def _check_shape(
             f"{what}: chunks have shape {shape}, expected {shape_hint} (the tokenizer was fit on "
             f"chunks of {t_exp} steps x {d_exp} dims)"
         )
+
+
+def host_array(chunks: Any) -> Any:
+    """A torch tensor (any device, any dtype, autograd or not) as a CPU numpy array; else ``chunks``.
+
+    Checked by module name, so the codec never imports torch. Every float dtype but float64 becomes float32
+    (numpy has no bfloat16; the policy's `Normalize` computes in float32), so a bf16 or CUDA tensor encodes
+    exactly like its float32 value; float64 (and non-float) tensors read like their numpy twins.
+
+    Raises:
+        CodecError: The tensor is on the ``meta`` device (it holds no values).
+    """
+    if not (type(chunks).__module__.startswith("torch") and hasattr(chunks, "detach")):
+        return chunks
+    import torch  # only reached with a tensor, so torch is already imported
+
+    if chunks.device.type == "meta":
+        raise CodecError("encode: the chunks are a tensor on the 'meta' device, which holds no values")
+    if chunks.dtype == torch.float64 or not chunks.is_floating_point():
+        return chunks.detach().to("cpu").numpy()  # as numpy would read it: the codec checks the dtype
+    return chunks.detach().to("cpu", torch.float32).numpy()

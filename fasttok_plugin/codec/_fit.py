@@ -34,6 +34,7 @@ __all__ = [
     "MAX_VOCAB_SIZE",
     "QuantizedCorpus",
     "fit_arguments",
+    "fit_record",
     "read_corpus",
     "train_bpe",
 ]
@@ -252,3 +253,43 @@ def train_bpe(
     )
     tokenizer.train_from_iterator(corpus.strings(), trainer=trainer, length=corpus.n_chunks)
     return tokenizer
+
+
+def fit_record(
+    corpus: QuantizedCorpus,
+    tokenizer: Any,
+    *,
+    vocab_size: int,
+    scale: float,
+    min_frequency: int,
+    max_token_length: int | None,
+    pipeline: str,
+    order: str,
+    layout: str,
+) -> dict[str, Any]:
+    """Log the fit and return the ``settings`` a fitted tokenizer records in its sidecar.
+
+    Only non-default orders and layouts are written, so a default fit's sidecar keeps its bytes.
+    """
+    logger.info(
+        "fit %s tokenizer on %d chunks of %s: min_token=%d max_token=%d vocab=%d",
+        pipeline,
+        corpus.n_chunks,
+        corpus.shape,
+        corpus.lo,
+        corpus.hi,
+        tokenizer.get_vocab_size(),
+    )
+    settings: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "scale": scale,
+        "min_frequency": min_frequency,
+        "max_token_length": max_token_length,
+        "pipeline": pipeline,
+        "n_chunks": corpus.n_chunks,
+    }
+    if order != DEFAULT_ORDER:
+        settings["order"] = order
+    if layout == "native":
+        settings["layout"] = layout
+    return settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,7 @@ from fasttok_plugin.codec._arrays import (
     MAX_PADDED_LENGTH,
     as_batch,
     check_int,
+    host_array,
 )
 from fasttok_plugin.codec._decode import PieceTable, decode_codes, flat_ids
 from fasttok_plugin.codec._widths import (
@@ -43,27 +45,6 @@ logger = logging.getLogger(__package__)
 
 # Rows decoded per block: keeps the temporaries cache-sized (one big gather is slower for large N).
 _DECODE_BLOCK: Final = 256
-
-
-def _host_array(chunks: Any) -> Any:
-    """A torch tensor (any device, any dtype, autograd or not) as a CPU numpy array; else ``chunks``.
-
-    Checked by module name, so the codec never imports torch. Every float dtype but float64 becomes float32
-    (numpy has no bfloat16; the policy's `Normalize` computes in float32), so a bf16 or CUDA tensor encodes
-    exactly like its float32 value; float64 (and non-float) tensors read like their numpy twins.
-
-    Raises:
-        CodecError: The tensor is on the ``meta`` device (it holds no values).
-    """
-    if not (type(chunks).__module__.startswith("torch") and hasattr(chunks, "detach")):
-        return chunks
-    import torch  # only reached with a tensor, so torch is already imported
-
-    if chunks.device.type == "meta":
-        raise CodecError("encode: the chunks are a tensor on the 'meta' device, which holds no values")
-    if chunks.dtype == torch.float64 or not chunks.is_floating_point():
-        return chunks.detach().to("cpu").numpy()  # as numpy would read it: the codec checks the dtype
-    return chunks.detach().to("cpu", torch.float32).numpy()
 
 
 class FastTokenizer:
@@ -181,27 +162,17 @@ class FastTokenizer:
             max_token_length=max_token_length,
             show_progress=show_progress,
         )
-        logger.info(
-            "fit %s tokenizer on %d chunks of %s: min_token=%d max_token=%d vocab=%d",
-            pipeline,
-            corpus.n_chunks,
-            corpus.shape,
-            corpus.lo,
-            corpus.hi,
-            tokenizer.get_vocab_size(),
+        settings = _fit.fit_record(
+            corpus,
+            tokenizer,
+            vocab_size=vocab_size,
+            scale=scale,
+            min_frequency=min_frequency,
+            max_token_length=max_token_length,
+            pipeline=pipeline,
+            order=order,
+            layout=layout,
         )
-        settings: dict[str, Any] = {
-            "vocab_size": vocab_size,
-            "scale": scale,
-            "min_frequency": min_frequency,
-            "max_token_length": max_token_length,
-            "pipeline": pipeline,
-            "n_chunks": corpus.n_chunks,
-        }
-        if order != DEFAULT_ORDER:  # only then: a default fit's sidecar keeps its bytes
-            settings["order"] = order
-        if native:  # likewise: only a non-default layout is written
-            settings["layout"] = layout
         return cls(
             tokenizer,
             scale=scale,
@@ -234,7 +205,7 @@ class FastTokenizer:
             raise CodecError("encode: action_dims is only for layout='native' tokenizers; this one is padded")
         width = None if native else self.action_dim  # native: any width
         array = as_batch(
-            _host_array(chunks), expected=(self.time_horizon, width), what="encode", allow_2d=True
+            host_array(chunks), expected=(self.time_horizon, width), what="encode", allow_2d=True
         )
         widths = row_widths(action_dims, array.shape[0], array.shape[2], what="encode")
         texts, clamped = native_texts(array, widths, self._block_codes)
@@ -409,21 +380,9 @@ class FastTokenizer:
             TokenizerFormatError: missing/unreadable files or values that disagree.
         """
         saved = read_directory(directory)
-        return cls(
-            saved.tokenizer,
-            scale=saved.scale,
-            vocab_size=saved.vocab_size,
-            min_token=saved.min_token,
-            max_token=saved.max_token,
-            time_horizon=saved.time_horizon,
-            action_dim=saved.action_dim,
-            pipeline=saved.pipeline,
-            metadata=saved.metadata,
-            settings=saved.settings,
-            order=saved.order,
-            layout=saved.layout,
-            action_dims=saved.action_dims,
-        )
+        # SavedTokenizer's fields are this constructor's arguments, one for one.
+        fields = {f.name: getattr(saved, f.name) for f in dataclasses.fields(saved) if f.name != "tokenizer"}
+        return cls(saved.tokenizer, **fields)
 
     def __repr__(self) -> str:
         order = f", order={self.order!r}" if self.order != DEFAULT_ORDER else ""

@@ -52,10 +52,7 @@ def build_report(
         [np.zeros(0)] + [np.full(n.size, w) for n, w in zip(all_lengths, head_weight, strict=True)]
     )
     overall = TokenLengthStats.from_lengths(merged, weights if merged.size else None)
-    truncated = sum(a.truncated for a in acc)
-    weighted_truncated = sum(a.truncated * w for a, w in zip(acc, head_weight, strict=True))
-    sq_error = sum(a.sq_error * w for a, w in zip(acc, head_weight, strict=True))
-    elements = sum(a.elements * w for a, w in zip(acc, head_weight, strict=True))
+    truncated, weighted_truncated, sq_error, elements = _weighted_sums(acc, head_weight)
     config = prepared.config
     return FitReport(
         fit_fingerprint=fingerprint,
@@ -103,6 +100,17 @@ def build_report(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         heldout_split=plan.heldout_split,
         heldout_evaluated=int(plan.evaluated_counts.sum()),
+    )
+
+
+def _weighted_sums(acc: Sequence[Any], head_weight: Sequence[float]) -> tuple[int, float, float, float]:
+    """Truncated rows (plain and weighted), squared error and elements over the heads, each head weighted."""
+    pairs = list(zip(acc, head_weight, strict=True))
+    return (
+        sum(a.truncated for a in acc),
+        sum(a.truncated * w for a, w in pairs),
+        sum(a.sq_error * w for a, w in pairs),
+        sum(a.elements * w for a, w in pairs),
     )
 
 

@@ -100,8 +100,7 @@ class FastTokenizerCallback(Callback):
             against it.
         seed: Seed of the fit sampling.
         workers: Sampler worker processes while fitting (never changes the result).
-        normalization: Normalization mode of the fit corpus (``"min_max"``, ``"mean_std"``, ``"quantile"``,
-            ``"quantile10"`` or ``"identity"``).
+        normalization: ``"min_max"``, ``"mean_std"``, ``"quantile"``, ``"quantile10"`` or ``"identity"``.
         stats_source: ``None``: ``"data"`` for the quantile modes and transforms, else ``"stored"``; must
             equal the datamodule's heads' ``stats_source`` (``MixtureDataModule(stats_source=...)``).
         transform: ``None``: the datamodule's transforms; else it must equal them (an `ActionTransform`).
@@ -115,8 +114,7 @@ class FastTokenizerCallback(Callback):
             chunk's native width (the datamodule must serve ``"native"`` batches, ``FitError`` otherwise).
         convention: A normalization convention (name, `Convention` or ``{"name": ..., <field>: ...}``);
             ``None``: the datamodule's ``convention``; its grouping/stats source must match the heads.
-        on_mismatch: ``"error"`` (default) or ``"refit"`` when the existing tokenizer or the resumed
-            checkpoint was fit for another fingerprint.
+        on_mismatch: ``"error"`` or ``"refit"`` when the folder or the checkpoint has another fingerprint.
         attribute: Name of the LightningModule attribute receiving the tokenizer.
         normalize_attribute: If set, name of the LightningModule attribute receiving the
             :class:`~fasttok_plugin.normalize.Normalize` module built from the same heads and settings.

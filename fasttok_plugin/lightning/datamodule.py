@@ -17,19 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.utils.data import DataLoader
 from typing_extensions import override
 
-from fasttok_plugin.conventions import Convention, convention_from_dict
+from fasttok_plugin.conventions import Convention
 from fasttok_plugin.defaults import (
     DEFAULT_CHUNK_SIZE,
-    DEFAULT_HEAD_GROUPING,
     DEFAULT_MAX_ACTION_DIM,
     resolve_setting,
 )
-from fasttok_plugin.heads.keys import check_head_grouping
-from fasttok_plugin.lightning._arguments import check_transform_argument, data_source_for
+from fasttok_plugin.lightning._dm_arguments import check_datamodule_arguments
+from fasttok_plugin.lightning._dm_setup import build_heads_and_sampler, warn_starved_entries
 from fasttok_plugin.lightning._tokenize import TokenizeBatch, quiet_tokenizers_fork
 from fasttok_plugin.lightning.stream import ChunkStream
 from fasttok_plugin.mixture import MixtureConfig  # at runtime: LightningCLI reads the annotations
@@ -148,55 +146,37 @@ class MixtureDataModule(pl.LightningDataModule):
         convention: str | dict[str, Any] | None = None,  # or a Convention (LightningCLI: name or object)
     ) -> None:
         super().__init__()
-        for name, value, minimum in (
-            ("chunk_size", chunk_size, 1),
-            ("max_action_dim", max_action_dim, 1),
-            ("batch_size", batch_size, 1),
-            ("batches_per_epoch", batches_per_epoch, 1),
-            ("eval_batches", eval_batches, 0),
-            ("round_chunks", round_chunks, 1),
-            ("num_workers", num_workers, 0),
-            ("sampler_workers", sampler_workers, 0),
-            ("seed", seed, 0),
-            ("max_action_tokens", max_action_tokens, 1),
-        ):
-            if value is None and name in ("chunk_size", "max_action_dim", "max_action_tokens"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"MixtureDataModule: {name} must be an integer >= {minimum}, got {value!r}")
-        if on_dataset_error not in ("raise", "skip"):
-            raise ValueError(
-                f"MixtureDataModule: on_dataset_error must be 'raise' or 'skip', got {on_dataset_error!r}"
-            )
-        if head_grouping is not None:
-            check_head_grouping(head_grouping, "MixtureDataModule: head_grouping")
-        if stats_source not in (None, "stored", "data"):
-            raise ValueError(
-                f"MixtureDataModule: stats_source must be 'stored' or 'data', got {stats_source!r}"
-            )
-        check_transform_argument(transform, stats_source)
+        given = check_datamodule_arguments(
+            ints={
+                "chunk_size": chunk_size,
+                "max_action_dim": max_action_dim,
+                "batch_size": batch_size,
+                "batches_per_epoch": batches_per_epoch,
+                "eval_batches": eval_batches,
+                "round_chunks": round_chunks,
+                "num_workers": num_workers,
+                "sampler_workers": sampler_workers,
+                "seed": seed,
+                "max_action_tokens": max_action_tokens,
+            },
+            on_dataset_error=on_dataset_error,
+            head_grouping=head_grouping,
+            stats_source=stats_source,
+            transform=transform,
+            tokenize=tokenize,
+            multiprocessing_context=multiprocessing_context,
+            layout=layout,
+            convention=convention,
+        )
         self.stats_source = stats_source or "stored"  # "data" once setup() sees transformed actions
         self._stats_source_arg = stats_source
         self.transform = transform
-        if not isinstance(tokenize, bool):
-            raise ValueError(f"MixtureDataModule: tokenize must be True or False, got {tokenize!r}")
-        if multiprocessing_context not in (None, "fork", "forkserver", "spawn"):
-            raise ValueError(
-                "MixtureDataModule: multiprocessing_context must be 'fork', 'forkserver', 'spawn' or None, "
-                f"got {multiprocessing_context!r}"
-            )
         self.tokenize = tokenize
         self.max_action_tokens = max_action_tokens
         self.multiprocessing_context = multiprocessing_context
         self._tokenize_batch: TokenizeBatch | None = None
-        if layout not in (None, "padded", "native"):
-            raise ValueError(f"MixtureDataModule: layout must be 'padded' or 'native', got {layout!r}")
         self._layout_arg = layout
         self._layout: str | None = None
-        try:
-            given = convention_from_dict(convention) if convention is not None else None
-        except ValueError as exc:
-            raise ValueError(f"MixtureDataModule: {exc}") from None
         self._convention_arg = given
         #: The resolved convention (argument, else the mixture's, with this datamodule's grouping and stats
         #: source) after :meth:`setup`; None: no convention.
@@ -297,10 +277,8 @@ class MixtureDataModule(pl.LightningDataModule):
         """
         if self._norm_heads is not None:
             return
-        from fasttok_plugin.heads import build_norm_heads
         from fasttok_plugin.mixture import load_mixture
         from fasttok_plugin.resolve import resolve_mixture
-        from fasttok_plugin.sampling import ChunkSampler
 
         config = self.mixture if isinstance(self.mixture, MixtureConfig) else load_mixture(Path(self.mixture))
         max_action_dim = resolve_setting(
@@ -308,38 +286,7 @@ class MixtureDataModule(pl.LightningDataModule):
         )
         chunk_size = resolve_setting(self._chunk_size_arg, config.chunk_size, DEFAULT_CHUNK_SIZE)
         resolved = resolve_mixture(config)
-        named = resolve_setting(self._convention_arg, config.convention, None)
-        self.convention = convention_from_dict(named) if named is not None else None
-        by_convention = self.convention.head_grouping if self.convention is not None else None
-        grouping = resolve_setting(
-            self._head_grouping_arg, config.head_grouping, by_convention or DEFAULT_HEAD_GROUPING
-        )
-        by_convention = self.convention.layout if self.convention is not None else "padded"
-        self._layout = str(resolve_setting(self._layout_arg, config.layout, by_convention))
-        transforms = config.entry_transforms(self.transform)
-        self.stats_source = data_source_for(self._stats_source_arg, transforms)
-        if self.convention is not None:
-            if self._stats_source_arg is None and self.stats_source == "stored":
-                self.stats_source = self.convention.source
-            self.convention = self.convention.replace(
-                head_grouping=grouping, stats_source=self.stats_source, layout=self._layout
-            )
-        heads = build_norm_heads(
-            resolved, max_action_dim, grouping=grouping, stats_source=self.stats_source, transforms=transforms
-        )
-        if self.stats_source == "data" and not heads.errors():
-            # The fit's own helper: the callback's fit and Normalize see exactly these stats. Heads with
-            # errors are left stored so the callback's preflight can list every problem first.
-            from fasttok_plugin.fit.source import heads_with_data_stats
-
-            heads = heads_with_data_stats(
-                resolved, heads, transforms=transforms, chunk_size=chunk_size, action_freq=config.action_freq
-            )
-        # The sampler keeps its default seed: the loaders pass their own seeds, and the sampler's settings
-        # enter the tokenizer fingerprint, so a new training seed must not invalidate a cached tokenizer.
-        sampler = ChunkSampler(
-            resolved, heads, chunk_size=chunk_size, workers=self.sampler_workers, transforms=transforms
-        )
+        heads, sampler, grouping = build_heads_and_sampler(self, config, resolved, max_action_dim, chunk_size)
         self._resolved, self._norm_heads, self._sampler, self._chunk_size = (
             resolved,
             heads,
@@ -363,7 +310,7 @@ class MixtureDataModule(pl.LightningDataModule):
     def _loader(self, stage: str, num_batches: int) -> DataLoader:
         # Training on heads with errors would silently mis-normalize: refuse, listing every error.
         self.norm_heads.raise_for_errors()
-        self._warn_starved_entries()
+        warn_starved_entries(self)
         from fasttok_plugin.fit.plan import entry_widths  # the fit's own widths: one rule for both
 
         stream = ChunkStream(
@@ -401,25 +348,6 @@ class MixtureDataModule(pl.LightningDataModule):
             multiprocessing_context=self.multiprocessing_context if workers > 0 else None,
             **collate,
         )
-
-    def _warn_starved_entries(self) -> None:
-        round_chunks = max(self.round_chunks, self.batch_size)
-        budgets = self.chunk_sampler.budgets(round_chunks)
-        weights = self.resolved_mixture.config.weights
-        starved = [
-            entry.name
-            for position, entry in enumerate(self.resolved_mixture.entries)
-            if budgets[position] == 0
-            and self.norm_heads.dataset_to_head[position] >= 0
-            and isinstance(weights[position], (int, float))
-            and weights[position] > 0
-        ]
-        if starved:
-            rank_zero_warn(
-                f"MixtureDataModule: round_chunks={round_chunks} gives {len(starved)} dataset(s) a share "
-                "below one chunk, so they are never drawn "
-                f"({', '.join(starved[:5])}{', ...' if len(starved) > 5 else ''}); raise round_chunks"
-            )
 
     @override
     def train_dataloader(self) -> DataLoader:

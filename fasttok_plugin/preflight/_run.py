@@ -99,23 +99,38 @@ def run_preflight(
     resolved = resolved or given or _resolve(resolve_mixture, config, jobs)
     grouping = _grouping(config, head_grouping, option_values.get("convention"))
     norm_heads, heads_error = _norm_heads(resolved, norm_heads, max_action_dim, grouping)
-    context = PreflightContext(
-        config=config,
-        resolved=resolved,
-        norm_heads=norm_heads,
-        norm_heads_error=heads_error,
-        max_action_dim=max_action_dim,
-        chunk_size=chunk_size,
-        strict=strict,
-        options=MappingProxyType(option_values),
-        transform=transform,
-        normalization=normalization,
-        stats_source=stats_source,
+    fit = {"transform": transform, "normalization": normalization, "stats_source": stats_source}
+    context = _context(
+        config, resolved, norm_heads, heads_error, (max_action_dim, chunk_size), strict, option_values, fit
     )
     findings = manager.run_checks(context)
     if heads_error is not None:
         findings.append(_heads_failed(heads_error, max_action_dim, config.path))
     return run.result(findings, config.path, resolved.names)
+
+
+def _context(
+    config: MixtureConfig,
+    resolved: ResolvedMixture,
+    norm_heads: NormHeads | None,
+    heads_error: Exception | None,
+    sizes: tuple[int, int],
+    strict: bool,
+    option_values: dict[str, Any],
+    fit: dict[str, Any],
+) -> PreflightContext:
+    """The checks' context: the mixture, its heads (or why they failed), sizes, options and fit settings."""
+    return PreflightContext(
+        config=config,
+        resolved=resolved,
+        norm_heads=norm_heads,
+        norm_heads_error=heads_error,
+        max_action_dim=sizes[0],
+        chunk_size=sizes[1],
+        strict=strict,
+        options=MappingProxyType(option_values),
+        **fit,
+    )
 
 
 def _resolve(resolve_mixture: Any, config: MixtureConfig, jobs: int | None) -> ResolvedMixture:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fasttok_plugin.errors import SamplingError
+from fasttok_plugin.mixture.weights import check_weights
 
-__all__ = ["check_total_chunks", "largest_remainder", "starved_entries"]
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from fasttok_plugin.heads import NormHeads
+    from fasttok_plugin.resolve import ResolvedEntry, ResolvedMixture
+
+__all__ = ["check_total_chunks", "largest_remainder", "sampling_weights", "starved_entries"]
 
 
 def largest_remainder(total: int, weights: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -69,3 +75,43 @@ def starved_entries(budgets: Sequence[int] | np.ndarray, weights: Sequence[float
     b = np.asarray(budgets)
     w = np.asarray(weights, dtype=np.float64)
     return np.flatnonzero((w > 0) & (b == 0)).tolist()
+
+
+def sampling_weights(resolved: ResolvedMixture, heads: NormHeads) -> np.ndarray:
+    """The mixture's per-entry weights, validated; entries the heads skipped weigh 0.
+
+    Raises:
+        SamplingError: The weights do not match the entries, a weight is invalid (naming its pointer), or
+            no usable entry has a positive weight.
+    """
+    config = resolved.config
+    entries = resolved.entries
+    weights = tuple(config.weights)
+    if len(weights) != len(entries):
+        raise SamplingError(
+            f"{config.weights_pointer}: {len(weights)} weights for {len(entries)} datasets; give one "
+            f"weight per dataset"
+        )
+    # The mixture's one weight rule; the sampler adds only what needs the heads: skipped entries
+    # weigh 0, and at least one usable entry must have a positive weight.
+    labels = [
+        f"entry {e.index} ({e.name}): weight at {_weight_pointer(resolved, p, e)}"
+        for p, e in enumerate(entries)
+    ]
+    problems = [p for p in check_weights(weights, labels) if p.index is not None]
+    if problems:
+        raise SamplingError("invalid mixture weights:\n" + "\n".join(f"  - {p}" for p in problems))
+    usable = np.array([head >= 0 for head in heads.dataset_to_head], dtype=bool)
+    out = np.where(usable, np.asarray(weights, dtype=np.float64), 0.0)
+    if not (out > 0).any():  # not ``sum() <= 0``: [1e308, 1e308] sums to inf (and warns)
+        raise SamplingError(
+            f"no dataset can be sampled: every usable entry has weight 0 ({config.weights_pointer}); "
+            f"give at least one usable entry a positive weight"
+        )
+    return out
+
+
+def _weight_pointer(resolved: ResolvedMixture, position: int, entry: ResolvedEntry) -> str:
+    """Where the weight of the entry at ``position`` is written in the mixture file."""
+    pointer = resolved.config.weights_pointer
+    return f"{pointer}/{position}" if pointer.endswith("/weights") else f"{entry.entry.pointer}/weight"

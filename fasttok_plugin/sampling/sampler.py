@@ -18,16 +18,20 @@ import numpy as np
 from fasttok_plugin._validate import MAX_SEED, positive_int
 from fasttok_plugin.errors import SamplingError
 from fasttok_plugin.lerobot import clear_frames_cache
-from fasttok_plugin.mixture.weights import check_weights
 from fasttok_plugin.sampling._part import Task
 from fasttok_plugin.sampling._pool import WorkerPool, part_ranges, run_tasks
 from fasttok_plugin.sampling.batch import Batcher, ChunkBatch
-from fasttok_plugin.sampling.budgets import check_total_chunks, largest_remainder, starved_entries
+from fasttok_plugin.sampling.budgets import (
+    check_total_chunks,
+    largest_remainder,
+    sampling_weights,
+    starved_entries,
+)
 from fasttok_plugin.sampling.report import DatasetSampleReport, EntryTally
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.heads import NormHeads
-    from fasttok_plugin.resolve import ResolvedEntry, ResolvedMixture
+    from fasttok_plugin.resolve import ResolvedMixture
     from fasttok_plugin.transforms import ActionTransform
 
 __all__ = ["FROM_CONFIG", "ChunkSampler"]
@@ -177,36 +181,7 @@ class ChunkSampler:
 
     def _weights(self) -> np.ndarray:
         """Validated per-entry weights; heads-skipped entries get weight 0."""
-        config = self.resolved.config
-        entries = self.resolved.entries
-        weights = tuple(config.weights)
-        if len(weights) != len(entries):
-            raise SamplingError(
-                f"{config.weights_pointer}: {len(weights)} weights for {len(entries)} datasets; give one "
-                f"weight per dataset"
-            )
-        # The mixture's one weight rule; the sampler adds only what needs the heads: skipped entries
-        # weigh 0, and at least one usable entry must have a positive weight.
-        labels = [
-            f"entry {e.index} ({e.name}): weight at {self._weight_pointer(p, e)}"
-            for p, e in enumerate(entries)
-        ]
-        problems = [p for p in check_weights(weights, labels) if p.index is not None]
-        if problems:
-            raise SamplingError("invalid mixture weights:\n" + "\n".join(f"  - {p}" for p in problems))
-        usable = np.array([head >= 0 for head in self.heads.dataset_to_head], dtype=bool)
-        out = np.where(usable, np.asarray(weights, dtype=np.float64), 0.0)
-        if not (out > 0).any():  # not ``sum() <= 0``: [1e308, 1e308] sums to inf (and warns)
-            raise SamplingError(
-                f"no dataset can be sampled: every usable entry has weight 0 ({config.weights_pointer}); "
-                f"give at least one usable entry a positive weight"
-            )
-        return out
-
-    def _weight_pointer(self, position: int, entry: ResolvedEntry) -> str:
-        """Where the weight of the entry at ``position`` is written in the mixture file."""
-        pointer = self.resolved.config.weights_pointer
-        return f"{pointer}/{position}" if pointer.endswith("/weights") else f"{entry.entry.pointer}/weight"
+        return sampling_weights(self.resolved, self.heads)
 
     def budgets(self, total_chunks: int) -> np.ndarray:
         """Per-entry chunk budgets for ``total_chunks``, proportional to the weights.
