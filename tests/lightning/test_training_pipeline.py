@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,21 @@ def test_the_sampler_pool_lives_as_long_as_the_datamodule(tmp_path, make_mixture
     dm.teardown("fit")
     assert not pool.running
     assert dm.chunk_sampler.pool is None
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "false"), ("true", "true")])
+def test_workers_quiet_the_tokenizers_fork_warning_unless_the_user_chose(
+    make_mixture, monkeypatch, preset, expected
+) -> None:
+    # HF tokenizers warns in every forked child once the parent used its thread pool (the fit did).
+    if preset is None:
+        monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    else:
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", preset)
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path, tokenize=True, num_workers=1)
+    dm.setup("fit")
+    dm.set_tokenization(*_tokenizer_for(dm))  # the fit used the tokenizers thread pool in this process
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 4
+    assert os.environ["TOKENIZERS_PARALLELISM"] == expected
