@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+from torch.utils.data import get_worker_info
 
 if TYPE_CHECKING:
     from fasttok_plugin.codec import FastTokenizer
@@ -81,6 +82,10 @@ class TokenizeBatch:
 
     def __call__(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Return ``batch`` plus the keys of `TOKEN_KEYS` (the input batch is not modified)."""
+        if get_worker_info() is not None:
+            # In a worker only, whatever the parent set: a forked copy of the thread pool the fit used
+            # would never run a job (the encode would hang), and one thread per worker is the right count.
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
         with torch.no_grad():
             normalized = self.normalize(batch["actions"].to(torch.float32), batch["head_index"])
         # A native datamodule's batches carry each chunk's width: tokenize at it, as the fit measured.

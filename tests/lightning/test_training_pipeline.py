@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,21 @@ def test_native_worker_tokens_are_made_at_each_chunks_width(tmp_path, make_mixtu
         np.testing.assert_array_equal(batch["action_tokens"].numpy(), expected.ids)
         np.testing.assert_array_equal(batch["action_token_lengths"].numpy(), expected.lengths)
     assert len(seen) > 1
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "false"), ("true", "true")])
+def test_workers_quiet_the_tokenizers_fork_warning_unless_the_user_chose(
+    make_mixture, monkeypatch, preset, expected
+) -> None:
+    # HF tokenizers warns in every forked child once the parent used its thread pool (the fit did).
+    if preset is None:
+        monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    else:
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", preset)
+    mixture = make_mixture(("arm", "base"))
+    dm = _datamodule(mixture.path, tokenize=True, num_workers=1)
+    dm.setup("fit")
+    dm.set_tokenization(*_tokenizer_for(dm))  # the fit used the tokenizers thread pool in this process
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 4
+    assert os.environ["TOKENIZERS_PARALLELISM"] == expected
