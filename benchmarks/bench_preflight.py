@@ -13,11 +13,13 @@ the datasets warm in the page cache and evicted from it (``posix_fadvise``; Linu
 Usage::
 
     python benchmarks/bench_preflight.py [--datasets 400] [--workdir DIR] [--repeat 5] [--regenerate]
+                                         [--layout folders|hub]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -35,9 +37,9 @@ TARGET_SECONDS = 1.0
 GENERATOR_VERSION = 1
 
 
-def generate(workdir: Path, n_datasets: int) -> Path:
+def generate(workdir: Path, n_datasets: int, layout: str) -> Path:
     """Write the mixture and its datasets under ``workdir`` unless a matching copy is cached."""
-    params = {"version": GENERATOR_VERSION, "datasets": n_datasets}
+    params = {"version": GENERATOR_VERSION, "datasets": n_datasets, "layout": layout}
     marker = workdir / "params.json"
     mixture = workdir / "mixture.json"
     if marker.exists() and mixture.exists() and json.loads(marker.read_text()) == params:
@@ -46,9 +48,38 @@ def generate(workdir: Path, n_datasets: int) -> Path:
         shutil.rmtree(workdir)
     started = time.perf_counter()
     mixture = make_example_mixture(workdir, n_datasets=n_datasets)
+    if layout == "hub":
+        to_hub_snapshots(mixture, workdir / "lerobot_home" / "hub")
     marker.write_text(json.dumps(params))
-    print(f"generated {n_datasets} datasets in {time.perf_counter() - started:.1f} s (not timed)")
+    print(f"generated {n_datasets} datasets ({layout}) in {time.perf_counter() - started:.1f} s (not timed)")
     return mixture
+
+
+def to_hub_snapshots(mixture: Path, hub: Path) -> None:
+    """Move every dataset into LeRobot 0.6's snapshot cache and drop the entries' roots.
+
+    ``hub/datasets--<org>--<name>/snapshots/<commit>/...`` are symlinks into ``blobs/``, and ``refs/main``
+    names the commit, as ``snapshot_download(cache_dir=...)`` leaves them; the preflight then finds each
+    dataset by ``repo_id`` (fasttok_plugin.lerobot.locations).
+    """
+    document = json.loads(mixture.read_text())
+    body = document.get("dataset_mixture", document)
+    for entry in body["datasets"]:
+        source = mixture.parent / entry.pop("root")
+        repo = hub / ("datasets--" + entry["repo_id"].replace("/", "--"))
+        commit = hashlib.sha1(entry["repo_id"].encode()).hexdigest()
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            if not blob.exists():
+                shutil.move(file, blob)
+            link = repo / "snapshots" / commit / file.relative_to(source)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(blob, link.parent))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        shutil.rmtree(source)
+    mixture.write_text(json.dumps(document, indent=2))
 
 
 def evict_from_page_cache(folder: Path) -> None:
@@ -99,11 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "fasttok_bench_preflight"
     )
     parser.add_argument("--regenerate", action="store_true", help="rewrite the cached datasets")
+    parser.add_argument(
+        "--layout",
+        choices=("folders", "hub"),
+        default="folders",
+        help="datasets in folders named by root, or in LeRobot 0.6's hub snapshot cache found by repo_id",
+    )
     args = parser.parse_args(argv)
 
     if args.regenerate:
         (args.workdir / "params.json").unlink(missing_ok=True)
-    mixture = generate(args.workdir, args.datasets)
+    mixture = generate(args.workdir, args.datasets, args.layout)
+    # Entries without root are looked up here (hub layout); the real cache is never touched.
+    os.environ["HF_LEROBOT_HOME"] = str(args.workdir / "lerobot_home")
     repeat = max(1, args.repeat)
 
     # Baseline 1: interpreter start alone.
@@ -119,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     # "Before" (--jobs 1: one dataset after the other, as before the thread pool) and "after" (the default
     # pool) interleave, with the datasets' files warm in the page cache and evicted from it (cold: what a
     # first run after a checkout, or a network filesystem, sees), so all four see the same machine load.
-    datasets = args.workdir / "datasets"
+    datasets = args.workdir / ("lerobot_home" if args.layout == "hub" else "datasets")
     cli: dict[tuple[str, str], list[float]] = {}
     proc = None
     for _ in range(repeat):
@@ -152,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
                 in_process.setdefault((cache, jobs), []).append(time.perf_counter() - started)
 
     after = str(DEFAULT_METADATA_THREADS)
-    print(f"mixture: {result.n_datasets} datasets, {len(result.findings)} findings ({summary})")
+    print(
+        f"mixture: {result.n_datasets} datasets ({args.layout}), {len(result.findings)} findings ({summary})"
+    )
     print(describe("python -c pass", bare))
     print(describe("imports of the CLI", imports))
     for (cache, jobs), values in in_process.items():
