@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fasttok_plugin._validate import MAX_ACTION_DIM, positive_int
 from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.exit_status import one_line
-from fasttok_plugin.preflight.context import PreflightContext
+from fasttok_plugin.preflight.context import PreflightContext, fit_transforms, uses_data_stats
 from fasttok_plugin.preflight.findings import (
     Finding,
     PreflightResult,
@@ -94,8 +94,8 @@ def run_preflight(
         return run.result(_structure_findings(exc, Path(mixture)), Path(mixture), ())
     max_action_dim, chunk_size = _sizes(config, norm_heads, max_action_dim, chunk_size)
     resolved = resolved or given or resolve_mixture(config)
-    grouping = _grouping(config, head_grouping)
-    norm_heads, heads_error = _norm_heads(resolved, norm_heads, max_action_dim, grouping)
+    fit = (head_grouping, transform, normalization, stats_source)
+    norm_heads, heads_error = _norm_heads(resolved, norm_heads, max_action_dim, fit)
     context = PreflightContext(
         config=config,
         resolved=resolved,
@@ -179,15 +179,27 @@ def _grouping(config: MixtureConfig, head_grouping: str | None) -> str:
 
 
 def _norm_heads(
-    resolved: ResolvedMixture, norm_heads: NormHeads | None, max_action_dim: int, grouping: str
+    resolved: ResolvedMixture,
+    norm_heads: NormHeads | None,
+    max_action_dim: int,
+    fit: tuple[str | None, Any, str | None, str | None],
 ) -> tuple[NormHeads | None, Exception | None]:
-    """The given norm heads, else freshly built ones, else the reason they could not be built."""
+    """The given norm heads, else freshly built ones as the fit builds them (``fit``: its head grouping,
+    transform, normalization and stats source), else the reason they could not be built.
+
+    Raises:
+        PreflightUsageError: An unknown head grouping.
+    """
+    grouping = _grouping(resolved.config, fit[0])
     if norm_heads is not None:
         return norm_heads, None
     from fasttok_plugin.heads import build_norm_heads  # looked up at call time (tests patch it)
 
+    extra: dict[str, Any] = {}
+    if uses_data_stats(resolved.config, *fit[1:]):  # only then: default runs call exactly what they did
+        extra = {"stats_source": "data", "transforms": fit_transforms(resolved.config, fit[1])}
     try:
-        return build_norm_heads(resolved, max_action_dim, grouping=grouping), None
+        return build_norm_heads(resolved, max_action_dim, grouping=grouping, **extra), None
     except (ValueError, ArithmeticError, MemoryError) as exc:  # NormHeadsError is a ValueError
         return None, exc
 
