@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "fit_tokenizer": "fasttok_plugin.fit",
     "tune_tokenizer": "fasttok_plugin.fit",
     "fit_fingerprint": "fasttok_plugin.fit",
+    "ActionTransform": "fasttok_plugin.transforms",
     # preflight
     "run_preflight": "fasttok_plugin.preflight",
     "PreflightResult": "fasttok_plugin.preflight",

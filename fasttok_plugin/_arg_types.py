@@ -7,6 +7,7 @@ Each raises ``argparse.ArgumentTypeError`` naming the text as typed, so argparse
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from fasttok_plugin._validate import is_positive_int, positive_float
 
@@ -74,3 +75,35 @@ def fraction_arg(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (exclusive)")
     return value
+
+
+def add_transform_flags(parser: Any) -> None:
+    """The transform flags of both CLIs: together they form one `ActionTransform` for every entry."""
+    group = parser.add_argument_group(
+        "action transforms (together they replace the mixture's transform keys; stats from the data)"
+    )
+    select = group.add_mutually_exclusive_group()
+    select.add_argument(
+        "--action-index", metavar="DIMS", help='native columns kept, e.g. "0:6,7:23" or "0,2"'
+    )
+    select.add_argument("--encoded-dims", dest="action_index", metavar="DIMS", help="alias of --action-index")
+    group.add_argument(
+        "--relative-dims", metavar="DIMS", help="native dims made relative to the state at the chunk start"
+    )
+    group.add_argument("--relative-exclude", metavar="DIMS", help="dims of --relative-dims kept absolute")
+    group.add_argument(
+        "--state-key", metavar="KEY", help="state column of relative actions (observation.state)"
+    )
+
+
+def transform_from_args(args: argparse.Namespace) -> Any:
+    """The flags' `ActionTransform`, or None when no transform flag is given (the mixture's apply).
+
+    Raises:
+        TransformError: An invalid flag value (its ``field`` names the flag).
+    """
+    from fasttok_plugin.transforms import ActionTransform
+
+    names = ("action_index", "relative_dims", "relative_exclude", "state_key")
+    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    return ActionTransform.from_settings(given, "") if given else None

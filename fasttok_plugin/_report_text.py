@@ -81,9 +81,8 @@ def _summary(report: FitReport, directory: Path | None) -> list[str]:
         f"sampled {report.sampled}, fit {report.fit}, held-out {report.heldout}, NaN/Inf skipped "
         f"{report.skipped_nonfinite}",
     ]
-    if report.transforms:
-        kinds = sorted(set(report.transforms))
-        lines.append(f"Transforms  {'; '.join(kinds)}" if len(kinds) > 1 else f"Transforms  {kinds[0]}")
+    if report.transforms:  # one line: the distinct per-entry transforms
+        lines.append(f"Transforms  {'; '.join(sorted(set(report.transforms)))}")
     if lengths is not None:
         budget = report.max_action_tokens
         lines.append(

@@ -17,11 +17,13 @@ from typing import Any
 
 from fasttok_plugin import __version__
 from fasttok_plugin._arg_types import (
+    add_transform_flags,
     fraction_arg,
     non_negative_int_arg,
     optional_positive_int_arg,
     positive_float_arg,
     positive_int_arg,
+    transform_from_args,
 )
 from fasttok_plugin._cli_conventions import add_export_stats, convention_arg, convention_help
 from fasttok_plugin._doclinks import doc_path
@@ -109,7 +111,7 @@ def add_fit_options(fit: argparse.ArgumentParser, *, budget: bool = True) -> Non
         help="norm stats from the datasets' stats.json (stored) or computed from the frames each head "
         "trains on (data; cached); default: data for the quantile modes, else stored",
     )
-    _add_transform_flags(fit)
+    add_transform_flags(fit)
     fit.add_argument(
         "--zero-range",
         choices=("center", "legacy"),
@@ -200,33 +202,6 @@ def _add_fit_numbers(fit: argparse.ArgumentParser, *, budget: bool) -> None:
     )
 
 
-def _add_transform_flags(fit: Any) -> None:
-    group = fit.add_argument_group(
-        "action transforms (together they replace the mixture's transform keys; stats from the data)"
-    )
-    select = group.add_mutually_exclusive_group()
-    select.add_argument(
-        "--action-index", metavar="DIMS", help='native columns kept, e.g. "0:6,7:23" or "0,2"'
-    )
-    select.add_argument("--encoded-dims", dest="action_index", metavar="DIMS", help="alias of --action-index")
-    group.add_argument(
-        "--relative-dims", metavar="DIMS", help="native dims made relative to the state at the chunk start"
-    )
-    group.add_argument("--relative-exclude", metavar="DIMS", help="dims of --relative-dims kept absolute")
-    group.add_argument(
-        "--state-key", metavar="KEY", help="state column of relative actions (observation.state)"
-    )
-
-
-def _transform(args: argparse.Namespace) -> Any:
-    """The flags' `ActionTransform`, or None when no transform flag is given (the mixture's apply)."""
-    from fasttok_plugin.transforms import ActionTransform
-
-    names = ("action_index", "relative_dims", "relative_exclude", "state_key")
-    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    return ActionTransform.from_settings(given, "") if given else None
-
-
 # ---------------------------------------------------------------------------------------------- fit
 
 
@@ -260,7 +235,7 @@ def _settings(args: argparse.Namespace) -> Any:
         on_dataset_error=args.on_dataset_error,
         head_grouping=args.head_grouping,
         stats_source=args.stats_source,
-        transform=_transform(args),
+        transform=transform_from_args(args),
         order=args.order,
         layout=args.layout or "padded",
         convention=args.convention,

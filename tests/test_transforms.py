@@ -210,12 +210,18 @@ def test_mixture_keys_top_level_and_per_entry_override(corpus: Path) -> None:
         ("encoded_dims", "0:x", "/encoded_dims"),
         ("relative_dims", [1, 1], "/relative_dims"),
         ("relative_exclude", [0], "/relative_exclude"),
+        ("state_key", 3, "/state_key"),
+        ("action_index", "0:2", "/action_index"),  # with encoded_dims below: one selection only
     ],
 )
 def test_bad_mixture_transform_keys_are_problems_at_their_pointer(
     corpus: Path, key: str, value: object, pointer: str
 ) -> None:
     document = {key: value, "datasets": [{"repo_id": "lab/a", "root": "a"}]}
+    if key == "state_key":
+        document["relative_dims"] = [0]
+    if key == "action_index":
+        document["encoded_dims"] = "0:3"
     with pytest.raises(MixtureError) as info:
         load_mixture(write_mixture(corpus / "bad.json", document))
     assert [p.pointer for p in info.value.problems] == [pointer]
@@ -410,3 +416,13 @@ def test_a_selection_past_the_native_dim_is_an_error_naming_the_entry_not_an_ind
     sampler = ChunkSampler(resolved, heads, chunk_size=CHUNK, transforms=past)
     assert list(sampler.sample(30)) == []
     assert all("selects dim 7" in (r.error or "") for r in sampler.report)
+
+
+def test_a_misspelt_transform_key_is_flagged_with_the_known_key(corpus: Path) -> None:
+    document = {"relative_dim": [0], "datasets": [{"repo_id": "lab/a", "root": "a", "encoded_dim": "0:3"}]}
+    config = load_mixture(write_mixture(corpus / "typo.json", document))
+    assert {(u.key, u.suggestion) for u in config.unknown_keys} == {
+        ("relative_dim", "relative_dims"),
+        ("encoded_dim", "encoded_dims"),
+    }
+    assert config.entry_transforms() == (None,)  # nothing silently applied

@@ -76,3 +76,24 @@ def test_stored_stats_with_transform_flags_exit_2_saying_why(mixture: Path, tmp_
     assert "no stats.json holds the stats of transformed actions" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "tok").exists()
+
+
+def test_fasttok_preflight_checks_the_transform_flags(mixture: Path, tmp_path: Path) -> None:
+    from tests.preflight.conftest import run_cli_process
+
+    past = run_cli_process([mixture, "--encoded-dims", "0:9", "--isolated"], cwd=tmp_path)
+    assert past.returncode == 1, past.stderr
+    assert "FT604" in past.stdout
+    fine = run_cli_process(
+        [mixture, "--encoded-dims", "0:6", "--relative-dims", "0:6", "--isolated"], cwd=tmp_path
+    )
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    stored = run_cli_process(
+        [mixture, "--relative-dims", "0", "--stats-source", "stored", "--isolated"], cwd=tmp_path
+    )
+    assert stored.returncode == 1
+    assert "FT605" in stored.stdout
+    bad = run_cli_process([mixture, "--relative-dims", "x", "--isolated"], cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "--relative-dims" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -94,3 +94,22 @@ def test_the_fit_refuses_a_bad_selection_through_the_preflight(roots: Path) -> N
     path = write_mixture(roots / "fit.json", {"datasets": [_arm()], "encoded_dims": "0:9"})
     with pytest.raises(PreflightError, match="FT604"):
         fit_tokenizer(path, FitSettings(total_chunks=50, chunk_size=5))
+
+
+def test_the_preflight_builds_the_heads_as_the_fit_does_under_stats_from_the_data(tmp_path: Path) -> None:
+    """fasttok-preflight on a transformed mixture: a 12-dim entry selecting 8 columns fits width 8, and an
+    entry without stored stats is fine (its stats come from the frames); stored stats flag both."""
+    write_lerobot_dataset(tmp_path / "wide", robot_type="big", control_mode="pos", action_dim=12)
+    write_lerobot_dataset(tmp_path / "bare", control_mode="pos", write_stats=False, write_episode_stats=False)
+    document = {
+        "max_action_dim": 8,
+        "datasets": [
+            {"repo_id": "lab/wide", "root": "wide", "encoded_dims": "0:4,8:12"},
+            {"repo_id": "lab/bare", "root": "bare", "relative_dims": [0]},
+        ],
+    }
+    path = write_mixture(tmp_path / "mixture.json", document)
+    result = run_preflight(path, entry_points=False)
+    assert result.ok, [str(f) for f in result.errors]
+    stored = run_preflight(path, entry_points=False, stats_source="stored")
+    assert {"FT201", "FT202", "FT605"} <= {f.code for f in stored.errors}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fasttok_plugin._validate import MAX_ACTION_DIM, positive_int
 from fasttok_plugin.errors import MixtureError
 from fasttok_plugin.exit_status import one_line
-from fasttok_plugin.preflight.context import PreflightContext
+from fasttok_plugin.preflight.context import PreflightContext, fit_transforms, uses_data_stats
 from fasttok_plugin.preflight.findings import (
     Finding,
     PreflightResult,
@@ -98,7 +98,9 @@ def run_preflight(
     max_action_dim, chunk_size = _sizes(config, norm_heads, max_action_dim, chunk_size)
     resolved = resolved or given or _resolve(resolve_mixture, config, jobs)
     grouping = _grouping(config, head_grouping, option_values.get("convention"))
-    norm_heads, heads_error = _norm_heads(resolved, norm_heads, max_action_dim, grouping)
+    norm_heads, heads_error = _norm_heads(
+        resolved, norm_heads, max_action_dim, (grouping, transform, normalization, stats_source)
+    )
     fit = {"transform": transform, "normalization": normalization, "stats_source": stats_source}
     context = _context(
         config, resolved, norm_heads, heads_error, (max_action_dim, chunk_size), strict, option_values, fit
@@ -211,15 +213,27 @@ def _grouping(config: MixtureConfig, head_grouping: str | None, convention: Any 
 
 
 def _norm_heads(
-    resolved: ResolvedMixture, norm_heads: NormHeads | None, max_action_dim: int, grouping: str
+    resolved: ResolvedMixture,
+    norm_heads: NormHeads | None,
+    max_action_dim: int,
+    fit: tuple[str | None, Any, str | None, str | None],
 ) -> tuple[NormHeads | None, Exception | None]:
-    """The given norm heads, else freshly built ones, else the reason they could not be built."""
+    """The given norm heads, else freshly built ones as the fit builds them (``fit``: its head grouping,
+    transform, normalization and stats source), else the reason they could not be built.
+
+    Raises:
+        PreflightUsageError: An unknown head grouping.
+    """
+    grouping = _grouping(resolved.config, fit[0])
     if norm_heads is not None:
         return norm_heads, None
     from fasttok_plugin.heads import build_norm_heads  # looked up at call time (tests patch it)
 
+    extra: dict[str, Any] = {}
+    if uses_data_stats(resolved.config, *fit[1:]):  # only then: default runs call exactly what they did
+        extra = {"stats_source": "data", "transforms": fit_transforms(resolved.config, fit[1])}
     try:
-        return build_norm_heads(resolved, max_action_dim, grouping=grouping), None
+        return build_norm_heads(resolved, max_action_dim, grouping=grouping, **extra), None
     except (ValueError, ArithmeticError, MemoryError) as exc:  # NormHeadsError is a ValueError
         return None, exc
 

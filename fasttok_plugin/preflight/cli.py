@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from fasttok_plugin import __version__
-from fasttok_plugin._arg_types import positive_int_arg
+from fasttok_plugin._arg_types import add_transform_flags, positive_int_arg, transform_from_args
 from fasttok_plugin._doclinks import doc_path
 from fasttok_plugin.defaults import DEFAULT_METADATA_THREADS, HEAD_GROUPINGS
 from fasttok_plugin.exit_status import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, one_line, report_internal_error
@@ -61,6 +61,12 @@ def build_parser(
         help="norm heads per (robot_type, control_mode), one global head, or one per dataset entry "
         "(default: the mixture's, else robot_control)",
     )
+    parser.add_argument(
+        "--stats-source",
+        choices=("stored", "data"),
+        help="where the fit's norm stats come from (default: data for transforms, else stored)",
+    )
+    add_transform_flags(parser)
     parser.add_argument("--format", choices=tuple(FORMATS), help="output format (default text)")
     parser.add_argument(
         "--select",
@@ -231,6 +237,8 @@ def _check(
         max_action_dim=args.max_action_dim or settings.get("max_action_dim"),
         chunk_size=args.chunk_size or settings.get("chunk_size"),
         head_grouping=args.head_grouping,
+        transform=_transform(args),
+        stats_source=args.stats_source,
         strict=args.strict if args.strict is not None else bool(settings.get("strict", False)),
         select=args.select if args.select is not None else settings.get("select", ()),
         ignore=args.ignore if args.ignore is not None else settings.get("ignore", ()),
@@ -250,6 +258,16 @@ def _note_fragments(fragments: Sequence[str], mixtures: Sequence[str]) -> None:
             else "checked by the mixtures that include it"
         )
         print(f"{PROG}: skipped {fragment}: a $ref fragment (no datasets); {where}", file=sys.stderr)
+
+
+def _transform(args: argparse.Namespace) -> Any:
+    """The transform flags' `ActionTransform` (None: the mixture's keys); a bad value is a usage error."""
+    from fasttok_plugin.errors import TransformError
+
+    try:
+        return transform_from_args(args)
+    except TransformError as exc:
+        raise PreflightUsageError(f"{exc} (option --{exc.field.replace('_', '-')})") from None
 
 
 def _print(

@@ -204,6 +204,24 @@ class OptionRegistry:
         return values
 
 
+def fit_transforms(config: MixtureConfig, transform: Any) -> tuple[Any, ...]:
+    """Each entry's transform: a per-entry tuple as given (a sampler's), else the argument, else the
+    mixture's keys (`MixtureConfig.entry_transforms`)."""
+    return tuple(transform) if isinstance(transform, tuple) else config.entry_transforms(transform)
+
+
+def uses_data_stats(
+    config: MixtureConfig, transform: Any, normalization: str | None, stats_source: str | None
+) -> bool:
+    """The fit's stats come from the frames: ``stats_source``, else its default (quantile modes and
+    transformed actions take ``"data"``, as `FitSettings` resolves it)."""
+    if stats_source is not None:
+        return stats_source == "data"
+    if normalization in ("quantile", "quantile10"):
+        return True
+    return any(t is not None and not t.is_identity for t in fit_transforms(config, transform))
+
+
 @dataclass(frozen=True)
 class PreflightContext:
     """What every check receives: the parsed mixture, its resolved entries, the norm heads and the options.
@@ -234,6 +252,13 @@ class PreflightContext:
     transform: Any = None
     normalization: str | None = None
     stats_source: str | None = None
+
+    @property
+    def data_stats(self) -> bool:
+        """The fit computes its stats from the frames (`uses_data_stats`, or heads that already hold them)."""
+        if getattr(self.norm_heads, "stats_source", None) == "data":
+            return True
+        return uses_data_stats(self.config, self.transform, self.normalization, self.stats_source)
 
     @property
     def entries(self) -> tuple[ResolvedEntry, ...]:

@@ -1,7 +1,9 @@
 """Stats from the data (DESIGN §12): per-head statistics of exactly the frames each head trains on.
 
 `compute_head_stats` reads every frame of every selected episode of each head's members through the one
-frame reader (`fasttok_plugin.lerobot.read_frames`), optionally transformed (`FrameTransform`), and
+frame reader (`fasttok_plugin.lerobot.read_frames`), optionally transformed (`FrameTransform`, or the
+entries' `ActionTransform`: a column selection pools frames, relative actions every drawable chunk, see
+``_transformed``), and
 returns `DataStats`: exact ``min``/``max``; ``mean``/``std`` (population) accumulated in float64 with
 Chan's pooled update; and ``q01, q10, q50, q90, q99`` **exact** for the pooled frames, equal to
 ``numpy.quantile(values, q, method="linear")`` (`QUANTILE_METHOD`) over the head's finite frames as

@@ -51,7 +51,7 @@ class StatsChecks(_Check):
 
     def check(self, context: PreflightContext) -> Iterator[Finding]:
         # Stats from the data need no stored stats: the fit computes them from the frames.
-        from_data = "data" in (context.stats_source, getattr(context.norm_heads, "stats_source", None))
+        from_data = context.data_stats
         for resolved in context.entries:
             meta = resolved.meta
             if resolved.error is None and meta is not None and meta.stats_error is not None and not from_data:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from fasttok_plugin.preflight.checks._base import ERROR, _Check
-from fasttok_plugin.preflight.context import PreflightContext
+from fasttok_plugin.preflight.context import PreflightContext, fit_transforms
 from fasttok_plugin.preflight.findings import Finding, Rule
 from fasttok_plugin.transforms import ActionTransform
 
@@ -58,9 +58,7 @@ class TransformChecks(_Check):
     )
 
     def check(self, context: PreflightContext) -> Iterator[Finding]:
-        given = context.transform
-        # A per-entry tuple is what a sampler applies (None: untransformed); else one argument for all.
-        transforms = tuple(given) if isinstance(given, tuple) else context.config.entry_transforms(given)
+        transforms = fit_transforms(context.config, context.transform)
         for position, (resolved, transform) in enumerate(zip(context.entries, transforms, strict=True)):
             meta = resolved.meta
             if transform is None or transform.is_identity or meta is None or resolved.error is not None:
