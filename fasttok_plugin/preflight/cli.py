@@ -67,6 +67,14 @@ def build_parser(
         help="where the fit's norm stats come from (default: data for transforms, else stored)",
     )
     add_transform_flags(parser)
+    _add_output_options(parser)
+    if registry is not None:
+        _add_plugin_options(parser, registry)
+    return parser
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Output, filtering, plugin and run options (everything but the mixture's own settings)."""
     parser.add_argument("--format", choices=tuple(FORMATS), help="output format (default text)")
     parser.add_argument(
         "--select",
@@ -113,9 +121,6 @@ def build_parser(
         help="do not check files without datasets ($ref fragments) on their own; the mixtures that include "
         "them check their content (the pre-commit hook sets this)",
     )
-    if registry is not None:
-        _add_plugin_options(parser, registry)
-    return parser
 
 
 def _add_plugin_options(parser: argparse.ArgumentParser, registry: OptionRegistry) -> None:
