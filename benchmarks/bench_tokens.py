@@ -11,8 +11,11 @@ trajectories look like robot data: reaching motions between random waypoints (mi
 teleoperation noise, binary grippers, and noisy velocity commands for the mobile robots. It samples and
 normalizes the mixture once with the fit pipeline's own `FitPlan` (episode-level held-out split, the
 policy's `Normalize`), so every row below is fit on the same chunks and measured on the same held-out
-chunks. For each codec setting and each ``--scales`` value it fits a tokenizer and reports held-out mean,
-p99 and max tokens against the round-trip MSE in normalized units (native dims only). Then, per setting,
+chunks. ``padded`` rows fit and encode the ``T x max_action_dim`` chunks; ``native`` rows fit and encode
+each chunk at its entry's native width (`fasttok_plugin.fit.plan.entry_widths`, the ``action_dims`` the
+fit pipeline streams with ``layout="native"``). For each codec setting and each ``--scales`` value it fits
+a tokenizer and reports held-out mean, p99 and max tokens against the round-trip MSE in normalized units,
+over the native dims of every row (whatever the layout, so the rows are comparable). Then, per setting,
 its tokens are interpolated (log-log) at the reference's MSE of every scale: the ratio at matched MSE.
 Writes a PNG of the curves when matplotlib is installed.
 """
@@ -25,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,14 +37,19 @@ from fasttok_plugin.fit import FitPlan, FitSettings
 from fasttok_plugin.fit.source import prepare_fit
 from fasttok_plugin.testing import write_lerobot_dataset, write_mixture
 
-# (label, pipeline, order, max_token_length or "T": the chunk size)
-SETTINGS: tuple[tuple[str, str, str, Any], ...] = (
-    ("reference FAST (time)", "reference", "time", 10000),
-    ("char, time (default)", "char", "time", 10000),
-    ("char, dc_dims", "char", "dc_dims", 10000),
-    ("char, dims", "char", "dims", 10000),
-    ("char, dims, merge cap T", "char", "dims", "T"),
+# (label, pipeline, order, max_token_length or "T": the chunk size, layout)
+SETTINGS: tuple[tuple[str, str, str, Any, str], ...] = (
+    ("reference FAST (time)", "reference", "time", 10000, "padded"),
+    ("char, time (default)", "char", "time", 10000, "padded"),
+    ("char, dc_dims", "char", "dc_dims", 10000, "padded"),
+    ("char, dims", "char", "dims", 10000, "padded"),
+    ("char, dims, merge cap T", "char", "dims", "T", "padded"),
+    ("native, time", "char", "time", 10000, "native"),
+    ("native, dc_dims", "char", "dc_dims", 10000, "native"),
+    ("native, dims", "char", "dims", 10000, "native"),
 )
+#: The rows of ``--quick`` (a smoke test): the reference, the padded orders and one native row.
+QUICK = ("reference FAST (time)", "char, time (default)", "char, dc_dims", "char, dims", "native, dims")
 # (robot, control mode, action dim, gripper dims, velocity control) of the generated datasets.
 ROBOTS = (
     ("franka", "joint_pos", 8, 1, False),
@@ -106,27 +114,62 @@ def write_corpus(root: Path, n_datasets: int, episodes: int, seed: int) -> Path:
     return write_mixture(root / "mixture.json", document)
 
 
-def sample(mixture: Path, settings: FitSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fit chunks, held-out chunks, held-out native-dims mask), normalized as the fit pipeline does."""
+class Corpus(NamedTuple):
+    """The sampled chunks every row is fit and measured on (normalized, ``T x max_action_dim``)."""
+
+    fit: np.ndarray
+    fit_widths: np.ndarray  # each fit chunk's native width (its entry's action dim)
+    held: np.ndarray
+    held_widths: np.ndarray
+    mask: np.ndarray  # held-out native dims (what the MSE averages over, for every row)
+
+
+def sample(mixture: Path, settings: FitSettings) -> Corpus:
+    """The fit and held-out chunks, normalized and split as the fit pipeline does (`FitPlan`).
+
+    ``settings.layout`` is ``native``, so the batches carry each chunk's native width (``action_dims``)
+    as `fasttok_plugin.fit.pipeline` streams them; the padded rows use the same chunks at full width
+    (Normalize is per dim: a native chunk is the padded one's first ``w`` dims).
+    """
     from fasttok_plugin.fit._progress import PhaseClock
     from fasttok_plugin.normalize import Normalize
 
     prepared = prepare_fit(mixture, settings, preflight=False, clock=PhaseClock())
     s, heads = prepared.settings, prepared.heads
     plan = FitPlan(prepared.sampler, Normalize(heads, mode=s.normalization, zero_range=s.zero_range), s)
-    fit = np.concatenate([b.normalized for b in plan.fit_batches()])
+    fit = list(plan.fit_batches())
     held = list(plan.heldout_batches())
     chunks = np.concatenate([b.normalized for b in held])
     native = np.asarray(heads.native_dims)[np.concatenate([b.head_index for b in held])]
     mask = np.arange(chunks.shape[2])[None, None, :] < native[:, None, None]
-    return fit, chunks, np.broadcast_to(mask, chunks.shape)
+    return Corpus(
+        fit=np.concatenate([b.normalized for b in fit]),
+        fit_widths=np.concatenate([b.action_dims for b in fit]),
+        held=chunks,
+        held_widths=np.concatenate([b.action_dims for b in held]),
+        mask=np.broadcast_to(mask, chunks.shape),
+    )
 
 
-def measure(fit: np.ndarray, held: np.ndarray, mask: np.ndarray, scales: list[float], vocab: int) -> dict:
+def roundtrip(tok: FastTokenizer, corpus: Corpus, native: bool) -> tuple[np.ndarray, float]:
+    """Held-out token lengths and round-trip MSE over the native dims (a native row at its widths)."""
+    held, widths = corpus.held, corpus.held_widths if native else None
+    encoded = tok.encode_padded(held, action_dims=widths)
+    decoded = tok.decode(encoded, action_dim=widths).actions  # native: (N, T, widest), 0 beyond
+    full = np.zeros_like(held)
+    full[:, :, : decoded.shape[2]] = decoded
+    return encoded.lengths, float(np.square(full - held, dtype=np.float64)[corpus.mask].mean())
+
+
+def measure(corpus: Corpus, scales: list[float], vocab: int, labels: tuple[str, ...]) -> dict:
     """Per setting, per scale: (mse, mean, p99, max tokens, fit seconds)."""
     rows: dict[str, list[tuple[float, float, float, int, float]]] = {}
-    for label, pipeline, order, cap in SETTINGS:
+    fit = corpus.fit
+    for label, pipeline, order, cap, layout in SETTINGS:
+        if label not in labels:
+            continue
         rows[label] = []
+        native = layout == "native"
         for scale in scales:
             start = time.perf_counter()
             tok = FastTokenizer.fit(
@@ -136,12 +179,11 @@ def measure(fit: np.ndarray, held: np.ndarray, mask: np.ndarray, scales: list[fl
                 pipeline=pipeline,
                 order=order,
                 max_token_length=fit.shape[1] if cap == "T" else cap,
+                layout=layout,
+                action_dims=corpus.fit_widths if native else None,
             )
             seconds = time.perf_counter() - start
-            encoded = tok.encode_padded(held)
-            decoded = tok.decode(encoded).actions
-            mse = float(np.square(decoded - held, dtype=np.float64)[mask].mean())
-            n = encoded.lengths
+            n, mse = roundtrip(tok, corpus, native)
             rows[label].append((mse, float(n.mean()), float(np.percentile(n, 99)), int(n.max()), seconds))
             print(
                 f"  {label:<26} scale {scale:>6g}: mse {mse:.3g} mean {n.mean():.1f} p99 "
@@ -216,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--png", type=Path, default=Path("bench_tokens.png"))
     args = parser.parse_args(argv)
+    labels = tuple(s[0] for s in SETTINGS)
     if args.quick:
+        labels = QUICK
         args.datasets, args.episodes, args.fit_chunks, args.scales = 4, 4, 400, [5.0, 20.0]
         args.vocab_size = 1024
     logging.getLogger("fasttok_plugin").setLevel(logging.ERROR)  # clamp notes of held-out outliers
@@ -229,18 +273,21 @@ def main(argv: list[str] | None = None) -> int:
         heldout_fraction=0.2,
         max_heldout_chunks_per_head=1000,
         seed=args.seed,
+        layout="native",  # the plan's batches carry each chunk's native width (padded rows ignore it)
     )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         mixture = write_corpus(Path(tmp), args.datasets, args.episodes, args.seed)
-        fit, held, mask = sample(mixture, settings)
+        corpus = sample(mixture, settings)
+        fit, held = corpus.fit, corpus.held
         print(
             f"{args.datasets} datasets, {fit.shape[0]} fit / {held.shape[0]} held-out chunks of "
-            f"{fit.shape[1]} x {fit.shape[2]}, vocab {args.vocab_size} "
+            f"{fit.shape[1]} x {fit.shape[2]} (native widths {sorted(set(corpus.fit_widths.tolist()))}), "
+            f"vocab {args.vocab_size} "
             f"(written and sampled in {time.perf_counter() - start:.1f} s)",
             flush=True,
         )
-        rows = measure(fit, held, mask, args.scales, args.vocab_size)
+        rows = measure(corpus, args.scales, args.vocab_size, labels)
     sys.stdout.write(report(rows, args.scales))
     path = plot(rows, args.png)
     if path is not None:
