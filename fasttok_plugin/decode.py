@@ -8,8 +8,10 @@ built from them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +122,22 @@ class ActionDecoder:
         unnormalize = Unnormalize(norm_heads, mode=mode, zero_range=zero_range, eps=eps)  # type: ignore[arg-type]
         return cls(tokenizer, unnormalize, norm_heads.keys, norm_heads.native_dims)
 
+    @classmethod
+    def from_tokenizer_dir(cls, path: str | os.PathLike[str]) -> ActionDecoder:
+        """A decoder from a tokenizer folder alone: its tokenizer and ``norm_stats.json`` (the heads' keys,
+        native widths, stats and normalization), with no mixture and no dataset. Reads JSON only.
+
+        Raises:
+            TokenizerFormatError: The folder is not a tokenizer folder or has no readable ``norm_stats.json``
+                (folders written before ``norm_stats.json`` existed: refit, or use `from_heads`).
+        """
+        from fasttok_plugin.codec import FastTokenizer
+        from fasttok_plugin.norm_stats import read_norm_stats
+
+        stored = read_norm_stats(Path(path))
+        unnormalize = Unnormalize.from_tokenizer_dir(path)
+        return cls(FastTokenizer.load(path), unnormalize, stored.heads.keys, stored.heads.native_dims)
+
     def state(self) -> dict[str, Any]:
         """A JSON-able description of the heads (keys, native widths, stats, settings) for `from_state`.
 
@@ -204,12 +222,21 @@ class ActionDecoder:
             strict: Raise `CodecError` if a row does not decode.
         """
         rows = _id_rows(ids, lengths)
-        decoded = self.tokenizer.decode(rows, strict=strict)
-        n = decoded.actions.shape[0]
-        index = self._head_indices(heads, n)
-        with torch.no_grad():
-            raw = self.unnormalize(torch.from_numpy(decoded.actions), torch.from_numpy(index)).numpy()
+        from fasttok_plugin.codec._decode import flat_ids
+
+        index = self._head_indices(heads, int(flat_ids(rows)[1].size))
         dims = np.asarray(self.head_dims, dtype=np.int64)[index]
+        if self.tokenizer.layout == "native":
+            # A native tokenizer decodes each row at its head's width; Unnormalize takes padded rows.
+            decoded = self.tokenizer.decode(rows, strict=strict, action_dim=dims)
+            padded = np.zeros((*decoded.actions.shape[:2], self.unnormalize.action_dim), np.float32)
+            padded[:, :, : decoded.actions.shape[2]] = decoded.actions
+            padded[~decoded.valid] = np.nan
+        else:
+            decoded = self.tokenizer.decode(rows, strict=strict)
+            padded = decoded.actions
+        with torch.no_grad():
+            raw = self.unnormalize(torch.from_numpy(padded), torch.from_numpy(index)).numpy()
         padding = np.arange(raw.shape[2])[None, None, :] >= dims[:, None, None]
         raw = np.where(padding & decoded.valid[:, None, None], np.float32(0.0), raw).astype(np.float32)
         return DecodedActions(raw, decoded.valid, index, dims, decoded.invalid_rows)

@@ -119,3 +119,40 @@ def test_a_saved_state_decodes_exactly_like_the_heads(fitted, mode) -> None:
     assert restored.head_dims == heads.native_dims
     with pytest.raises(ValueError, match=r"expected a state written by ActionDecoder\.state"):
         ActionDecoder.from_state(tokenizer, {"version": 99})
+
+
+@pytest.mark.parametrize("layout", ["padded", "native"])
+def test_a_decoder_from_the_tokenizer_folder_alone_decodes_raw_actions(
+    example_mixture: Path, tmp_path: Path, layout: str
+) -> None:
+    # The inference path of issue 14 with issue 12's norm_stats.json: fit, move the folder away from the
+    # mixture, and decode with nothing but the folder.
+    from fasttok_plugin.fit import FitSettings
+    from fasttok_plugin.fitting import fit_tokenizer
+
+    settings = FitSettings(chunk_size=T, max_action_dim=D, vocab_size=512, total_chunks=600, layout=layout)
+    fit_tokenizer(example_mixture, settings, out_dir=tmp_path / "fit")
+    folder = (tmp_path / "fit").rename(tmp_path / "elsewhere")
+    decoder = ActionDecoder.from_tokenizer_dir(folder)
+    assert decoder.tokenizer.layout == layout
+
+    resolved = resolve_mixture(load_mixture(example_mixture))
+    heads = build_norm_heads(resolved, D)
+    assert decoder.head_keys == tuple(heads.keys)
+    batches = list(ChunkSampler(resolved, heads, chunk_size=T).sample(120, seed=7))
+    raw = np.concatenate([b.actions for b in batches])
+    head_index = np.concatenate([b.head_index for b in batches]).astype(np.int64)
+    normalized = Normalize.from_tokenizer_dir(folder)(torch.from_numpy(raw), torch.from_numpy(head_index))
+    dims = np.asarray(heads.native_dims)[head_index]
+    widths = dims if layout == "native" else None
+    encoded = decoder.tokenizer.encode_padded(normalized.numpy(), action_dims=widths)
+    out = decoder.decode(encoded.ids, head_index, lengths=encoded.lengths)
+    assert out.valid.all()
+    scale = decoder.tokenizer.scale
+    span = (heads.max - heads.min)[head_index].astype(np.float64)
+    bound = 0.5 / scale * math.sqrt(2 * T) * span[:, None, :] / 2 + 1e-5
+    error = np.abs(out.actions.astype(np.float64) - raw)
+    for row in range(len(raw)):
+        d = dims[row]
+        assert (error[row, :, :d] <= bound[row, :, :d]).all(), row
+        assert (out.actions[row, :, d:] == 0.0).all()
