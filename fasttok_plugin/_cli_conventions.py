@@ -50,7 +50,14 @@ def add_export_stats(commands: Any, usage_error: type[Exception]) -> None:
         "entry, or OpenTau's opentau_action_norm.json. A file this command did not write is never replaced.",
     )
     export.add_argument("directory", metavar="DIR", help="tokenizer directory written by `fasttok fit`")
-    export.add_argument("--format", required=True, choices=_FORMATS, dest="stats_format")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=_FORMATS,
+        dest="stats_format",
+        help="whose stats file: openpi norm_stats.json, a LeRobot stats.json action entry, or OpenTau's "
+        "opentau_action_norm.json",
+    )
     export.add_argument("--out", required=True, metavar="PATH", help="file to write (or an existing folder)")
     export.add_argument("--head", metavar="KEY", help="the head's key (needed when the folder has several)")
     export.set_defaults(handler=lambda args: _cmd_export(args, usage_error))

@@ -132,7 +132,7 @@ def add_fit_options(fit: argparse.ArgumentParser, *, budget: bool = True) -> Non
         default="time",
         help="flatten order of the DCT coefficients: time (the reference's: coarse motion of every dim "
         "first), dims (each dim's coefficients together: shortest) or dc_dims (every dim's DC first, "
-        "then dim-major); not time needs --pipeline char (docs/fitting.md)",
+        f"then dim-major); not time needs --pipeline char (measurements: {doc_path('fitting.md')})",
     )
     fit.add_argument(
         "--layout",
