@@ -4,6 +4,10 @@
 validity mask), the head's `Unnormalize`, and the cut to the head's native action width. It needs no
 dataset and no Lightning: the tokenizer folder, plus the heads' stats (``from_heads``) or an `Unnormalize`
 built from them.
+
+Relative actions (`ActionTransform.relative_dims`) are undone too: ``decode(..., state=)`` adds the state at
+each chunk's first frame back on the relative columns, so the result is absolute; with a column selection
+it holds the selected native columns (`DecodedActions.columns`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from fasttok_plugin._decode_transforms import (
+    checked_transforms,
+    state_rows,
+    transform_from_json,
+    transform_json,
+)
 from fasttok_plugin.normalize import QUANTILE_BOUNDS, NormMode, Unnormalize
+from fasttok_plugin.transforms import ActionTransform, MemberTransforms, head_transforms
 
 if TYPE_CHECKING:  # pragma: no cover
     from fasttok_plugin.codec import FastTokenizer
@@ -41,6 +52,8 @@ class DecodedActions:
         head_index: ``(N,)`` int64 head of each row.
         action_dims: ``(N,)`` int64 native action width of each row's head.
         invalid_rows: Indices of the rows that are not valid.
+        columns: Per head (``columns[head_index[row]]``), the dataset's native action columns a row's
+            first ``action_dims[row]`` columns hold: the column selection, else ``0..dim-1``.
     """
 
     actions: np.ndarray
@@ -48,10 +61,15 @@ class DecodedActions:
     head_index: np.ndarray
     action_dims: np.ndarray
     invalid_rows: tuple[int, ...]
+    columns: tuple[tuple[int, ...], ...] = ()
 
     def native(self, row: int) -> np.ndarray:
         """Row ``row`` at its head's native width: ``(T, action_dims[row])``."""
         return self.actions[row, :, : int(self.action_dims[row])]
+
+    def row_columns(self, row: int) -> tuple[int, ...]:
+        """The native action columns of `native` ``(row)``, in order."""
+        return self.columns[int(self.head_index[row])]
 
 
 class ActionDecoder:
@@ -62,10 +80,12 @@ class ActionDecoder:
         unnormalize: The `Unnormalize` of the heads the tokenizer was fit with (same mode, zero_range, eps).
         head_keys: Display key of every head (``NormHeads.keys``), to name heads by key.
         head_dims: Native action width of every head (``NormHeads.native_dims``).
+        transforms: The action transform of every head (None: none), as `head_transforms` gives them;
+            relative ones make `decode` need the ``state``.
 
     Raises:
-        ValueError: If the keys, dims and `Unnormalize` disagree on the heads, or the tokenizer's action
-            width is not the heads' padded width.
+        ValueError: If the keys, dims, transforms and `Unnormalize` disagree on the heads, or the
+            tokenizer's action width is not the heads' padded width.
 
     Example::
 
@@ -80,6 +100,7 @@ class ActionDecoder:
         unnormalize: Unnormalize,
         head_keys: Sequence[str],
         head_dims: Sequence[int],
+        transforms: Sequence[ActionTransform | MemberTransforms | None] | None = None,
     ) -> None:
         keys, dims = tuple(str(k) for k in head_keys), tuple(int(d) for d in head_dims)
         if not isinstance(unnormalize, Unnormalize):
@@ -107,6 +128,7 @@ class ActionDecoder:
         self.unnormalize = unnormalize.to("cpu").eval()
         self.head_keys = keys
         self.head_dims = dims
+        self.transforms = checked_transforms(transforms, keys, dims)
 
     @classmethod
     def from_heads(
@@ -117,15 +139,22 @@ class ActionDecoder:
         mode: str = "min_max",
         zero_range: str = "center",
         eps: float = 1e-6,
+        transforms: ActionTransform | Sequence[ActionTransform | None] | None = None,
     ) -> ActionDecoder:
-        """A decoder for ``norm_heads`` with the normalization settings of the fit (callback defaults)."""
+        """A decoder for ``norm_heads`` with the normalization settings of the fit (callback defaults).
+
+        ``transforms``: the entries' transforms the fit applied (one for all, or one per entry, as
+        `ChunkSampler` takes them).
+        """
         unnormalize = Unnormalize(norm_heads, mode=mode, zero_range=zero_range, eps=eps)  # type: ignore[arg-type]
-        return cls(tokenizer, unnormalize, norm_heads.keys, norm_heads.native_dims)
+        per_head = head_transforms(norm_heads.head_members, norm_heads.entry_names, transforms)
+        return cls(tokenizer, unnormalize, norm_heads.keys, norm_heads.native_dims, per_head)
 
     @classmethod
     def from_tokenizer_dir(cls, path: str | os.PathLike[str]) -> ActionDecoder:
         """A decoder from a tokenizer folder alone: its tokenizer and ``norm_stats.json`` (the heads' keys,
-        native widths, stats and normalization), with no mixture and no dataset. Reads JSON only.
+        native widths, stats, normalization and action transforms), with no mixture and no dataset.
+        Reads JSON only; folders written before transforms were recorded decode as untransformed.
 
         Raises:
             TokenizerFormatError: The folder is not a tokenizer folder or has no readable ``norm_stats.json``
@@ -136,7 +165,8 @@ class ActionDecoder:
 
         stored = read_norm_stats(Path(path))
         unnormalize = Unnormalize.from_tokenizer_dir(path)
-        return cls(FastTokenizer.load(path), unnormalize, stored.heads.keys, stored.heads.native_dims)
+        heads = stored.heads
+        return cls(FastTokenizer.load(path), unnormalize, heads.keys, heads.native_dims, stored.transforms)
 
     def state(self) -> dict[str, Any]:
         """A JSON-able description of the heads (keys, native widths, stats, settings) for `from_state`.
@@ -145,6 +175,10 @@ class ActionDecoder:
         """
         u = self.unnormalize
         names = _STATS + (("q_lo", "q_hi") if u.mode in QUANTILE_BOUNDS else ())
+        # Only when some head is transformed, so older states and untransformed ones stay the same.
+        transforms = (
+            {"transforms": [transform_json(t) for t in self.transforms]} if any(self.transforms) else {}
+        )
         return {
             "version": _STATE_VERSION,
             "head_keys": list(self.head_keys),
@@ -154,6 +188,7 @@ class ActionDecoder:
             "eps": u.eps,
             "fingerprint": u.fingerprint,
             "stats": {name: getattr(u, name).tolist() for name in names},
+            **transforms,
         }
 
     @classmethod
@@ -180,7 +215,8 @@ class ActionDecoder:
             keys=keys, max_action_dim=stats["min"].shape[1], fingerprint=state["fingerprint"], **stats
         )
         unnormalize = Unnormalize(heads, mode=mode, zero_range=state["zero_range"], eps=state["eps"])  # type: ignore[arg-type]
-        return cls(tokenizer, unnormalize, keys, state["head_dims"])
+        transforms = [transform_from_json(t) for t in state.get("transforms") or [None] * len(keys)]
+        return cls(tokenizer, unnormalize, keys, state["head_dims"], transforms)
 
     def head_index(self, head: int | str) -> int:
         """The index of ``head``, given as an index or a head key.
@@ -210,16 +246,24 @@ class ActionDecoder:
         heads: int | str | Sequence[int | str] | np.ndarray | torch.Tensor,
         *,
         lengths: Any = None,
+        state: Any = None,
         strict: bool = False,
     ) -> DecodedActions:
-        """Decode token ids of ``N`` chunks to raw actions.
+        """Decode token ids of ``N`` chunks to raw (absolute) actions.
 
         Args:
             ids: Id lists, an ``(N, L)`` array or tensor (any device), or an `EncodedBatch`.
             heads: One head (index or key) for every row, or one per row.
             lengths: ``(N,)`` real tokens per row of an ``(N, L)`` ``ids`` (the rest is padding); ``None``:
                 every entry is a token (or ``ids`` carries its lengths).
+            state: ``(N, state_dim)`` (numpy or torch) the ``state_key`` vector at each chunk's first
+                frame; required when a row's head has relative actions, added back on its relative
+                columns (other rows ignore it, and may hold NaN).
             strict: Raise `CodecError` if a row does not decode.
+
+        Raises:
+            ValueError: ``state`` missing or of the wrong shape for a relative head (naming the head and
+                its ``state_key``), or a row of a head whose members had different transforms.
         """
         rows = _id_rows(ids, lengths)
         from fasttok_plugin.codec._decode import flat_ids
@@ -239,7 +283,32 @@ class ActionDecoder:
             raw = self.unnormalize(torch.from_numpy(padded), torch.from_numpy(index)).numpy()
         padding = np.arange(raw.shape[2])[None, None, :] >= dims[:, None, None]
         raw = np.where(padding & decoded.valid[:, None, None], np.float32(0.0), raw).astype(np.float32)
-        return DecodedActions(raw, decoded.valid, index, dims, decoded.invalid_rows)
+        self._add_state(raw, index, state)
+        columns = tuple(
+            () if isinstance(t, MemberTransforms) else (t or ActionTransform()).columns(d)
+            for t, d in zip(self.transforms, self.head_dims, strict=True)
+        )
+        return DecodedActions(raw, decoded.valid, index, dims, decoded.invalid_rows, columns)
+
+    def _add_state(self, raw: np.ndarray, index: np.ndarray, state: Any) -> None:
+        """Undo relative actions in place: the rows of each relative head get the state added back."""
+        needed = []
+        for h in np.unique(index).tolist():
+            transform = self.transforms[h]
+            if isinstance(transform, MemberTransforms):
+                raise ValueError(
+                    f"ActionDecoder: head {self.head_keys[h]!r} was fit from members with different action "
+                    f"transforms ({transform.describe()}); which one to undo is unknown, so its rows cannot "
+                    "be decoded: refit with one transform per head (e.g. head_grouping 'dataset')"
+                )
+            if transform is not None and transform.state_columns(self.head_dims[h]):
+                needed.append((h, transform))
+        if not needed:
+            return
+        values = state_rows(state, index, needed, self.head_keys, self.head_dims)
+        for h, transform in needed:
+            rows, d = index == h, self.head_dims[h]
+            raw[rows, :, :d] = transform.unapply(raw[rows, :, :d], values[rows])
 
     def _head_indices(self, heads: Any, n: int) -> np.ndarray:
         if isinstance(heads, torch.Tensor):

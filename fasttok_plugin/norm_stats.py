@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +32,8 @@ import numpy as np
 
 from fasttok_plugin.atomic import write_text_atomic
 from fasttok_plugin.conventions import Convention, convention_from_dict
-from fasttok_plugin.errors import FitError, TokenizerFormatError
+from fasttok_plugin.errors import FitError, TokenizerFormatError, TransformError
+from fasttok_plugin.transforms import ActionTransform, MemberTransforms, head_transforms
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.heads import NormHeads
@@ -71,6 +73,8 @@ class StoredNormStats:
         formula: Whose arithmetic (``fasttok``, ``opentau``, ``lerobot``, ``openpi``).
         layout: ``padded`` or ``native``.
         convention: The convention, or None for the package default.
+        transforms: Per head, the action transform its members were fit with (None: identity, also for
+            folders written before transforms were recorded), or `MemberTransforms` when they differ.
     """
 
     heads: Any
@@ -81,6 +85,7 @@ class StoredNormStats:
     formula: str
     layout: str
     convention: Convention | None
+    transforms: tuple[ActionTransform | MemberTransforms | None, ...] = ()
 
 
 def norm_stats_document(
@@ -91,20 +96,32 @@ def norm_stats_document(
     eps: float,
     convention: Convention | None = None,
     layout: str = "padded",
+    transforms: ActionTransform | Sequence[ActionTransform | None] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of ``heads`` and the normalization they are used with."""
+    """The JSON document of ``heads`` and the normalization they are used with.
+
+    ``transforms`` (one for every entry or one per entry, as the sampler applied them): a head whose
+    members share a non-identity transform records it as ``"transform"``; members with different ones are
+    recorded as ``"member_transforms"`` (aligned with ``"members"``). Identity heads record nothing, so a
+    default fit's file is unchanged.
+    """
     stats = [n for n in _STATS if getattr(heads, n, None) is not None]
+    members_of = heads.head_members or ((),) * len(heads.keys)
+    per_head = head_transforms(members_of, heads.entry_names, transforms)
     rows = []
     for h, key in enumerate(heads.keys):
-        members = [heads.entry_names[i] for i in heads.head_members[h]] if heads.head_members else []
-        rows.append(
-            {
-                "key": key,
-                "members": members,
-                "native_dim": int(heads.native_dims[h]),
-                "stats": {n: [float(v) for v in np.asarray(getattr(heads, n))[h]] for n in stats},
-            }
-        )
+        row: dict[str, Any] = {
+            "key": key,
+            "members": [heads.entry_names[i] for i in members_of[h]],
+            "native_dim": int(heads.native_dims[h]),
+            "stats": {n: [float(v) for v in np.asarray(getattr(heads, n))[h]] for n in stats},
+        }
+        transform = per_head[h]
+        if isinstance(transform, ActionTransform):
+            row["transform"] = transform.to_json()
+        elif isinstance(transform, MemberTransforms):
+            row["member_transforms"] = [None if t is None else t.to_json() for t in transform.transforms]
+        rows.append(row)
     return {
         "format": NORM_STATS_FORMAT,
         "version": _VERSION,
@@ -146,7 +163,7 @@ def read_norm_stats(folder: str | os.PathLike[str]) -> StoredNormStats:
         ) from None
     try:
         return _parse(document)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, TransformError) as exc:
         raise TokenizerFormatError(f"{path}: not a valid {NORM_STATS_NAME} ({exc})") from None
 
 
@@ -174,16 +191,37 @@ def _parse(document: Any) -> StoredNormStats:
         **arrays,
     )
     raw = document.get("convention")
+    members = tuple(tuple(str(m) for m in row["members"]) for row in rows)
     return StoredNormStats(
         heads=heads,
-        members=tuple(tuple(str(m) for m in row["members"]) for row in rows),
+        members=members,
         normalization=str(document["normalization"]),
         zero_range=str(document["zero_range"]),
         eps=float(document["eps"]),
         formula=str(document.get("formula", "fasttok")),
         layout=str(document.get("layout", "padded")),
         convention=convention_from_dict(raw) if raw is not None else None,
+        transforms=tuple(_row_transform(row, names) for row, names in zip(rows, members, strict=True)),
     )
+
+
+def _row_transform(
+    row: dict[str, Any], members: tuple[str, ...]
+) -> ActionTransform | MemberTransforms | None:
+    """A head row's transform; rows without one (and files older than the field) are identity."""
+    if "member_transforms" in row:
+        listed = row["member_transforms"]
+        if not isinstance(listed, list) or len(listed) != len(members):
+            raise ValueError(f"head {row['key']!r}: 'member_transforms' must list one per member")
+        return MemberTransforms(
+            members, tuple(None if t is None else ActionTransform.from_json(t) for t in listed)
+        )
+    if row.get("transform") is None:
+        return None
+    transform = ActionTransform.from_json(row["transform"])
+    if transform.output_dim(int(row["native_dim"])) != int(row["native_dim"]):
+        raise ValueError(f"head {row['key']!r}: its transform selects a width other than its native_dim")
+    return None if transform.is_identity else transform
 
 
 def export_stats(

@@ -17,7 +17,7 @@ single ints, LeRobot's ``encoded_dims`` syntax), parsed by `parse_dims`, the one
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,14 @@ import numpy as np
 from fasttok_plugin._validate import MAX_ACTION_DIM
 from fasttok_plugin.errors import TransformError
 
-__all__ = ["DEFAULT_STATE_KEY", "TRANSFORM_KEYS", "ActionTransform", "parse_dims"]
+__all__ = [
+    "DEFAULT_STATE_KEY",
+    "TRANSFORM_KEYS",
+    "ActionTransform",
+    "MemberTransforms",
+    "head_transforms",
+    "parse_dims",
+]
 
 #: The state column relative actions subtract (LeRobot's and OpenTau's default).
 DEFAULT_STATE_KEY = "observation.state"
@@ -163,6 +170,26 @@ class ActionTransform:
             state_key=DEFAULT_STATE_KEY if state_key is None else state_key,
         )
 
+    @classmethod
+    def from_json(cls, document: object) -> ActionTransform:
+        """The transform `to_json` wrote (its ``relative_dims`` already exclude ``relative_exclude``).
+
+        Raises:
+            TransformError: Not such a document, or an invalid field.
+        """
+        known = {"action_index", "relative_dims", "state_key"}
+        if not isinstance(document, Mapping) or not set(document) <= known:
+            raise TransformError(
+                f"a transform must be an object with keys {sorted(known)}, got {document!r}",
+                field="transform",
+            )
+        state_key = document.get("state_key")
+        return cls(
+            action_index=document.get("action_index"),
+            relative_dims=document.get("relative_dims"),
+            state_key=DEFAULT_STATE_KEY if state_key is None else state_key,
+        )
+
     @property
     def relative(self) -> tuple[int, ...]:
         """The native dims made relative (``relative_dims`` minus ``relative_exclude``), ascending."""
@@ -212,6 +239,37 @@ class ActionTransform:
         """Width of the transformed actions of a dataset with ``native_dim`` action dims."""
         return native_dim if self.action_index is None else len(self.action_index)
 
+    def columns(self, native_dim: int) -> tuple[int, ...]:
+        """The native action columns the transformed actions hold, in order."""
+        return tuple(range(native_dim)) if self.action_index is None else self.action_index
+
+    def state_columns(self, native_dim: int) -> tuple[tuple[int, int], ...]:
+        """``(column, state dim)`` of every transformed column `apply` subtracted the state from."""
+        relative = set(self.relative)
+        return tuple((j, c) for j, c in enumerate(self.columns(native_dim)) if c in relative)
+
+    def unapply(self, actions: np.ndarray, state: np.ndarray | None) -> np.ndarray:
+        """Absolute actions from transformed ones (openpi ``AbsoluteActions``): the inverse of `apply` on
+        the kept columns, adding the chunk-start state back on the relative ones.
+
+        Args:
+            actions: ``(..., T, d')`` transformed actions (``d' = output_dim``).
+            state: ``(..., s)`` the state at each chunk's first frame (needed when a kept column is
+                relative).
+
+        Returns:
+            ``(..., T, d')`` float32: the selected native columns, absolute.
+        """
+        out = np.array(actions, dtype=np.float32)
+        pairs = self.state_columns(out.shape[-1])  # a selection's columns do not depend on the width
+        if not pairs:
+            return out
+        if state is None:
+            raise TransformError("absolute actions need the state at the chunk start", field="state_key")
+        columns, dims = (np.asarray(v) for v in zip(*pairs, strict=True))
+        out[..., columns] += np.asarray(state, dtype=np.float32)[..., None, dims]
+        return out
+
     def problems(self, native_dim: int, state_dim: int | None) -> list[tuple[str, str]]:
         """``(kind, message)`` for every way this transform does not fit a dataset.
 
@@ -260,6 +318,55 @@ class ActionTransform:
         if self.action_index is not None:
             out = np.take(out, np.asarray(self.action_index), axis=-1)
         return np.ascontiguousarray(out, dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberTransforms:
+    """The transforms of a head whose members were fit with different ones (recorded per member).
+
+    Attributes:
+        members: Entry names of the head's members.
+        transforms: Each member's transform (None: identity).
+    """
+
+    members: tuple[str, ...]
+    transforms: tuple[ActionTransform | None, ...]
+
+    def describe(self) -> str:
+        """``"name: transform; ..."`` for errors and reports."""
+        return "; ".join(
+            f"{m}: {'identity' if t is None else t.describe()}"
+            for m, t in zip(self.members, self.transforms, strict=True)
+        )
+
+
+def head_transforms(
+    head_members: Sequence[Sequence[int]],
+    entry_names: Sequence[str],
+    transforms: ActionTransform | Sequence[ActionTransform | None] | None,
+) -> tuple[ActionTransform | MemberTransforms | None, ...]:
+    """The transform of every head from its members' (``NormHeads.head_members``, by entry position).
+
+    Args:
+        head_members: Entry positions of each head's members.
+        entry_names: Name of every entry.
+        transforms: One transform for every entry, one per entry, or None.
+
+    Returns:
+        Per head: the members' common transform (None: identity), or a `MemberTransforms` when the
+        members' transforms differ.
+    """
+    if transforms is None or isinstance(transforms, ActionTransform):
+        transforms = (transforms,) * len(entry_names)
+    per_entry = [None if t is None or t.is_identity else t for t in transforms]
+    out: list[ActionTransform | MemberTransforms | None] = []
+    for members in head_members:
+        chosen = [per_entry[i] for i in members]
+        if len({"identity" if t is None else t.key for t in chosen}) <= 1:
+            out.append(chosen[0] if chosen else None)
+        else:
+            out.append(MemberTransforms(tuple(entry_names[i] for i in members), tuple(chosen)))
+    return tuple(out)
 
 
 def _ranges(dims: Sequence[int]) -> str:

@@ -231,6 +231,8 @@ def _norm_stats(prepared: PreparedFit) -> dict[str, Any]:
         eps=float(settings.eps),
         convention=convention,
         layout=settings.layout,
+        # What the sampler applied per entry, so inference can undo it (ActionDecoder adds the state back).
+        transforms=getattr(prepared.sampler, "transforms", None),
     )
 
 
