@@ -8,6 +8,7 @@ run in order in one scratch folder that has ``examples/`` linked in, with the pr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -32,6 +33,8 @@ def test_readme_has_marked_examples_for_every_feature() -> None:
         "fasttok-preflight",
         "fasttok fit",
         "fasttok inspect",
+        "fasttok tune",
+        "fasttok export-stats",
         "FastTokenizerCallback",
         "@hookimpl",
     ):
@@ -70,3 +73,5 @@ def test_readme_examples_run_as_written(tmp_path: Path) -> None:
     assert (tmp_path / "example_tokenizer_cb" / "fasttok.json").is_file()
     assert '"version": "2.1.0"' in (tmp_path / "preflight.sarif").read_text(encoding="utf-8")
     assert "HR001" in (tmp_path / "findings.json").read_text(encoding="utf-8")
+    assert "action" in json.loads((tmp_path / "so100_stats.json").read_text(encoding="utf-8"))
+    assert (tmp_path / "example_tuned" / "fit_report.json").is_file()
