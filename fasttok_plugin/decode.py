@@ -53,7 +53,8 @@ class DecodedActions:
         action_dims: ``(N,)`` int64 native action width of each row's head.
         invalid_rows: Indices of the rows that are not valid.
         columns: Per head (``columns[head_index[row]]``), the dataset's native action columns a row's
-            first ``action_dims[row]`` columns hold: the column selection, else ``0..dim-1``.
+            first ``action_dims[row]`` columns hold: the column selection, else ``0..dim-1`` (``()`` for a
+            head whose members had different transforms: its rows are refused).
     """
 
     actions: np.ndarray

@@ -319,3 +319,30 @@ def test_from_heads_takes_the_entries_transforms(corpus: Path, fitted: Path) -> 
         ActionDecoder(
             decoder.tokenizer, decoder.unnormalize, decoder.head_keys, (7, 7), decoder.transforms[::-1]
         )
+
+
+def test_a_native_layout_fit_decodes_each_head_at_its_selected_width(corpus: Path, tmp_path: Path) -> None:
+    mixture = write_mixture(
+        corpus / "native.json",
+        {
+            "datasets": [
+                {"repo_id": "lab/a", "root": "a", **ARM},
+                {"repo_id": "lab/b", "root": "b", **ARM},
+                {"repo_id": "lab/c", "root": "c"},
+            ]
+        },
+    )
+    settings = FitSettings(**SETTINGS, layout="native")  # type: ignore[arg-type]
+    fit_tokenizer(mixture, settings, out_dir=tmp_path / "tok", preflight=False)
+    folder = tmp_path / "tok"
+    batch = _batch(corpus, folder)
+    decoder = ActionDecoder.from_tokenizer_dir(folder)
+    assert decoder.tokenizer.layout == "native"
+    out = decoder.decode(batch["ids"], batch["head"], lengths=batch["lengths"], state=batch["state"])
+    assert out.valid.all()
+    assert sorted(set(out.action_dims.tolist())) == [len(SELECT), NATIVE]
+    error = np.abs(out.actions.astype(np.float64) - batch["absolute"])
+    bound = _bound(folder, batch["head"], decoder.tokenizer.scale)
+    for row in range(len(error)):
+        d = batch["dims"][row]
+        assert (error[row, :, :d] <= bound[row, :, :d]).all(), row

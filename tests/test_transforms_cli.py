@@ -30,6 +30,13 @@ def test_cli_fit_with_transform_flags_then_inspect(mixture: Path, tmp_path: Path
     assert report.stats_source == "data"
     assert report.transforms == ("columns 0:6 | relative 0:6 - observation.state[chunk start]",)
     assert report.settings["transform"]["action_index"] == [0, 1, 2, 3, 4, 5]
+    # The folder records the transform for inference (ActionDecoder adds the state back).
+    (head,) = json.loads((out / "norm_stats.json").read_text())["heads"]
+    assert head["transform"] == {
+        "action_index": [0, 1, 2, 3, 4, 5],
+        "relative_dims": [0, 1, 2, 3, 4, 5],
+        "state_key": "observation.state",
+    }
     shown = fasttok("inspect", str(out))
     assert shown.returncode == 0, shown.stderr
     assert "stats data" in shown.stdout
