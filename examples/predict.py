@@ -8,8 +8,9 @@ nor its datasets are read::
         --tokenizer runs/demo/tokenizer --ids predicted.npz --out actions.npz
 
 ``predicted.npz`` holds ``ids`` (N, L) int (FAST ids, not model ids), ``lengths`` (N,) and ``heads`` (N,)
-(head indices or head keys). ``actions.npz`` receives ``actions`` (N, T, D) raw (NaN rows did not decode),
-``valid`` (N,), ``action_dims`` (N,) and ``head_index`` (N,).
+(head indices or head keys), and ``state`` (N, state_dim) when the policy predicts relative actions (the
+state at each chunk's first frame, added back). ``actions.npz`` receives ``actions`` (N, T, D) raw (NaN
+rows did not decode), ``valid`` (N,), ``action_dims`` (N,) and ``head_index`` (N,).
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     _, decoder = load_decoder(args.checkpoint, args.tokenizer)
     with np.load(args.ids, allow_pickle=False) as saved:
         heads = [h.item() if isinstance(h, np.generic) else h for h in saved["heads"]]
-        out = decoder.decode(saved["ids"], heads, lengths=saved["lengths"])
+        state = saved["state"] if "state" in saved.files else None
+        try:
+            out = decoder.decode(saved["ids"], heads, lengths=saved["lengths"], state=state)
+        except ValueError as exc:  # a user mistake (e.g. no state for relative actions): one line, exit 2
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     np.savez(
         args.out, actions=out.actions, valid=out.valid, action_dims=out.action_dims, head_index=out.head_index
     )

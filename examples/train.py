@@ -76,13 +76,21 @@ class TinyActionPolicy(pl.LightningModule):
                 "TinyActionPolicy needs FastTokenizerCallback(..., normalize_attribute='normalize') in the "
                 "Trainer's callbacks"
             )
-        heads = getattr(self.trainer.datamodule, "norm_heads", None)
+        datamodule = self.trainer.datamodule
+        heads = getattr(datamodule, "norm_heads", None)
         if heads is not None and self.action_decoder_state is None:
             from fasttok_plugin.decode import ActionDecoder
 
             n = self.normalize
+            # The entries' transforms (column selection, relative actions), so predict.py can undo them.
+            transforms = getattr(getattr(datamodule, "chunk_sampler", None), "transforms", None)
             decoder = ActionDecoder.from_heads(
-                self.action_tokenizer, heads, mode=n.mode.value, zero_range=n.zero_range, eps=n.eps
+                self.action_tokenizer,
+                heads,
+                mode=n.mode.value,
+                zero_range=n.zero_range,
+                eps=n.eps,
+                transforms=transforms,
             )
             self.action_decoder_state = decoder.state()
         if self.token_embedding is None:

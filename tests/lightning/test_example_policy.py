@@ -164,3 +164,37 @@ def test_predict_script_decodes_from_a_checkpoint_in_a_subprocess(tmp_path, mixt
     )
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
+
+
+def test_a_checkpoint_of_a_relative_action_run_keeps_the_transform(tmp_path, mixture) -> None:
+    # examples/train.py saves the datamodule's transforms in the decoder state: predicting from the
+    # checkpoint adds the chunk-start state back, as the tokenizer folder's own decoder does.
+    from fasttok_plugin.decode import ActionDecoder
+    from fasttok_plugin.transforms import ActionTransform
+
+    trainer = _train(tmp_path, mixture, transform=ActionTransform(relative_dims="0:3"))
+    raw, heads, encoded, _ = _encoded(trainer)
+    _, decoder = load_decoder(tmp_path / "ckpt" / "last.ckpt", trainer.callbacks[0].tokenizer_dir)
+    folder = ActionDecoder.from_tokenizer_dir(trainer.callbacks[0].tokenizer_dir)
+    assert [t.key for t in decoder.transforms] == [t.key for t in folder.transforms]
+    assert all(t.relative == (0, 1, 2) for t in decoder.transforms)
+    with pytest.raises(ValueError, match=r"pass state=.*'observation\.state'"):
+        decoder.decode(encoded.ids, heads, lengths=encoded.lengths)
+    state = np.random.default_rng(0).normal(size=(len(raw), 3)).astype(np.float32)
+    relative = decoder.decode(encoded.ids, heads, lengths=encoded.lengths, state=np.zeros_like(state))
+    absolute = decoder.decode(encoded.ids, heads, lengths=encoded.lengths, state=state)
+    np.testing.assert_allclose(
+        absolute.actions[..., :3], relative.actions[..., :3] + state[:, None, :], atol=1e-6
+    )
+    np.testing.assert_array_equal(absolute.actions[..., 3:], relative.actions[..., 3:])
+    # predict.py reads the state from the .npz (and without it stops with one line, exit 2).
+    from predict import main as predict_main
+
+    arguments = ["--checkpoint", str(tmp_path / "ckpt" / "last.ckpt")]
+    arguments += ["--tokenizer", str(trainer.callbacks[0].tokenizer_dir), "--out", str(tmp_path / "out.npz")]
+    np.savez(tmp_path / "p.npz", ids=encoded.ids, lengths=encoded.lengths, heads=heads, state=state)
+    assert predict_main([*arguments, "--ids", str(tmp_path / "p.npz")]) == 0
+    with np.load(tmp_path / "out.npz") as saved:
+        np.testing.assert_array_equal(saved["actions"], absolute.actions)
+    np.savez(tmp_path / "nostate.npz", ids=encoded.ids, lengths=encoded.lengths, heads=heads)
+    assert predict_main([*arguments, "--ids", str(tmp_path / "nostate.npz")]) == 2
