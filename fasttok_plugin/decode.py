@@ -98,7 +98,9 @@ class ActionDecoder:
             raise ValueError(
                 f"ActionDecoder: head dims must be in 1..{unnormalize.action_dim} (padded width), got {bad}"
             )
-        if tokenizer.action_dim not in (None, unnormalize.action_dim):
+        # A native tokenizer takes each row at its head's width (its action_dim is the one fitted width, when
+        # all are equal, never the padded one); only a padded tokenizer must match the padded width.
+        if tokenizer.layout != "native" and tokenizer.action_dim not in (None, unnormalize.action_dim):
             raise ValueError(
                 f"ActionDecoder: the tokenizer encodes {tokenizer.action_dim} action dims but the heads are "
                 f"padded to {unnormalize.action_dim}; use the tokenizer fit for these heads"
