@@ -248,7 +248,7 @@ def _evaluate(
             max_token_length=settings.max_token_length,
             pipeline=settings.pipeline,
             order=settings.order,
-            layout=settings.layout,
+            layout=corpus.plan.settings.layout,  # resolved: a convention or the mixture may set it
             action_dims=corpus.fit_widths,
         )
         encoded, decoded, widths = corpus.round_trip(tok)

@@ -16,6 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fasttok_plugin.decode import ActionDecoder
 from fasttok_plugin.errors import PreflightError
+from fasttok_plugin.fit import FitSettings, fit_tokenizer
 from fasttok_plugin.fit import pipeline as fitting
 from fasttok_plugin.lightning import FastTokenizerCallback, MixtureDataModule
 from fasttok_plugin.normalize import Normalize, Unnormalize
@@ -315,3 +316,43 @@ def test_a_native_global_head_over_mixed_widths_fails_before_sampling(
         _train(tmp_path, datamodule)
     assert spy.samples == 0
     assert not (tmp_path / "tok").exists()
+
+
+@pytest.mark.parametrize(
+    ("convention", "layout", "in_mixture"),
+    [
+        ("opentau", "native", False),
+        (LEROBOT_PER_ROBOT, None, False),
+        ("opentau", None, False),
+        ("opentau", None, True),  # the mixture's transform keys instead of transform=
+        (LEROBOT_PER_ROBOT, None, True),
+    ],
+)
+def test_an_offline_fit_with_a_convention_and_a_transform_is_loaded_by_the_callback(
+    tmp_path: Path, make_mixture, spy, convention, layout, in_mixture
+) -> None:
+    from fasttok_plugin.conventions import convention_from_dict
+
+    keys = {"action_index": [0, 1], "relative_dims": [0, 1]} if in_mixture else {}
+    mixture = make_mixture(("arm", "base", "gripper"), **keys)
+    transform = None if in_mixture else RELATIVE_SELECTED
+    settings = FitSettings(
+        chunk_size=CHUNK_SIZE,
+        max_action_dim=MAX_ACTION_DIM,
+        convention=convention_from_dict(convention),
+        transform=transform,
+        layout=layout or "padded",
+        order="dc_dims",
+        **small_callback_kwargs(),
+    )
+    _, report = fit_tokenizer(mixture.path, settings, out_dir=tmp_path / "tok")
+    assert report.stats_source == "data"  # transformed actions: stats from the data, under any convention
+    assert report.transforms == ("columns 0:2 | relative 0:2 - observation.state[chunk start]",) * 3
+    fits = spy.fits
+    datamodule = _datamodule(mixture.path, convention=convention, layout=layout, transform=transform)
+    callback, model = _train(tmp_path, datamodule, order="dc_dims")
+    assert callback.fitted is False
+    assert spy.fits == fits
+    assert callback.fit_report.fit_fingerprint == report.fit_fingerprint
+    batch = next(iter(datamodule.train_dataloader()))
+    _assert_folder_rebuilds_the_policy(tmp_path / "tok", model.normalize, batch)
