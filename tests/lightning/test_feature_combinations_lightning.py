@@ -356,3 +356,47 @@ def test_an_offline_fit_with_a_convention_and_a_transform_is_loaded_by_the_callb
     assert callback.fit_report.fit_fingerprint == report.fit_fingerprint
     batch = next(iter(datamodule.train_dataloader()))
     _assert_folder_rebuilds_the_policy(tmp_path / "tok", model.normalize, batch)
+
+
+@pytest.mark.parametrize(
+    ("convention", "layout"),
+    [({"name": "lerobot", "head_grouping": "dataset"}, None), ("opentau", "native")],
+)
+def test_a_tuned_run_tokenizing_in_workers_resumes_without_retuning(
+    tmp_path: Path, make_mixture, spy, convention, layout
+) -> None:
+    mixture = make_mixture(("arm", "base", "gripper"))
+
+    def run(max_steps: int, ckpt: Path | None = None) -> tuple[FastTokenizerCallback, TokenModel, Any]:
+        callback = FastTokenizerCallback(
+            tmp_path / "tok",
+            normalize_attribute="normalize",
+            **small_callback_kwargs(tune_max_action_tokens=8),
+        )
+        model = TokenModel()
+        checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+        trainer = make_trainer(
+            tmp_path, [callback, checkpoint], enable_checkpointing=True, max_steps=max_steps
+        )
+        datamodule = _datamodule(
+            mixture.path, convention=convention, layout=layout, tokenize=True, num_workers=1
+        )
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+        return callback, model, datamodule
+
+    first, model, datamodule = run(2)
+    assert model.action_tokenizer.scale < 10.0  # tuned down from the start scale for the budget
+    batch = next(iter(datamodule.train_dataloader()))  # tokenized in the worker with the tuned tokenizer
+    with torch.no_grad():
+        normalized = model.normalize(batch["actions"], batch["head_index"])
+    encoded = model.action_tokenizer.encode_padded(
+        normalized.numpy(), action_dims=_widths(batch), max_length=batch["action_tokens"].shape[1]
+    )
+    np.testing.assert_array_equal(batch["action_tokens"].numpy(), encoded.ids)
+    fits = spy.fits
+    resumed, model2, _ = run(4, tmp_path / "ckpt" / "last.ckpt")
+    assert (resumed.fitted, spy.fits, resumed.fingerprint) == (False, fits, first.fingerprint)
+    assert model2.action_tokenizer.scale == model.action_tokenizer.scale
+    _assert_folder_rebuilds_the_policy(
+        tmp_path / "tok", model2.normalize, batch, tolerance=1.0 / model.action_tokenizer.scale
+    )
