@@ -211,3 +211,35 @@ def test_fasttok_tune_with_a_convention_writes_a_folder_export_stats_reads(
     stored = read_norm_stats(folder)
     assert stored.heads.native_dims == (3, 2, 4)
     assert Normalize.from_tokenizer_dir(folder).formula == "lerobot"
+
+
+def test_fasttok_fit_with_a_convention_and_transform_flags_matches_the_python_fit(
+    tmp_path: Path, mixture: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    fit = [sys.executable, "-m", "fasttok_plugin", "fit", str(mixture), "--out", str(tmp_path / "cli")]
+    fit += [
+        "--convention",
+        "opentau",
+        "--encoded-dims",
+        "0:2",
+        "--relative-dims",
+        "0:2",
+        "--layout",
+        "native",
+    ]
+    fit += ["--order", "dc_dims", "--chunk-size", str(CHUNK_SIZE), "--max-action-dim", str(MAX_ACTION_DIM)]
+    fit += ["--vocab-size", "256", "--total-chunks", "200", "--max-action-tokens", "64", "--quiet"]
+    done = subprocess.run(fit, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    settings = _settings(convention="opentau", transform=RELATIVE_SELECTED, layout="native", order="dc_dims")
+    _, report = fit_tokenizer(mixture, settings, out_dir=tmp_path / "py")
+    cli_report = json.loads((tmp_path / "cli" / "fit_report.json").read_text())
+    assert cli_report["fit_fingerprint"] == report.fit_fingerprint
+    assert cli_report["stats_source"] == "data"
+    loaded = Normalize.from_tokenizer_dir(tmp_path / "cli")
+    assert loaded.formula == "opentau"
+    for name in ("min", "max"):
+        assert torch.equal(
+            getattr(loaded, name), getattr(Normalize.from_tokenizer_dir(tmp_path / "py"), name)
+        )
