@@ -156,6 +156,8 @@ class ActionDecoder:
             "eps": u.eps,
             "fingerprint": u.fingerprint,
             "stats": {name: getattr(u, name).tolist() for name in names},
+            # A convention's arithmetic (only when not the package's, so default states are unchanged).
+            **({"formula": u.formula, "dtype": u.dtype_name} if u.formula != "fasttok" else {}),
         }
 
     @classmethod
@@ -179,9 +181,20 @@ class ActionDecoder:
         keys = tuple(state["head_keys"])
         # Unnormalize reads only these attributes of a NormHeads.
         heads = SimpleNamespace(
-            keys=keys, max_action_dim=stats["min"].shape[1], fingerprint=state["fingerprint"], **stats
+            keys=keys,
+            max_action_dim=stats["min"].shape[1],
+            fingerprint=state["fingerprint"],
+            native_dims=tuple(int(d) for d in state["head_dims"]),  # LeRobot/openpi: pad after normalizing
+            **stats,
         )
-        unnormalize = Unnormalize(heads, mode=mode, zero_range=state["zero_range"], eps=state["eps"])  # type: ignore[arg-type]
+        unnormalize = Unnormalize(
+            heads,  # type: ignore[arg-type]
+            mode=mode,
+            zero_range=state["zero_range"],
+            eps=state["eps"],
+            formula=state.get("formula", "fasttok"),
+            dtype=state.get("dtype"),
+        )
         return cls(tokenizer, unnormalize, keys, state["head_dims"])
 
     def head_index(self, head: int | str) -> int:

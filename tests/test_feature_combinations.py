@@ -243,3 +243,44 @@ def test_fasttok_fit_with_a_convention_and_transform_flags_matches_the_python_fi
         assert torch.equal(
             getattr(loaded, name), getattr(Normalize.from_tokenizer_dir(tmp_path / "py"), name)
         )
+
+
+@pytest.mark.parametrize(
+    "convention",
+    [
+        "opentau",
+        resolve_convention("openpi", head_grouping="robot_control"),  # float64 stats, +1e-6 denominators
+        resolve_convention("lerobot", head_grouping="robot_control"),
+    ],
+)
+def test_a_decoder_state_keeps_the_conventions_arithmetic(tmp_path: Path, mixture: Path, convention) -> None:
+    fit_tokenizer(mixture, _settings(convention=convention), out_dir=tmp_path / "tok")
+    decoder = ActionDecoder.from_tokenizer_dir(tmp_path / "tok")
+    state = json.loads(json.dumps(decoder.state()))  # as saved with a checkpoint
+    restored = ActionDecoder.from_state(decoder.tokenizer, state)
+    assert (
+        restored.unnormalize.formula == decoder.unnormalize.formula == resolve_convention(convention).formula
+    )
+    chunks = np.random.default_rng(0).uniform(-1, 1, (6, CHUNK_SIZE, MAX_ACTION_DIM)).astype(np.float32)
+    heads = np.array([0, 1, 2, 0, 1, 2])
+    widths = np.asarray(decoder.head_dims)[heads] if decoder.tokenizer.layout == "native" else None
+    encoded = decoder.tokenizer.encode_padded(chunks, action_dims=widths)
+    expected = decoder.decode(encoded.ids, heads, lengths=encoded.lengths).actions
+    np.testing.assert_array_equal(
+        restored.decode(encoded.ids, heads, lengths=encoded.lengths).actions, expected
+    )
+
+
+def test_a_default_decoder_state_is_unchanged(tmp_path: Path, mixture: Path) -> None:
+    fit_tokenizer(mixture, _settings(), out_dir=tmp_path / "tok")
+    state = ActionDecoder.from_tokenizer_dir(tmp_path / "tok").state()
+    assert set(state) == {
+        "version",
+        "head_keys",
+        "head_dims",
+        "mode",
+        "zero_range",
+        "eps",
+        "fingerprint",
+        "stats",
+    }
