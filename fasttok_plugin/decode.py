@@ -120,7 +120,9 @@ class ActionDecoder:
             raise ValueError(
                 f"ActionDecoder: head dims must be in 1..{unnormalize.action_dim} (padded width), got {bad}"
             )
-        if tokenizer.action_dim not in (None, unnormalize.action_dim):
+        # A native tokenizer takes each row at its head's width (its action_dim is the one fitted width, when
+        # all are equal, never the padded one); only a padded tokenizer must match the padded width.
+        if tokenizer.layout != "native" and tokenizer.action_dim not in (None, unnormalize.action_dim):
             raise ValueError(
                 f"ActionDecoder: the tokenizer encodes {tokenizer.action_dim} action dims but the heads are "
                 f"padded to {unnormalize.action_dim}; use the tokenizer fit for these heads"
@@ -190,6 +192,8 @@ class ActionDecoder:
             "fingerprint": u.fingerprint,
             "stats": {name: getattr(u, name).tolist() for name in names},
             **transforms,
+            # A convention's arithmetic (only when not the package's, so default states are unchanged).
+            **({"formula": u.formula, "dtype": u.dtype_name} if u.formula != "fasttok" else {}),
         }
 
     @classmethod
@@ -213,9 +217,20 @@ class ActionDecoder:
         keys = tuple(state["head_keys"])
         # Unnormalize reads only these attributes of a NormHeads.
         heads = SimpleNamespace(
-            keys=keys, max_action_dim=stats["min"].shape[1], fingerprint=state["fingerprint"], **stats
+            keys=keys,
+            max_action_dim=stats["min"].shape[1],
+            fingerprint=state["fingerprint"],
+            native_dims=tuple(int(d) for d in state["head_dims"]),  # LeRobot/openpi: pad after normalizing
+            **stats,
         )
-        unnormalize = Unnormalize(heads, mode=mode, zero_range=state["zero_range"], eps=state["eps"])  # type: ignore[arg-type]
+        unnormalize = Unnormalize(
+            heads,  # type: ignore[arg-type]
+            mode=mode,
+            zero_range=state["zero_range"],
+            eps=state["eps"],
+            formula=state.get("formula", "fasttok"),
+            dtype=state.get("dtype"),
+        )
         transforms = [transform_from_json(t) for t in state.get("transforms") or [None] * len(keys)]
         return cls(tokenizer, unnormalize, keys, state["head_dims"], transforms)
 

@@ -120,7 +120,7 @@ def fit_tokenizer(
     tokenizer.metadata.update(_tokenizer_metadata(prepared, fingerprint, report))
     if out_dir is not None:
         start = time.perf_counter()
-        save_atomically(tokenizer, report, Path(out_dir), norm_stats=_norm_stats(prepared))
+        save_atomically(tokenizer, report, Path(out_dir), norm_stats=folder_norm_stats(heads, settings))
         logger.info(
             "saved tokenizer and %s to %s in %.2f s", REPORT_NAME, out_dir, time.perf_counter() - start
         )
@@ -217,15 +217,19 @@ def _check_sample_errors(reports: Sequence[DatasetSampleReport], settings: FitSe
     logger.warning("fitting without %d dataset(s) that could not be sampled:\n%s", len(failed), lines)
 
 
-def _norm_stats(prepared: PreparedFit) -> dict[str, Any]:
-    """The folder's ``norm_stats.json`` (DESIGN §13): the heads and the normalization they were fit with."""
+def folder_norm_stats(heads: NormHeads, settings: FitSettings) -> dict[str, Any]:
+    """The folder's ``norm_stats.json`` (DESIGN §13): the heads and the normalization they were fit with.
+
+    Args:
+        heads: The fit's norm heads.
+        settings: The fit's resolved settings (`FitPlan.settings`).
+    """
     from fasttok_plugin.conventions import convention_from_dict
     from fasttok_plugin.norm_stats import norm_stats_document
 
-    settings = prepared.settings
     convention = convention_from_dict(settings.convention) if settings.convention is not None else None
     return norm_stats_document(
-        prepared.heads,
+        heads,
         normalization=str(settings.normalization),
         zero_range=settings.zero_range,
         eps=float(settings.eps),
@@ -239,13 +243,14 @@ def _norm_stats(prepared: PreparedFit) -> dict[str, Any]:
 def _tokenizer_metadata(prepared: PreparedFit, fingerprint: str, report: FitReport) -> dict[str, Any]:
     """What the tokenizer's sidecar records about its fit (the callback reads it to reuse the folder)."""
     settings, heads = prepared.settings, prepared.heads
+    convention = folder_norm_stats(heads, settings)["convention"] if settings.convention is not None else None
     return {
         FINGERPRINT_KEY: fingerprint,
         NORM_HEADS_KEY: heads.fingerprint,
         "normalization": str(settings.normalization),
         "zero_range": settings.zero_range,
         "eps": float(settings.eps),
-        **({"convention": _norm_stats(prepared)["convention"]} if settings.convention is not None else {}),
+        **({"convention": convention} if convention is not None else {}),
         "chunk_size": int(prepared.sampler.chunk_size),
         "action_dim": int(heads.max_action_dim),
         "head_keys": list(heads.keys),

@@ -229,6 +229,8 @@ class FitSettings:
         )
         if grouping is not None:
             overrides["head_grouping"] = grouping
+        if "stats_source" not in overrides and base.stats_source is None and self.transforms_active(config):
+            overrides["stats_source"] = "data"  # transformed actions have no stored stats (as the datamodule)
         if self.layout == defaults.layout and config is not None and config.layout is not None:
             overrides["layout"] = config.layout  # the mixture's layout, as for the grouping
         try:

@@ -33,11 +33,10 @@ import numpy as np
 
 from fasttok_plugin.errors import CodecError, FitError
 from fasttok_plugin.fit._outdir import check_out_dir, save_atomically
-from fasttok_plugin.fit._progress import PhaseClock
-from fasttok_plugin.fit.plan import FitPlan
+from fasttok_plugin.fit._tune_corpus import TuneCorpus, sample_once
 from fasttok_plugin.fit.report import REPORT_KEY, FitReport
 from fasttok_plugin.fit.settings import FitSettings
-from fasttok_plugin.fit.source import FitSource, prepare_fit
+from fasttok_plugin.fit.source import FitSource
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from fasttok_plugin.codec import FastTokenizer
@@ -126,16 +125,6 @@ class TuneResult:
         return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True, slots=True)
-class _Corpus:
-    """The one sampled corpus every step reuses."""
-
-    fit: np.ndarray
-    heldout: np.ndarray
-    head: np.ndarray
-    native: np.ndarray
-
-
 def tune_tokenizer(
     source: str | os.PathLike[str] | MixtureConfig | FitSource,
     settings: FitSettings | None = None,
@@ -172,13 +161,13 @@ def tune_tokenizer(
             chunks, or no scale within a factor 1024 of the start meets the goal (names the closest step).
         PreflightError, MixtureError, OutDirError: As `fit_tokenizer`.
     """
-    from fasttok_plugin.fit.pipeline import fit_tokenizer
+    from fasttok_plugin.fit.pipeline import fit_tokenizer, folder_norm_stats
 
     settings = settings or FitSettings()
     goal = _check_goal(max_action_tokens, quantile, target_mse, bisect_steps)
     if out_dir is not None:
         check_out_dir(Path(out_dir).absolute())
-    corpus = _sample_once(source, settings, preflight=preflight)
+    corpus = sample_once(source, settings, preflight=preflight)
 
     def ok(step: TuneStep) -> bool:
         if step.error:
@@ -212,8 +201,9 @@ def tune_tokenizer(
     tokenizer, report = fit_tokenizer(source, final, progress=progress, preflight=False)
     report = dataclasses.replace(report, settings={**report.settings, TUNE_KEY: result.to_dict()})
     tokenizer.metadata[REPORT_KEY] = report.to_dict()
-    if out_dir is not None:
-        save_atomically(tokenizer, report, Path(out_dir))
+    if out_dir is not None:  # with norm_stats.json: from_tokenizer_dir rebuilds the tuned normalization
+        stats = folder_norm_stats(corpus.plan.sampler.heads, corpus.plan.settings)
+        save_atomically(tokenizer, report, Path(out_dir), norm_stats=stats)
     return tokenizer, report, result
 
 
@@ -240,39 +230,8 @@ def _check_goal(
     return "max_action_tokens" if max_action_tokens is not None else "target_mse"
 
 
-def _sample_once(
-    source: str | os.PathLike[str] | MixtureConfig | FitSource, settings: FitSettings, *, preflight: bool
-) -> _Corpus:
-    """The plan's fit corpus and evaluated held-out chunks, normalized, in memory."""
-    from fasttok_plugin.fit.pipeline import _check_sample_errors
-    from fasttok_plugin.normalize import Normalize
-
-    prepared = prepare_fit(source, settings, preflight=preflight, clock=PhaseClock())
-    resolved, heads = prepared.settings, prepared.heads
-    normalize = Normalize(
-        heads, mode=resolved.normalization, zero_range=resolved.zero_range, eps=resolved.eps
-    )
-    plan = FitPlan(prepared.sampler, normalize, resolved)
-    fit = [b.normalized for b in plan.fit_batches()]
-    _check_sample_errors(plan.sample_report, resolved)
-    held = list(plan.heldout_batches())
-    if not fit:
-        raise FitError("the fit corpus is empty; raise total_chunks or lower heldout_fraction")
-    if not held:
-        raise FitError(
-            "no held-out chunks to tune on (every head has a single episode, or too few chunks were "
-            "sampled); raise total_chunks or heldout_fraction"
-        )
-    return _Corpus(
-        fit=np.concatenate(fit),
-        heldout=np.concatenate([b.normalized for b in held]),
-        head=np.concatenate([b.head_index for b in held]).astype(np.int64),
-        native=np.asarray(heads.native_dims, dtype=np.int64),
-    )
-
-
 def _evaluate(
-    corpus: _Corpus, settings: FitSettings, quantile: float, ok: Callable[[TuneStep], bool]
+    corpus: TuneCorpus, settings: FitSettings, quantile: float, ok: Callable[[TuneStep], bool]
 ) -> TuneStep:
     """Fit at ``settings.scale`` on the corpus, then measure the held-out lengths and error per head."""
     from fasttok_plugin.codec import FastTokenizer
@@ -289,17 +248,18 @@ def _evaluate(
             max_token_length=settings.max_token_length,
             pipeline=settings.pipeline,
             order=settings.order,
+            layout=corpus.plan.settings.layout,  # resolved: a convention or the mixture may set it
+            action_dims=corpus.fit_widths,
         )
-        encoded = tok.encode_padded(corpus.heldout)
-        decoded = tok.decode(encoded)
+        encoded, decoded, widths = corpus.round_trip(tok)
     except CodecError as exc:
         return TuneStep(float(settings.scale), None, None, None, None, False, error=str(exc).split("\n")[0])
     finally:
         codec_logger.setLevel(level)
     lengths = encoded.lengths.astype(np.int64)
-    width = corpus.heldout.shape[2]
-    dims = np.arange(width)[None, None, :] < corpus.native[corpus.head][:, None, None]
-    sq = np.where(dims, decoded.actions.astype(np.float64) - corpus.heldout, 0.0) ** 2
+    width = decoded.actions.shape[2]  # native: the widest row; narrower rows are measured at their width
+    dims = np.arange(width)[None, None, :] < widths[:, None, None]
+    sq = np.where(dims, decoded.actions.astype(np.float64) - corpus.heldout[:, :, :width], 0.0) ** 2
     worst_q, worst_mse = 0.0, 0.0
     for h in np.unique(corpus.head):
         rows = corpus.head == h
