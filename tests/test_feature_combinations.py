@@ -118,7 +118,10 @@ def test_the_folder_alone_rebuilds_what_the_fit_normalized_and_measured(
         encoded = tokenizer.encode_padded(normalized.numpy(), action_dims=batch.action_dims)
         for h in np.unique(batch.head_index):
             lengths.setdefault(int(h), []).append(encoded.lengths[batch.head_index == h])
-        out = decoder.decode(encoded.ids, head, lengths=encoded.lengths)
+        # A zero state: the decoder adds the state back on relative dims (test_decode_relative.py checks
+        # that with the dataset's state); with zeros it returns the unnormalized values compared here.
+        zero_state = np.zeros((len(encoded.ids), 64), np.float32)
+        out = decoder.decode(encoded.ids, head, lengths=encoded.lengths, state=zero_state)
         assert out.valid.all()
         # Decoding unnormalizes the tokenizer's own decode with the training stats: normalizing it again
         # gives that decode back (up to float32 rounding), at each chunk's width.

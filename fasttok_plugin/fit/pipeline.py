@@ -120,7 +120,12 @@ def fit_tokenizer(
     tokenizer.metadata.update(_tokenizer_metadata(prepared, fingerprint, report))
     if out_dir is not None:
         start = time.perf_counter()
-        save_atomically(tokenizer, report, Path(out_dir), norm_stats=folder_norm_stats(heads, settings))
+        save_atomically(
+            tokenizer,
+            report,
+            Path(out_dir),
+            norm_stats=folder_norm_stats(heads, settings, getattr(prepared.sampler, "transforms", None)),
+        )
         logger.info(
             "saved tokenizer and %s to %s in %.2f s", REPORT_NAME, out_dir, time.perf_counter() - start
         )
@@ -217,12 +222,14 @@ def _check_sample_errors(reports: Sequence[DatasetSampleReport], settings: FitSe
     logger.warning("fitting without %d dataset(s) that could not be sampled:\n%s", len(failed), lines)
 
 
-def folder_norm_stats(heads: NormHeads, settings: FitSettings) -> dict[str, Any]:
+def folder_norm_stats(heads: NormHeads, settings: FitSettings, transforms: Any = None) -> dict[str, Any]:
     """The folder's ``norm_stats.json`` (DESIGN §13): the heads and the normalization they were fit with.
 
     Args:
         heads: The fit's norm heads.
         settings: The fit's resolved settings (`FitPlan.settings`).
+        transforms: What the sampler applied per entry (``ChunkSampler.transforms``), so inference can undo
+            it (`ActionDecoder` adds the state back).
     """
     from fasttok_plugin.conventions import convention_from_dict
     from fasttok_plugin.norm_stats import norm_stats_document
@@ -235,8 +242,7 @@ def folder_norm_stats(heads: NormHeads, settings: FitSettings) -> dict[str, Any]
         eps=float(settings.eps),
         convention=convention,
         layout=settings.layout,
-        # What the sampler applied per entry, so inference can undo it (ActionDecoder adds the state back).
-        transforms=getattr(prepared.sampler, "transforms", None),
+        transforms=transforms,
     )
 
 

@@ -161,7 +161,7 @@ def tune_tokenizer(
             chunks, or no scale within a factor 1024 of the start meets the goal (names the closest step).
         PreflightError, MixtureError, OutDirError: As `fit_tokenizer`.
     """
-    from fasttok_plugin.fit.pipeline import fit_tokenizer, folder_norm_stats
+    from fasttok_plugin.fit.pipeline import fit_tokenizer
 
     settings = settings or FitSettings()
     goal = _check_goal(max_action_tokens, quantile, target_mse, bisect_steps)
@@ -201,10 +201,18 @@ def tune_tokenizer(
     tokenizer, report = fit_tokenizer(source, final, progress=progress, preflight=False)
     report = dataclasses.replace(report, settings={**report.settings, TUNE_KEY: result.to_dict()})
     tokenizer.metadata[REPORT_KEY] = report.to_dict()
-    if out_dir is not None:  # with norm_stats.json: from_tokenizer_dir rebuilds the tuned normalization
-        stats = folder_norm_stats(corpus.plan.sampler.heads, corpus.plan.settings)
-        save_atomically(tokenizer, report, Path(out_dir), norm_stats=stats)
+    if out_dir is not None:
+        _save_tuned(tokenizer, report, Path(out_dir), corpus)
     return tokenizer, report, result
+
+
+def _save_tuned(tokenizer: FastTokenizer, report: FitReport, out_dir: Path, corpus: Any) -> None:
+    """Write the tuned folder, with norm_stats.json: from_tokenizer_dir rebuilds the tuned normalization."""
+    from fasttok_plugin.fit.pipeline import folder_norm_stats
+
+    sampler = corpus.plan.sampler
+    stats = folder_norm_stats(sampler.heads, corpus.plan.settings, getattr(sampler, "transforms", None))
+    save_atomically(tokenizer, report, out_dir, norm_stats=stats)
 
 
 def _check_goal(
