@@ -102,6 +102,10 @@ def main() -> None:
         callbacks=[callback],
     )
     trainer.fit(RecordingModel(), datamodule=datamodule)
+    # PyTorch's shutdown rule: without it gloo's worker threads can abort the process at interpreter exit
+    # ("terminate called without an active exception", pytorch/pytorch#190489), a flaky -6 exit status.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
