@@ -194,16 +194,7 @@ def _fit_pass(plan: FitPlan, settings: FitSettings, *, progress: bool, clock: Ph
 
     try:
         with clock.phase_excluding("fit", ("sample", "normalize")):
-            tokenizer = FastTokenizer.fit(
-                fit_stream(),
-                vocab_size=settings.vocab_size,
-                scale=float(settings.scale),
-                min_frequency=settings.min_frequency,
-                max_token_length=settings.max_token_length,
-                pipeline=settings.pipeline,
-                order=settings.order,
-                layout=settings.layout,
-            )
+            tokenizer = FastTokenizer.fit(fit_stream(), **settings.codec_arguments(), layout=settings.layout)
     finally:
         if bpe_bar is not None:
             bpe_bar.close()

@@ -265,6 +265,17 @@ class FitSettings:
             return "data"
         return "data" if self.normalization in QUANTILE_MODES else "stored"
 
+    def codec_arguments(self) -> dict[str, Any]:
+        """The `FastTokenizer.fit` arguments these settings fix (layout and widths come with the corpus)."""
+        return {
+            "vocab_size": self.vocab_size,
+            "scale": float(self.scale),
+            "min_frequency": self.min_frequency,
+            "max_token_length": self.max_token_length,
+            "pipeline": self.pipeline,
+            "order": self.order,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field (``transform`` only when set, as its settings)."""
         out = dataclasses.asdict(self)

@@ -250,12 +250,7 @@ def _evaluate(
     try:
         tok = FastTokenizer.fit(
             corpus.fit,
-            vocab_size=settings.vocab_size,
-            scale=float(settings.scale),
-            min_frequency=settings.min_frequency,
-            max_token_length=settings.max_token_length,
-            pipeline=settings.pipeline,
-            order=settings.order,
+            **settings.codec_arguments(),
             layout=corpus.plan.settings.layout,  # resolved: a convention or the mixture may set it
             action_dims=corpus.fit_widths,
         )
