@@ -72,9 +72,12 @@ def test_python_dash_m_runs_the_fasttok_command(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_docs_named_in_help_texts_exist() -> None:
+def test_docs_named_in_help_texts_and_rule_hints_exist() -> None:
+    from fasttok_plugin.preflight.manager import PreflightPlugins
+
     texts = [p.format_help() for p in _all_parsers(cli.build_parser())]
     texts.append(preflight_cli.build_parser().format_help())
+    texts += [f"{r.summary} {r.fix}" for r in PreflightPlugins(entry_points=False).rules().values()]
     # argparse wraps lines; join them back before looking for paths.
     named = set(re.findall(r"(\S+\.md)\b", " ".join(" ".join(texts).split())))
     assert named, "the help texts should point at the docs"

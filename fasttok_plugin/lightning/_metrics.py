@@ -147,7 +147,7 @@ def run_hyperparams(trainer: pl.Trainer, params: dict[str, Any]) -> dict[str, An
     own.pop("_class_path", None)  # LightningCLI's internal entry, which Lightning does not log either
     merged = dict(own)
     for key, value in params.items():
-        if key in own and own[key] != value:
+        if key in own and not _same(own[key], value):
             log.warning(
                 "hyperparameter %r keeps the run's own value %r; the tokenizer's %r is not logged",
                 key,
@@ -157,6 +157,14 @@ def run_hyperparams(trainer: pl.Trainer, params: dict[str, Any]) -> dict[str, An
             continue
         merged[key] = value
     return merged
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values; False for values that do not compare to a bool (arrays, tensors)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def log_fit(

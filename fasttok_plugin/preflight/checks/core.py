@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fasttok_plugin._doclinks import doc_path
 from fasttok_plugin.preflight.checks._base import ERROR
 from fasttok_plugin.preflight.findings import Rule
 
@@ -14,7 +15,7 @@ CORE_RULES = (
         "mixture-invalid",
         ERROR,
         "The mixture file is structurally invalid (wrong types, missing repo_id).",
-        "Fix the value at the pointer; see docs/preflight.md for the mixture schema.",
+        f"Fix the value at the pointer; see {doc_path('preflight.md')} for the mixture schema.",
     ),
     Rule(
         "FT900",
