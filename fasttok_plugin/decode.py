@@ -167,7 +167,7 @@ class ActionDecoder:
         from fasttok_plugin.norm_stats import read_norm_stats
 
         stored = read_norm_stats(Path(path))
-        unnormalize = Unnormalize.from_tokenizer_dir(path)
+        unnormalize = Unnormalize.from_norm_stats(stored)  # the file is read once
         heads = stored.heads
         return cls(FastTokenizer.load(path), unnormalize, heads.keys, heads.native_dims, stored.transforms)
 

@@ -186,7 +186,11 @@ class _HeadStats(nn.Module):
         """
         from fasttok_plugin.norm_stats import read_norm_stats
 
-        stored = read_norm_stats(Path(path))
+        return cls.from_norm_stats(read_norm_stats(Path(path)))
+
+    @classmethod
+    def from_norm_stats(cls: type[_M], stored: Any) -> _M:
+        """The module of a parsed ``norm_stats.json`` (`fasttok_plugin.norm_stats.StoredNormStats`)."""
         return cls(
             stored.heads,  # type: ignore[arg-type]
             mode=stored.normalization,
