@@ -17,6 +17,10 @@ Differences from the reference, all deliberate:
 - the flatten ``order`` of ``processor_config.json`` is honoured: ``"time"`` (absent; the reference's
   time-major order), ``"dims"`` (each dim's coefficients contiguous) or ``"dc_dims"`` (every dim's DC
   coefficient first, then each dim's other coefficients contiguous).
+- the ``rounding`` of ``processor_config.json`` is honoured: ``"nearest"`` (absent; the reference's) or
+  ``"token_aware"`` (after rounding to nearest, each chunk's nonzero values rounded by more than 0.1 are
+  visited by decreasing rounding error and rounded the other way when that shortens the chunk's token
+  sequence; the rule of ``fasttok_plugin.codec.rounding``, written out again here);
 - folders fit with ``layout="native"`` (one tokenizer over chunks of mixed widths) encode chunks of any
   width, also a list of ``(T, w_i)`` chunks of mixed widths, and ``decode`` takes ``action_dim`` as one int
   (as LeRobot ``pi0_fast`` and openpi call it, with the robot's native width) or one width per row.
@@ -94,6 +98,43 @@ def _order_permutation(order: str, t: int, d: int) -> np.ndarray:
     raise ValueError(f"order={order!r} is not one of {_ORDERS}")
 
 
+_ROUNDINGS = ("nearest", "token_aware")
+# fasttok_plugin.codec.rounding.MIN_ERROR: only values rounded by more than this are rounded the other way.
+_MIN_ERROR = 0.1
+
+
+def _token_aware(
+    codes: np.ndarray, error: np.ndarray, zero: int, usable: np.ndarray, lengths: Any
+) -> np.ndarray:
+    """Greedy token-aware rounding of ``(N, L)`` clamped codes (``error``: 0 where a value was clamped)."""
+    codes = codes.astype(np.int64, copy=True)
+    if codes.size == 0:
+        return codes
+    step = np.where(error > 0, 1, -1).astype(np.int64)
+    other = codes + step
+    candidate = (codes != zero) & (np.abs(error) > _MIN_ERROR) & (other >= 0) & (other < usable.size)
+    candidate[candidate] = usable[other[candidate]]
+    visit = np.argsort(np.where(candidate, -np.abs(error), np.inf), axis=1, kind="stable")
+    counts = candidate.sum(axis=1)
+    best = lengths(codes)
+    for rank in range(int(counts.max())):
+        rows = np.flatnonzero(counts > rank)
+        cols = visit[rows, rank]
+        trial = codes[rows]
+        trial[np.arange(rows.size), cols] += step[rows, cols]
+        n = lengths(trial)
+        shorter = n < best[rows]
+        codes[rows[shorter]] = trial[shorter]
+        best[rows[shorter]] = n[shorter]
+    return codes
+
+
+def _texts(codes: np.ndarray) -> list[str]:
+    width = codes.shape[1]
+    text = np.ascontiguousarray(codes, dtype="<u4").tobytes().decode("utf-32-le")
+    return [text[i * width : (i + 1) * width] for i in range(codes.shape[0])]
+
+
 class UniversalActionProcessor(ProcessorMixin):
     """FAST (DCT + BPE) action tokenizer with the reference processor's interface."""
 
@@ -112,11 +153,15 @@ class UniversalActionProcessor(ProcessorMixin):
         max_token: int | None = None,
         order: str = "time",
         layout: str = "padded",
+        rounding: str = "nearest",
         **kwargs: Any,
     ) -> None:
         if order not in _ORDERS:
             raise ValueError(f"order={order!r} is not one of {_ORDERS}")
+        if rounding not in _ROUNDINGS:
+            raise ValueError(f"rounding={rounding!r} is not one of {_ROUNDINGS}")
         self.order = order
+        self.rounding = rounding
         self.scale = scale
         self.vocab_size = vocab_size
         self.min_token = min_token
@@ -178,6 +223,7 @@ class UniversalActionProcessor(ProcessorMixin):
             max_token=max_token,
             order=config.get("order", "time"),
             layout=layout,
+            rounding=config.get("rounding", "nearest"),
         )
 
     def __call__(self, action_chunk: Any) -> list[list[int]]:
@@ -201,20 +247,30 @@ class UniversalActionProcessor(ProcessorMixin):
         self.called_time_horizon = action_chunk.shape[-2]
         self.called_action_dim = action_chunk.shape[-1]
         n = action_chunk.shape[0]
-        coeff = np.around(dct(action_chunk, axis=1, norm="ortho") * self.scale)
+        scaled = dct(action_chunk, axis=1, norm="ortho") * self.scale
+        coeff = np.around(scaled)
         codes = coeff.reshape(n, -1).astype(np.int64) - self.min_token
+        error = (scaled - coeff).reshape(n, -1)
         if self.order != "time":
-            codes = codes[:, _order_permutation(self.order, *action_chunk.shape[1:])]
+            perm = _order_permutation(self.order, *action_chunk.shape[1:])
+            codes, error = codes[:, perm], error[:, perm]
         clipped = self._remap[np.clip(codes, 0, self._remap.size - 1)]
         self.last_clamped_values = int(np.count_nonzero(clipped != codes))
         if self.last_clamped_values:
             logger.warning(
                 "%d quantized value(s) outside the fitted range were clamped", self.last_clamped_values
             )
-        width = codes.shape[1]
-        text = np.ascontiguousarray(clipped, dtype="<u4").tobytes().decode("utf-32-le")
-        texts = [text[i * width : (i + 1) * width] for i in range(n)]
-        return [e.ids for e in self.bpe_tokenizer.backend_tokenizer.encode_batch(texts)]
+        backend = self.bpe_tokenizer.backend_tokenizer
+        if self.rounding == "token_aware":
+            usable = self._remap == np.arange(self._remap.size)
+            clipped = _token_aware(
+                clipped,
+                np.where(clipped == codes, error, 0.0),
+                -self.min_token,
+                usable,
+                lambda c: np.array([len(e.ids) for e in backend.encode_batch(_texts(c))], dtype=np.int64),
+            )
+        return [e.ids for e in backend.encode_batch(_texts(clipped))]
 
     def decode(
         self,

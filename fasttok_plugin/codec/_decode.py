@@ -16,9 +16,10 @@ from tokenizers import Tokenizer
 
 from fasttok_plugin.codec.alphabet import byte_level_map
 from fasttok_plugin.codec.batches import EncodedBatch
+from fasttok_plugin.codec.quantize import dequantize
 from fasttok_plugin.errors import CodecError
 
-__all__ = ["PieceTable", "RowCodes", "decode_codes", "flat_ids"]
+__all__ = ["PieceTable", "RowCodes", "decode_block", "decode_codes", "flat_ids"]
 
 # (all code points, per-row start into them, per-row count)
 RowCodes = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -144,3 +145,32 @@ def decode_codes(
     counts = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4")
     return codes, np.cumsum(counts) - counts, counts
+
+
+def decode_block(
+    decoded: RowCodes,
+    valid: np.ndarray,
+    out: np.ndarray,
+    *,
+    limit: int,
+    min_token: int,
+    scale: float,
+    order: str,
+) -> np.ndarray:
+    """Dequantize one block's decoded codes into ``out`` (``(B, T, D)``); return the block's validity.
+
+    ``decoded`` is :func:`decode_codes`' ``(codes, starts, counts)``; a row is valid when it was, holds
+    exactly ``T*D`` codes, and every code is below ``limit`` (the tokenizer's span).
+    """
+    codes, starts, counts = decoded
+    _, t, d = out.shape
+    width = t * d
+    ok = valid & (counts == width)
+    good = np.flatnonzero(ok)
+    if good.size:
+        values = codes[starts[good][:, None] + np.arange(width)]
+        in_range = (values < limit).all(axis=1)
+        ok[good[~in_range]] = False
+        good, values = good[in_range], values[in_range]
+        out[good] = dequantize(values, min_token=min_token, scale=scale, shape=(t, d), order=order)
+    return ok

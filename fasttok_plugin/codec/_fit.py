@@ -27,6 +27,7 @@ from fasttok_plugin.codec.alphabet import code_strings
 from fasttok_plugin.codec.order import DEFAULT_ORDER, check_order
 from fasttok_plugin.codec.pipelines import build_tokenizer, check_pipeline
 from fasttok_plugin.codec.quantize import check_range, quantize
+from fasttok_plugin.codec.rounding import DEFAULT_ROUNDING, check_rounding
 from fasttok_plugin.errors import CodecError
 
 __all__ = [
@@ -62,11 +63,13 @@ def fit_arguments(
     min_frequency: Any = 2,
     max_token_length: Any = None,
     order: Any = DEFAULT_ORDER,
+    rounding: Any = DEFAULT_ROUNDING,
 ) -> tuple[float, int]:
     """Check the fit's pipeline, ``scale`` and trainer settings; return ``(float(scale), int(vocab_size))``.
 
     Raises:
-        CodecError: Unknown pipeline or order, another order than ``"time"`` with the reference pipeline,
+        CodecError: Unknown pipeline, order or rounding, another order than ``"time"`` or rounding than
+            ``"nearest"`` with the reference pipeline,
             ``scale`` not a positive finite number, ``vocab_size`` not in ``1..MAX_VOCAB_SIZE``,
             ``min_frequency`` not in ``0..MAX_TRAINER_INT``, ``max_token_length`` neither None nor in
             ``1..MAX_TRAINER_INT``.
@@ -78,6 +81,13 @@ def fit_arguments(
         raise CodecError(
             f"order={order!r} needs pipeline='char': the reference pipeline is the reference FAST "
             "tokenizer exactly, which flattens time-major (order='time')"
+        )
+    check_rounding(rounding)
+    if pipeline == "reference" and rounding != DEFAULT_ROUNDING:
+        # The reference processor rounds to nearest: its ids would disagree with ours.
+        raise CodecError(
+            f"rounding={rounding!r} needs pipeline='char': the reference pipeline is the reference FAST "
+            "tokenizer exactly, which rounds to nearest (rounding='nearest')"
         )
     if (
         isinstance(scale, bool)
@@ -266,6 +276,7 @@ def fit_record(
     pipeline: str,
     order: str,
     layout: str,
+    rounding: str = DEFAULT_ROUNDING,
 ) -> dict[str, Any]:
     """Log the fit and return the ``settings`` a fitted tokenizer records in its sidecar.
 
@@ -292,4 +303,6 @@ def fit_record(
         settings["order"] = order
     if layout == "native":
         settings["layout"] = layout
+    if rounding != DEFAULT_ROUNDING:
+        settings["rounding"] = rounding
     return settings

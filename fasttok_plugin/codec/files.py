@@ -24,6 +24,7 @@ from fasttok_plugin.atomic import write_text_atomic
 from fasttok_plugin.codec._arrays import MAX_HORIZON, UINT32_MAX, check_int
 from fasttok_plugin.codec.order import DEFAULT_ORDER, ORDERS
 from fasttok_plugin.codec.pipelines import detect_pipeline
+from fasttok_plugin.codec.rounding import DEFAULT_ROUNDING, ROUNDINGS
 from fasttok_plugin.errors import CodecError, TokenizerFormatError
 from fasttok_plugin.mixture._source import read_regular_file
 from fasttok_plugin.tokenizer_dir import (
@@ -56,7 +57,8 @@ logger = logging.getLogger(__package__)
 
 FORMAT_VERSION: Final = 2
 # Folders a default fit writes keep format 1 (and their bytes); format 2 adds a flatten ``order`` other than
-# "time", which an older reader would silently decode time-major, so it must refuse the folder instead.
+# "time", which an older reader would silently decode time-major, and a ``rounding`` other than "nearest",
+# which an older reader would encode differently; so it must refuse the folder instead.
 _FORMAT_VERSION_DEFAULT: Final = 1
 HF_MODULE_NAME: Final = "processing_fasttok"
 HF_CLASS_NAME: Final = "UniversalActionProcessor"
@@ -109,11 +111,15 @@ def _directory_files(tok: FastTokenizer) -> dict[str, str]:
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
     ordered = tok.order != DEFAULT_ORDER
-    if ordered:  # the shipped processor reads it from here, beside scale and min_token
+    rounded = tok.rounding != DEFAULT_ROUNDING
+    # The shipped processor reads these from here, beside scale and min_token.
+    if ordered:
         processor_config["order"] = tok.order
+    if rounded:
+        processor_config["rounding"] = tok.rounding
     sidecar = {
         FORMAT_KEY: FORMAT_MARKER,  # the ownership marker: only folders carrying it are ever replaced
-        "format_version": FORMAT_VERSION if ordered else _FORMAT_VERSION_DEFAULT,
+        "format_version": FORMAT_VERSION if ordered or rounded else _FORMAT_VERSION_DEFAULT,
         "pipeline": tok.pipeline,
         "scale": tok.scale,
         "vocab_size": tok.vocab_size,
@@ -126,6 +132,8 @@ def _directory_files(tok: FastTokenizer) -> dict[str, str]:
     }
     if ordered:
         sidecar["order"] = tok.order
+    if rounded:
+        sidecar["rounding"] = tok.rounding
     if tok.layout != "padded":
         # Only a non-default layout is written, so padded folders stay byte-identical.
         sidecar["layout"] = tok.layout
@@ -180,6 +188,7 @@ class SavedTokenizer:
     order: str = DEFAULT_ORDER
     layout: str = "padded"
     action_dims: tuple[int, ...] | None = None
+    rounding: str = DEFAULT_ROUNDING
 
 
 def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
@@ -212,7 +221,8 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
         )
     metadata = sidecar.get("metadata", {})
     settings = sidecar.get("settings", {})
-    order = _read_order(root, config, sidecar, pipeline)
+    order = _read_choice(root, config, sidecar, pipeline, "order", ORDERS)
+    rounding = _read_choice(root, config, sidecar, pipeline, "rounding", ROUNDINGS)
     layout, action_dims = _read_layout(sidecar, root / SIDECAR_NAME)
     return SavedTokenizer(
         tokenizer=tokenizer,
@@ -228,6 +238,7 @@ def read_directory(directory: str | os.PathLike[str]) -> SavedTokenizer:
         order=order,
         layout=layout,
         action_dims=action_dims,
+        rounding=rounding,
     )
 
 
@@ -247,24 +258,35 @@ def _read_layout(sidecar: dict[str, Any], path: Path) -> tuple[str, tuple[int, .
     )
 
 
-def _read_order(root: Path, config: dict[str, Any], sidecar: dict[str, Any], pipeline: str) -> str:
-    """The flatten order both files record (absent: ``"time"``), refusing unknown or disagreeing ones."""
-    in_config = config.get("order", DEFAULT_ORDER)
-    in_sidecar = sidecar.get("order", in_config if not sidecar else DEFAULT_ORDER)
+def _read_choice(
+    root: Path,
+    config: dict[str, Any],
+    sidecar: dict[str, Any],
+    pipeline: str,
+    key: str,
+    choices: tuple[str, ...],
+) -> str:
+    """The ``order`` or ``rounding`` both files record (absent: the reference's, ``choices[0]``).
+
+    Refuses unknown values, files that disagree, and a non-default value with a reference tokenizer.
+    """
+    default = choices[0]
+    in_config = config.get(key, default)
+    in_sidecar = sidecar.get(key, in_config if not sidecar else default)
     if in_config != in_sidecar:
         raise TokenizerFormatError(
-            f"{root}: order is {in_config!r} in {PROCESSOR_CONFIG_NAME} but {in_sidecar!r} in "
+            f"{root}: {key} is {in_config!r} in {PROCESSOR_CONFIG_NAME} but {in_sidecar!r} in "
             f"{SIDECAR_NAME}; the directory was edited by hand or mixes two fits"
         )
-    if not isinstance(in_config, str) or in_config not in ORDERS:
+    if not isinstance(in_config, str) or in_config not in choices:
         raise TokenizerFormatError(
-            f"{root / PROCESSOR_CONFIG_NAME}: order={in_config!r:.60} is not one of {ORDERS}; the folder "
+            f"{root / PROCESSOR_CONFIG_NAME}: {key}={in_config!r:.60} is not one of {choices}; the folder "
             "was written by a newer fasttok-plugin (upgrade it) or edited by hand"
         )
-    if pipeline == "reference" and in_config != DEFAULT_ORDER:
+    if pipeline == "reference" and in_config != default:
         raise TokenizerFormatError(
-            f"{root}: order={in_config!r} with a reference (byte-level) tokenizer; only the char pipeline "
-            "writes other orders than 'time'"
+            f"{root}: {key}={in_config!r} with a reference (byte-level) tokenizer; only the char pipeline "
+            f"writes other {key}s than {default!r}"
         )
     return in_config
 

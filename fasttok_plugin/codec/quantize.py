@@ -12,7 +12,7 @@ from fasttok_plugin.codec.alphabet import SURROGATE_START
 from fasttok_plugin.codec.order import DEFAULT_ORDER, apply_order, undo_order
 from fasttok_plugin.errors import CodecError
 
-__all__ = ["MAX_QUANTIZED", "check_range", "dequantize", "quantize"]
+__all__ = ["MAX_QUANTIZED", "check_range", "dequantize", "quantize", "quantize_with_error"]
 
 #: Largest quantized magnitude accepted: the fit stores rows as int32 before ``min_token`` is known, and
 #: an alphabet spans fewer than ``SURROGATE_START`` values, so nothing useful lies beyond it.
@@ -35,11 +35,41 @@ def quantize(
         CodecError: Rows whose scaled coefficients are not finite (the multiply overflowed the input
             dtype) or beyond ``MAX_QUANTIZED`` in magnitude, naming the rows, ``scale`` and the fix.
     """
+    _, rounded = _scaled(array, scale, what, offset)
+    flat = rounded.reshape(array.shape[0], array.shape[1] * array.shape[2]).astype(np.int64)
+    return apply_order(flat, order, array.shape[1], array.shape[2])
+
+
+def quantize_with_error(
+    array: np.ndarray, scale: float, *, what: str = "encode", offset: int = 0, order: str = DEFAULT_ORDER
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`quantize`, plus each value's rounding error (scaled coefficient minus its integer).
+
+    Returns:
+        ``(codes, error)``: the ``(N, T*D)`` int64 values of :func:`quantize` and an ``(N, T*D)`` float
+        array (the input dtype) in the same order, each in ``[-0.5, 0.5]``.
+
+    Raises:
+        CodecError: as :func:`quantize`.
+    """
+    scaled, rounded = _scaled(array, scale, what, offset)
+    n, width = array.shape[0], array.shape[1] * array.shape[2]
+    flat = rounded.reshape(n, width)
+    error = scaled.reshape(n, width) - flat
+    return (
+        apply_order(flat.astype(np.int64), order, array.shape[1], array.shape[2]),
+        apply_order(error, order, array.shape[1], array.shape[2]),
+    )
+
+
+def _scaled(array: np.ndarray, scale: float, what: str, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, T, D)`` chunks -> their scaled DCT coefficients and those rounded, checked for overflow."""
     coeff = dct(array, axis=1, norm="ortho")
     # np.around is round-half-to-even like the reference; the multiply stays in the input dtype.
     # Overflow is reported below, per row, so numpy's own overflow warning would only repeat it.
     with np.errstate(over="ignore", invalid="ignore"):
-        rounded = np.around(coeff * scale)
+        scaled = coeff * scale
+        rounded = np.around(scaled)
     if rounded.size:
         # ``not <=`` is NaN-aware: 0 * inf (a scale beyond float32) is NaN and must not pass as small.
         bad = ~(np.abs(rounded) <= MAX_QUANTIZED).all(axis=(1, 2))
@@ -53,8 +83,7 @@ def quantize(
                 f"{peak}), rows {format_rows(rows)}. Lower scale (--scale) or check that the data is "
                 "normalized (e.g. to [-1, 1])"
             )
-    flat = rounded.reshape(array.shape[0], array.shape[1] * array.shape[2]).astype(np.int64)
-    return apply_order(flat, order, array.shape[1], array.shape[2])
+    return scaled, rounded
 
 
 def dequantize(

@@ -21,7 +21,7 @@ from fasttok_plugin.codec._arrays import (
     check_int,
     host_array,
 )
-from fasttok_plugin.codec._decode import PieceTable, decode_codes, flat_ids
+from fasttok_plugin.codec._decode import PieceTable, decode_block, decode_codes, flat_ids
 from fasttok_plugin.codec._widths import (
     check_layout,
     decode_widths,
@@ -35,7 +35,7 @@ from fasttok_plugin.codec.batches import DecodedBatch, EncodedBatch, pad_rows
 from fasttok_plugin.codec.files import read_directory, write_directory
 from fasttok_plugin.codec.order import DEFAULT_ORDER, check_order
 from fasttok_plugin.codec.pipelines import check_pipeline
-from fasttok_plugin.codec.quantize import dequantize, quantize
+from fasttok_plugin.codec.rounding import DEFAULT_ROUNDING, check_rounding, rounded_block
 from fasttok_plugin.errors import CodecError
 
 __all__ = ["FastTokenizer"]
@@ -66,6 +66,8 @@ class FastTokenizer:
         settings: fit settings (``min_frequency``, ``max_token_length``, ...), saved in the sidecar.
         order: flatten order of the coefficients (``"time"``: the reference's; see
             `fasttok_plugin.codec.order`).
+        rounding: how encode rounds the scaled coefficients (``"nearest"``: the reference's; see
+            `fasttok_plugin.codec.rounding`).
     """
 
     def __init__(
@@ -84,9 +86,11 @@ class FastTokenizer:
         order: str = DEFAULT_ORDER,
         layout: str = "padded",
         action_dims: Sequence[int] | None = None,
+        rounding: str = DEFAULT_ROUNDING,
     ) -> None:
         check_pipeline(pipeline)
         self.order = check_order(order)
+        self.rounding = check_rounding(rounding)
         self.layout = check_layout(layout)
         self.action_dims = tuple(int(w) for w in action_dims) if action_dims is not None else None
         self.tokenizer = tokenizer
@@ -102,6 +106,7 @@ class FastTokenizer:
         mask = representable_codes(tokenizer, pipeline, span=span, vocab_size=vocab_size)
         self.max_token = min_token + mask.size - 1
         self._remap = nearest_remap(mask)
+        self._usable = mask
         self._holes = int((~mask).sum())
         self._vocab_len = tokenizer.get_vocab_size()
         self._table: PieceTable | None = None
@@ -121,6 +126,7 @@ class FastTokenizer:
         order: str = DEFAULT_ORDER,
         layout: str = "padded",
         action_dims: Sequence[int] | np.ndarray | None = None,
+        rounding: str = DEFAULT_ROUNDING,
     ) -> FastTokenizer:
         """Fit a tokenizer on action chunks.
 
@@ -139,6 +145,8 @@ class FastTokenizer:
                 `fasttok_plugin.codec.order`); other orders than ``"time"`` need ``pipeline="char"``.
             layout: ``"padded"`` (default) or ``"native"`` (one tokenizer over chunks of mixed widths).
             action_dims: ``native``, one ``chunks`` array: each row's width (None: all ``D``).
+            rounding: ``"nearest"`` (the reference's) or ``"token_aware"`` (``pipeline="char"``; encode
+                shortens sequences, `fasttok_plugin.codec.rounding`); the BPE is fit the same either way.
 
         Returns:
             The fitted tokenizer.
@@ -148,30 +156,24 @@ class FastTokenizer:
                 cannot hold, scaled coefficients that overflow, or trainer settings out of range.
         """
         scale, vocab_size = _fit.fit_arguments(
-            pipeline, scale, vocab_size, min_frequency, max_token_length, order
+            pipeline, scale, vocab_size, min_frequency, max_token_length, order, rounding
         )
         corpus = _fit.read_corpus(
             chunks, scale=scale, vocab_size=vocab_size, order=order, layout=layout, action_dims=action_dims
         )
         native = layout == "native"
-        tokenizer = _fit.train_bpe(
-            corpus,
-            pipeline=pipeline,
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            max_token_length=max_token_length,
-            show_progress=show_progress,
-        )
+        trainer = {"vocab_size": vocab_size, "min_frequency": min_frequency}
+        trainer["max_token_length"] = max_token_length
+        tokenizer = _fit.train_bpe(corpus, pipeline=pipeline, show_progress=show_progress, **trainer)
         settings = _fit.fit_record(
             corpus,
             tokenizer,
-            vocab_size=vocab_size,
             scale=scale,
-            min_frequency=min_frequency,
-            max_token_length=max_token_length,
             pipeline=pipeline,
             order=order,
             layout=layout,
+            rounding=rounding,
+            **trainer,
         )
         return cls(
             tokenizer,
@@ -186,6 +188,7 @@ class FastTokenizer:
             order=order,
             layout=layout,
             action_dims=corpus.widths if native else None,
+            rounding=rounding,
         )
 
     # --------------------------------------------------------------- encode
@@ -221,8 +224,8 @@ class FastTokenizer:
         return texts, clamped
 
     def _block_codes(self, block: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
-        codes = quantize(block, self.scale, what="encode", offset=offset, order=self.order)
-        return self._clip(codes - self.min_token)
+        codec = (self.scale, self.min_token, self.order, self.rounding)
+        return rounded_block(block, offset, *codec, self._clip, self._usable, self.tokenizer)
 
     def _encode_ids(self, chunks: Any, action_dims: Any = None) -> tuple[list[list[int]], int]:
         """Token id lists of every chunk (one batched tokenizer call) and the clamp count."""
@@ -343,20 +346,16 @@ class FastTokenizer:
         """Decode one block of rows into ``out`` (``(B, T, D)``, NaN-filled); return the block's validity."""
         if self._table is None:
             self._table = PieceTable.build(self.tokenizer, self.pipeline)
-        codes, starts, counts = decode_codes(self.tokenizer, self._table, flat, row_start, row_end)
-        _, t, d = out.shape
-        width = t * d
-        ok = valid & (counts == width)
-        good = np.flatnonzero(ok)
-        if good.size:
-            values = codes[starts[good][:, None] + np.arange(width)]
-            in_range = (values < self._remap.size).all(axis=1)
-            ok[good[~in_range]] = False
-            good, values = good[in_range], values[in_range]
-            out[good] = dequantize(
-                values, min_token=self.min_token, scale=self.scale, shape=(t, d), order=self.order
-            )
-        return ok
+        codes = decode_codes(self.tokenizer, self._table, flat, row_start, row_end)
+        return decode_block(
+            codes,
+            valid,
+            out,
+            limit=self._remap.size,
+            min_token=self.min_token,
+            scale=self.scale,
+            order=self.order,
+        )
 
     # ------------------------------------------------------------ save/load
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -386,6 +385,7 @@ class FastTokenizer:
 
     def __repr__(self) -> str:
         order = f", order={self.order!r}" if self.order != DEFAULT_ORDER else ""
+        order += f", rounding={self.rounding!r}" if self.rounding != DEFAULT_ROUNDING else ""
         return (
             f"FastTokenizer(pipeline={self.pipeline!r}, layout={self.layout!r}, T={self.time_horizon}, "
             f"D={self.action_dim}, "
