@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_codec.py              # N=4000 fit chunks, T=50, D=32, vocab 2048, scale 10
     python benchmarks/bench_codec.py --n-fit 20000 --n-heldout 2000
+    python benchmarks/bench_codec.py --rounding-only  # token_aware vs nearest encode only
 
 Prints ratios (baseline time / our time) for fit, encode and decode, tokens per chunk for both pipelines,
 round-trip MSE and the peak memory of each fit, and checks that the ``"reference"`` pipeline writes a
@@ -16,6 +17,11 @@ shown as wall time (best of ``--fit-repeat`` alternating rounds) and as process 
 trainer (~90% of a fit) does the same work in both, so on a machine shared with other jobs the wall
 ratio swings with their load while the CPU ratio does not. Targets on a
 2-core machine: encode >= 2x, decode >= 2.5x, fit >= 1x with no more peak memory.
+
+Last, the encode cost of ``rounding="token_aware"`` (`fasttok_plugin.codec.rounding`) against
+``"nearest"``, side by side on the same tokenizer settings and chunks: robot-like chunks of 30 x 7 and
+30 x 14 (`bench_tokens.trajectory`: minimum-jerk reaches, teleoperation noise, binary grippers, normalized
+to [-1, 1] per dim), vocab 2048, scale 10, ms per chunk and the ratio, with the tokens and MSE of each.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tokens import trajectory
 from reference_fast import ReferenceFast, smooth_chunks
 
 from fasttok_plugin.codec import FastTokenizer
@@ -91,6 +99,46 @@ def lengths_summary(rows: list[list[int]]) -> str:
     return f"mean {n.mean():7.2f}  p99 {np.percentile(n, 99):6.1f}  max {n.max():4d}"
 
 
+def robot_chunks(n: int, t: int, d: int, *, seed: int) -> np.ndarray:
+    """``n`` chunks of ``t`` steps cut from robot-like episodes of ``d`` dims, normalized to [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    grippers = 2 if d >= 14 else 1
+    per_episode = 10
+    episodes = [trajectory(rng, 300, d, grippers, False) for _ in range(-(-n // per_episode))]
+    starts = rng.integers(0, 300 - t + 1, size=(len(episodes), per_episode))
+    x = np.stack([e[s : s + t] for e, row in zip(episodes, starts, strict=True) for s in row])[:n]
+    lo, hi = x.min(axis=(0, 1), keepdims=True), x.max(axis=(0, 1), keepdims=True)
+    return (2 * (x - lo) / np.maximum(hi - lo, 1e-8) - 1).astype(np.float32)
+
+
+def rounding_throughput(n_fit: int, n_encode: int, repeat: int, seed: int) -> None:
+    """Print encode ms per chunk of ``token_aware`` vs ``nearest`` (30 x 7 and 30 x 14 chunks)."""
+    print("\n== encode: rounding='token_aware' vs 'nearest' (same BPE; vocab 2048, scale 10)")
+    print(
+        f"{'chunks':10s} {'nearest':>12s} {'token_aware':>14s} {'ratio':>7s}   "
+        "tokens mean (nearest / aware), MSE"
+    )
+    for d in (7, 14):
+        chunks = robot_chunks(n_fit + n_encode, 30, d, seed=seed + d)
+        fit, held = chunks[:n_fit], chunks[n_fit:]
+        toks = {
+            rounding: FastTokenizer.fit(fit, vocab_size=2048, scale=10.0, rounding=rounding)
+            for rounding in ("nearest", "token_aware")
+        }
+        ids, seconds = best_of_interleaved(
+            repeat, {name: (lambda t=tok, x=held: t.encode(x)) for name, tok in toks.items()}
+        )
+        ms = {name: 1000 * seconds[name] / len(held) for name in toks}
+        tokens = {name: float(np.mean([len(r) for r in ids[name]])) for name in toks}
+        mse = {name: float(np.mean((toks[name].decode(ids[name]).actions - held) ** 2)) for name in toks}
+        print(
+            f"{f'30 x {d}':10s} {ms['nearest']:9.3f} ms {ms['token_aware']:11.3f} ms "
+            f"{ms['token_aware'] / ms['nearest']:6.1f}x   "
+            f"{tokens['nearest']:.1f} / {tokens['token_aware']:.1f}, "
+            f"{mse['nearest']:.2e} / {mse['token_aware']:.2e}  ({len(held)} chunks, best of {repeat})"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-fit", type=int, default=4000, help="chunks to fit on (and to encode/decode)")
@@ -102,8 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="encode/decode rounds (best time is kept)")
     parser.add_argument("--fit-repeat", type=int, default=3, help="fit repetitions (best time is kept)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounding-fit", type=int, default=4000, help="token_aware section: fit chunks")
+    parser.add_argument(
+        "--rounding-encode", type=int, default=1000, help="token_aware section: encoded chunks"
+    )
+    parser.add_argument("--rounding-only", action="store_true", help="only the token_aware vs nearest encode")
     args = parser.parse_args(argv)
     t, d = args.time_horizon, args.action_dim
+    if args.rounding_only:
+        rounding_throughput(args.rounding_fit, args.rounding_encode, args.repeat, args.seed)
+        return 0
 
     chunks = smooth_chunks(args.n_fit, t, d, seed=args.seed)
     heldout = smooth_chunks(args.n_heldout, t, d, seed=args.seed + 1)
@@ -231,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             and max(map(len, held_char)) <= max(map(len, held_ref))
         ),
     }
+    rounding_throughput(args.rounding_fit, args.rounding_encode, args.repeat, args.seed)
     print(f"\nload average after: {os.getloadavg()[0]:.2f} (other processes share these cores)")
     print("\n== targets")
     for name, ok in targets.items():

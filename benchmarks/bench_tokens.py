@@ -15,8 +15,12 @@ chunks. ``padded`` rows fit and encode the ``T x max_action_dim`` chunks; ``nati
 each chunk at its entry's native width (`fasttok_plugin.fit.plan.entry_widths`, the ``action_dims`` the
 fit pipeline streams with ``layout="native"``). For each codec setting and each ``--scales`` value it fits
 a tokenizer and reports held-out mean, p99 and max tokens against the round-trip MSE in normalized units,
-over the native dims of every row (whatever the layout, so the rows are comparable). Then, per setting,
-its tokens are interpolated (log-log) at the reference's MSE of every scale: the ratio at matched MSE.
+over the native dims of every row (whatever the layout, so the rows are comparable). The MSE is each
+tokenizer's own ``decode(encode(x))`` error: ``token_aware`` rows (`fasttok_plugin.codec.rounding`) round
+some values the other way, so their error is larger than the nearest rows' at the same scale. Then, per
+setting, its tokens are interpolated (log-log) at the reference's MSE of every scale: the ratio at matched
+MSE. A row whose MSE range does not hold every reference MSE is also fit at 2x the largest (or half the
+smallest) scale until it does, so the interpolation never clamps at an end.
 Writes a PNG of the curves when matplotlib is installed.
 """
 
@@ -37,19 +41,34 @@ from fasttok_plugin.fit import FitPlan, FitSettings
 from fasttok_plugin.fit.source import prepare_fit
 from fasttok_plugin.testing import write_lerobot_dataset, write_mixture
 
-# (label, pipeline, order, max_token_length or "T": the chunk size, layout)
-SETTINGS: tuple[tuple[str, str, str, Any, str], ...] = (
-    ("reference FAST (time)", "reference", "time", 10000, "padded"),
-    ("char, time (default)", "char", "time", 10000, "padded"),
-    ("char, dc_dims", "char", "dc_dims", 10000, "padded"),
-    ("char, dims", "char", "dims", 10000, "padded"),
-    ("char, dims, merge cap T", "char", "dims", "T", "padded"),
-    ("native, time", "char", "time", 10000, "native"),
-    ("native, dc_dims", "char", "dc_dims", 10000, "native"),
-    ("native, dims", "char", "dims", 10000, "native"),
+# (label, pipeline, order, max_token_length or "T": the chunk size, layout, rounding). A token_aware row's
+# label is its nearest twin's plus ", token_aware" (the PNG draws it dashed in the twin's colour).
+SETTINGS: tuple[tuple[str, str, str, Any, str, str], ...] = (
+    ("reference FAST (time)", "reference", "time", 10000, "padded", "nearest"),
+    ("char, time (default)", "char", "time", 10000, "padded", "nearest"),
+    ("char, dc_dims", "char", "dc_dims", 10000, "padded", "nearest"),
+    ("char, dims", "char", "dims", 10000, "padded", "nearest"),
+    ("char, dims, merge cap T", "char", "dims", "T", "padded", "nearest"),
+    ("native, time", "char", "time", 10000, "native", "nearest"),
+    ("native, dc_dims", "char", "dc_dims", 10000, "native", "nearest"),
+    ("native, dims", "char", "dims", 10000, "native", "nearest"),
+    ("char, time, token_aware", "char", "time", 10000, "padded", "token_aware"),
+    ("native, time, token_aware", "char", "time", 10000, "native", "token_aware"),
+    ("native, dc_dims, token_aware", "char", "dc_dims", 10000, "native", "token_aware"),
+    ("native, dims, token_aware", "char", "dims", 10000, "native", "token_aware"),
 )
-#: The rows of ``--quick`` (a smoke test): the reference, the padded orders and one native row.
-QUICK = ("reference FAST (time)", "char, time (default)", "char, dc_dims", "char, dims", "native, dims")
+#: The rows of ``--quick`` (a smoke test): the reference, the padded orders, a native row and its
+#: token-aware twin.
+QUICK = (
+    "reference FAST (time)",
+    "char, time (default)",
+    "char, dc_dims",
+    "char, dims",
+    "native, dims",
+    "native, dims, token_aware",
+)
+#: Width of the label column of the printed tables.
+LABEL = 30
 # (robot, control mode, action dim, gripper dims, velocity control) of the generated datasets.
 ROBOTS = (
     ("franka", "joint_pos", 8, 1, False),
@@ -151,79 +170,160 @@ def sample(mixture: Path, settings: FitSettings) -> Corpus:
     )
 
 
-def roundtrip(tok: FastTokenizer, corpus: Corpus, native: bool) -> tuple[np.ndarray, float]:
-    """Held-out token lengths and round-trip MSE over the native dims (a native row at its widths)."""
+class Point(NamedTuple):
+    """One fit of one setting, measured on the held-out chunks."""
+
+    scale: float
+    mse: float  # round-trip MSE, decode(encode(x)) against x, over the native dims
+    mean: float
+    p99: float
+    max: int
+    seconds: float  # fit
+    encode_ms: float  # encode of one held-out chunk (the batch's time / its chunks)
+
+
+#: A row's MSE range must hold every reference MSE to within this share (the nearest rows decode the
+#: same quantized values at a scale, so they only differ by float noise).
+BRACKET_TOLERANCE = 1e-3
+
+
+def twin(label: str) -> str:
+    """The ``nearest`` row a setting is compared with in the PNG (itself for a ``nearest`` row)."""
+    setting = next(s for s in SETTINGS if s[0] == label)
+    return next(s[0] for s in SETTINGS if s[1:5] == setting[1:5] and s[5] == "nearest")
+
+
+def roundtrip(tok: FastTokenizer, corpus: Corpus, native: bool) -> tuple[np.ndarray, float, float]:
+    """Held-out token lengths, round-trip MSE over the native dims, encode seconds (a native row at its
+    widths). The MSE is the real ``decode(encode(x))`` error of this tokenizer, so a ``token_aware`` row's
+    is its own (larger than the shared quantization error at the same scale)."""
     held, widths = corpus.held, corpus.held_widths if native else None
+    start = time.perf_counter()
     encoded = tok.encode_padded(held, action_dims=widths)
-    decoded = tok.decode(encoded, action_dim=widths).actions  # native: (N, T, widest), 0 beyond
+    seconds = time.perf_counter() - start
+    decoded = tok.decode(encoded, action_dim=widths)  # native: (N, T, widest), 0 beyond
+    if decoded.invalid_rows:  # NaN rows would poison the MSE: a codec bug, never averaged away
+        raise RuntimeError(
+            f"{len(decoded.invalid_rows)} held-out rows do not decode: {decoded.invalid_rows[:5]}"
+        )
     full = np.zeros_like(held)
-    full[:, :, : decoded.shape[2]] = decoded
-    return encoded.lengths, float(np.square(full - held, dtype=np.float64)[corpus.mask].mean())
+    full[:, :, : decoded.actions.shape[2]] = decoded.actions
+    mse = float(np.square(full - held, dtype=np.float64)[corpus.mask].mean())
+    return encoded.lengths, mse, seconds
 
 
-def measure(corpus: Corpus, scales: list[float], vocab: int, labels: tuple[str, ...]) -> dict:
-    """Per setting, per scale: (mse, mean, p99, max tokens, fit seconds)."""
-    rows: dict[str, list[tuple[float, float, float, int, float]]] = {}
-    fit = corpus.fit
-    for label, pipeline, order, cap, layout in SETTINGS:
+def fit_point(corpus: Corpus, setting: tuple, scale: float, vocab: int) -> Point:
+    """Fit ``setting`` at ``scale`` on the fit chunks and measure it on the held-out chunks."""
+    label, pipeline, order, cap, layout, rounding = setting
+    native = layout == "native"
+    start = time.perf_counter()
+    tok = FastTokenizer.fit(
+        corpus.fit,
+        vocab_size=vocab,
+        scale=scale,
+        pipeline=pipeline,
+        order=order,
+        max_token_length=corpus.fit.shape[1] if cap == "T" else cap,
+        layout=layout,
+        action_dims=corpus.fit_widths if native else None,
+        rounding=rounding,
+    )
+    seconds = time.perf_counter() - start
+    n, mse, encode = roundtrip(tok, corpus, native)
+    point = Point(
+        scale,
+        mse,
+        float(n.mean()),
+        float(np.percentile(n, 99)),
+        int(n.max()),
+        seconds,
+        1000 * encode / len(n),
+    )
+    print(
+        f"  {label:<{LABEL}} scale {scale:>6g}: mse {mse:.3g} mean {point.mean:.1f} p99 {point.p99:.0f} "
+        f"max {point.max} (fit {seconds:.1f} s, encode {point.encode_ms:.2f} ms/chunk)",
+        flush=True,
+    )
+    return point
+
+
+def bracket(corpus: Corpus, setting: tuple, points: list[Point], ref: list[Point], vocab: int) -> list[Point]:
+    """Extra fits (2x the largest scale, or half the smallest, up to 3 each) until ``points``' MSE range
+    holds every reference MSE: ``np.interp`` clamps outside it, which would credit a ``token_aware`` row
+    (larger error at a scale) with its shortest sequences at an error it does not reach."""
+    extra: list[Point] = []
+    low, high = min(r.mse for r in ref), max(r.mse for r in ref)
+    scale = max(p.scale for p in points)
+    while min(p.mse for p in points + extra) > low * (1 + BRACKET_TOLERANCE) and len(extra) < 3:
+        scale *= 2
+        extra.append(fit_point(corpus, setting, scale, vocab))
+    scale, below = min(p.scale for p in points), len(extra)
+    while max(p.mse for p in points + extra) < high / (1 + BRACKET_TOLERANCE) and len(extra) < below + 3:
+        scale /= 2
+        extra.append(fit_point(corpus, setting, scale, vocab))
+    return extra
+
+
+def measure(
+    corpus: Corpus, scales: list[float], vocab: int, labels: tuple[str, ...]
+) -> tuple[dict[str, list[Point]], dict[str, list[Point]]]:
+    """Per setting: its points at ``scales``, and the extra points that bracket the reference's MSE."""
+    rows: dict[str, list[Point]] = {}
+    extra: dict[str, list[Point]] = {}
+    for setting in SETTINGS:
+        label = setting[0]
         if label not in labels:
             continue
-        rows[label] = []
-        native = layout == "native"
-        for scale in scales:
-            start = time.perf_counter()
-            tok = FastTokenizer.fit(
-                fit,
-                vocab_size=vocab,
-                scale=scale,
-                pipeline=pipeline,
-                order=order,
-                max_token_length=fit.shape[1] if cap == "T" else cap,
-                layout=layout,
-                action_dims=corpus.fit_widths if native else None,
-            )
-            seconds = time.perf_counter() - start
-            n, mse = roundtrip(tok, corpus, native)
-            rows[label].append((mse, float(n.mean()), float(np.percentile(n, 99)), int(n.max()), seconds))
-            print(
-                f"  {label:<26} scale {scale:>6g}: mse {mse:.3g} mean {n.mean():.1f} p99 "
-                f"{np.percentile(n, 99):.0f} max {n.max()} ({seconds:.1f} s)",
-                flush=True,
-            )
-    return rows
+        rows[label] = [fit_point(corpus, setting, scale, vocab) for scale in scales]
+        reference = rows[SETTINGS[0][0]]
+        extra[label] = bracket(corpus, setting, rows[label], reference, vocab)
+    return rows, extra
 
 
-def matched(ref: list[tuple], row: list[tuple], column: int) -> list[float]:
+def matched(ref: list[Point], row: list[Point], column: str) -> list[float]:
     """``row``'s tokens at each reference MSE (log-log interpolation) divided by the reference's."""
-    mse = np.log([r[0] for r in row])
-    tokens = np.log([r[column] for r in row])
+    mse = np.log([r.mse for r in row])
+    tokens = np.log([getattr(r, column) for r in row])
     order = np.argsort(mse)
     out = []
     for r in ref:
-        at = float(np.exp(np.interp(np.log(r[0]), mse[order], tokens[order])))
-        out.append(at / r[column])
+        at = float(np.exp(np.interp(np.log(r.mse), mse[order], tokens[order])))
+        out.append(at / getattr(r, column))
     return out
 
 
-def report(rows: dict, scales: list[float]) -> str:
+def report(rows: dict[str, list[Point]], extra: dict[str, list[Point]], scales: list[float]) -> str:
+    """The per-scale table, the extra bracketing fits and the matched-MSE ratios, as printed text."""
     ref = rows[SETTINGS[0][0]]
     lines = ["", "held-out tokens (mean / p99 / max) and round-trip MSE per scale:"]
-    lines.append(f"{'setting':<26}" + "".join(f"{'scale ' + format(s, 'g'):>26}" for s in scales))
+    lines.append(f"{'setting':<{LABEL}}" + "".join(f"{'scale ' + format(s, 'g'):>26}" for s in scales))
     for label, values in rows.items():
-        cells = "".join(f" {f'{m:.1f} / {p:.0f} / {x} ({e:.2g})':>25}" for e, m, p, x, _ in values)
-        lines.append(f"{label:<26}{cells}")
+        cells = "".join(f" {f'{p.mean:.1f} / {p.p99:.0f} / {p.max} ({p.mse:.2g})':>25}" for p in values)
+        lines.append(f"{label:<{LABEL}}{cells}")
+    added = {label: points for label, points in extra.items() if points}
+    if added:
+        lines += [
+            "",
+            "extra fits so that each row's MSE range holds the reference's (used for interpolation):",
+        ]
+        for label, points in added.items():
+            cells = ", ".join(
+                f"scale {p.scale:g}: {p.mean:.1f} / {p.p99:.0f} / {p.max} ({p.mse:.2g})" for p in points
+            )
+            lines.append(f"{label:<{LABEL}} {cells}")
     lines += ["", "at matched MSE, tokens relative to the reference FAST (mean, p99; < 1 is shorter):"]
     for label, values in rows.items():
-        mean = matched(ref, values, 1)
-        p99 = matched(ref, values, 2)
+        mean = matched(ref, values + extra[label], "mean")
+        p99 = matched(ref, values + extra[label], "p99")
         cells = "".join(f"{f'{a:.2f}, {b:.2f}':>26}" for a, b in zip(mean, p99, strict=True))
         lines.append(
-            f"{label:<26}{cells}   avg: {1 - np.mean(mean):+.0%} mean, {1 - np.mean(p99):+.0%} p99 fewer"
+            f"{label:<{LABEL}}{cells}   avg: {1 - np.mean(mean):+.0%} mean, {1 - np.mean(p99):+.0%} p99 fewer"
         )
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: dict, path: Path) -> Path | None:
+def plot(rows: dict[str, list[Point]], extra: dict[str, list[Point]], path: Path) -> Path | None:
+    """The tokens-vs-MSE curves (mean, p99, max); a token_aware row dashed in its nearest twin's colour."""
     try:
         import matplotlib
 
@@ -232,14 +332,18 @@ def plot(rows: dict, path: Path) -> Path | None:
     except ImportError:
         print("matplotlib is not installed: no PNG", file=sys.stderr)
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharex=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5), sharex=True)
+    colours: dict[str, str] = {}
     for label, values in rows.items():
-        mse = [v[0] for v in values]
-        for ax, column, name in zip(axes, (1, 2, 3), ("mean", "p99", "max"), strict=True):
-            ax.plot(mse, [v[column] for v in values], marker="o", label=label)
-            ax.set(xscale="log", xlabel="round-trip MSE (normalized units)", ylabel=f"{name} tokens")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("held-out tokens vs round-trip error (one corpus, every setting)")
+        points = sorted(values + extra[label], key=lambda p: p.mse)
+        colour = colours.setdefault(twin(label), f"C{len(colours)}")
+        style = "-" if twin(label) == label else "--"
+        for ax, column in zip(axes, ("mean", "p99", "max"), strict=True):
+            ys = [getattr(p, column) for p in points]
+            ax.plot([p.mse for p in points], ys, marker="o", ls=style, color=colour, label=label)
+            ax.set(xscale="log", xlabel="round-trip MSE (normalized units)", ylabel=f"{column} tokens")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("held-out tokens vs round-trip error (one corpus, every setting; dashed: token_aware)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -287,9 +391,9 @@ def main(argv: list[str] | None = None) -> int:
             f"(written and sampled in {time.perf_counter() - start:.1f} s)",
             flush=True,
         )
-        rows = measure(corpus, args.scales, args.vocab_size, labels)
-    sys.stdout.write(report(rows, args.scales))
-    path = plot(rows, args.png)
+        rows, extra = measure(corpus, args.scales, args.vocab_size, labels)
+    sys.stdout.write(report(rows, extra, args.scales))
+    path = plot(rows, extra, args.png)
     if path is not None:
         print(f"wrote {path}")
     return 0
