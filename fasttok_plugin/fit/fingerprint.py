@@ -105,6 +105,8 @@ def fit_fingerprint(
         payload["normalization"]["stats_source"] = source  # type: ignore[index]
     if settings.order != "time":  # likewise the flatten order: default fingerprints stay what they were
         payload["codec"]["order"] = settings.order  # type: ignore[index]
+    if settings.rounding != "nearest":  # likewise the rounding: token_aware encodes other ids, same BPE
+        payload["codec"]["rounding"] = settings.rounding  # type: ignore[index]
     # Likewise the layout: padded fingerprints stay what they were.
     layout = getattr(settings, "layout", "padded")
     if layout != "padded":

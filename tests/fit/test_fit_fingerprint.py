@@ -36,6 +36,7 @@ _OTHER_VALUE: dict[str, Any] = {
     "eps": 1e-5,
     "on_dataset_error": "skip",
     "order": "dims",
+    "rounding": "token_aware",
     "layout": "native",
     "convention": "opentau",
 }
