@@ -63,6 +63,11 @@ def test_the_callback_tunes_once_then_reuses_the_tuned_folder(tmp_path, make_mix
         ({"tune_max_action_tokens": 8, "tune_quantile": 0.0}, r"tune_quantile must be in \(0, 1\], got 0.0"),
         ({"order": "spiral"}, "order must be one of 'time', 'dims', 'dc_dims'"),
         ({"order": "dims", "pipeline": "reference"}, "order 'dims' needs pipeline 'char'"),
+        ({"rounding": "floor"}, "rounding must be one of 'nearest', 'token_aware', got 'floor'"),
+        (
+            {"rounding": "token_aware", "pipeline": "reference"},
+            "rounding 'token_aware' needs pipeline 'char'",
+        ),
     ],
 )
 def test_bad_tune_and_order_arguments_fail_in_init(tmp_path, kwargs, message) -> None:
