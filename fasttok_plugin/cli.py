@@ -140,7 +140,7 @@ def add_fit_options(fit: argparse.ArgumentParser, *, budget: bool = True) -> Non
         default="nearest",
         help="how encode rounds the scaled coefficients: nearest (the reference's) or token_aware (rounds "
         "some values the other way when that shortens the chunk's sequence: fewer tokens, slightly larger "
-        "error); token_aware needs --pipeline char",
+        "error, much slower encode); token_aware needs --pipeline char",
     )
     fit.add_argument(
         "--layout",
