@@ -65,11 +65,13 @@ def _summary(report: FitReport, directory: Path | None) -> list[str]:
     where = f"{directory}  " if directory is not None else ""
     settings = report.settings if isinstance(report.settings, Mapping) else {}
     order = settings.get("order", "time")
+    rounding = settings.get("rounding", "nearest")
     tune = settings.get("tune")
     lines = [
         f"Tokenizer   {where}({tok.get('pipeline')}, vocab {tok.get('vocab_size')}, scale "
         f"{_fmt(tok.get('scale'), 'g')}, tokens {tok.get('min_token')}..{tok.get('max_token')}"
         + (f", order {order}" if order != "time" else "")
+        + (f", rounding {rounding}" if rounding != "nearest" else "")
         + (f"; scale tuned for {_tune_goal(tune)}" if isinstance(tune, Mapping) else "")
         + ")",
         f"Fingerprint fit {report.fit_fingerprint[:16]}  norm heads {report.norm_heads_fingerprint[:16]}  "

@@ -135,6 +135,14 @@ def add_fit_options(fit: argparse.ArgumentParser, *, budget: bool = True) -> Non
         f"then dim-major); not time needs --pipeline char (measurements: {doc_path('fitting.md')})",
     )
     fit.add_argument(
+        "--rounding",
+        choices=("nearest", "token_aware"),
+        default="nearest",
+        help="how encode rounds the scaled coefficients: nearest (the reference's) or token_aware (rounds "
+        "some values the other way when that shortens the chunk's sequence: fewer tokens, slightly larger "
+        "error, much slower encode); token_aware needs --pipeline char",
+    )
+    fit.add_argument(
         "--layout",
         choices=("padded", "native"),
         default=None,
@@ -237,6 +245,7 @@ def _settings(args: argparse.Namespace) -> Any:
         stats_source=args.stats_source,
         transform=transform_from_args(args),
         order=args.order,
+        rounding=args.rounding,
         layout=args.layout or "padded",
         convention=args.convention,
     )
@@ -264,6 +273,13 @@ def fit_settings(args: argparse.Namespace) -> Any:
     from fasttok_plugin.errors import TransformError
     from fasttok_plugin.fitting import FitError
 
+    for option, value, default in (("order", args.order, "time"), ("rounding", args.rounding, "nearest")):
+        if value != default and args.pipeline == "reference":
+            # One line naming both options (FitSettings would list it as a settings problem).
+            raise _UsageError(
+                f"--{option} {value} needs --pipeline char: the reference pipeline is the reference FAST "
+                f"tokenizer exactly ({option} {default}); pass --pipeline char or drop --{option}"
+            )
     try:
         return _settings(args)
     except TransformError as exc:
@@ -352,4 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m fasttok_plugin.cli`: run the imported module's main, so `fasttok tune` (whose handler
+    # imports this module by name) raises the same `_UsageError` class that main catches.
+    from fasttok_plugin.cli import main as _main
+
+    sys.exit(_main())

@@ -105,6 +105,8 @@ def fit_fingerprint(
         payload["normalization"]["stats_source"] = source  # type: ignore[index]
     if settings.order != "time":  # likewise the flatten order: default fingerprints stay what they were
         payload["codec"]["order"] = settings.order  # type: ignore[index]
+    if settings.rounding != "nearest":  # likewise the rounding: token_aware encodes other ids, same BPE
+        payload["codec"]["rounding"] = settings.rounding  # type: ignore[index]
     # Likewise the layout: padded fingerprints stay what they were.
     layout = getattr(settings, "layout", "padded")
     if layout != "padded":
@@ -197,11 +199,14 @@ def describe_difference(
     changes = []
     old_settings = report.settings if isinstance(report.settings, Mapping) else {}
     new_settings = settings.to_dict()
+    # A report written before a setting existed (e.g. rounding) was fit with that setting's default.
+    defaults = type(settings)().to_dict()
     for key in sorted(new_settings):
-        if key in NOT_FINGERPRINTED or key not in old_settings:
+        if key in NOT_FINGERPRINTED or (key not in old_settings and defaults.get(key) is None):
             continue
-        if old_settings[key] != new_settings[key] and str(old_settings[key]) != str(new_settings[key]):
-            changes.append(f"{key} {old_settings[key]!r} -> {new_settings[key]!r}")
+        old = old_settings[key] if key in old_settings else defaults[key]
+        if old != new_settings[key] and str(old) != str(new_settings[key]):
+            changes.append(f"{key} {old!r} -> {new_settings[key]!r}")
     if report.sampler_settings != sampler_settings:
         changes.append(_sampler_change(report.sampler_settings, sampler_settings))
     return "same norm heads; changed: " + ", ".join(changes) if changes else "same norm heads, other settings"

@@ -12,6 +12,7 @@ import numpy as np
 from fasttok_plugin._validate import MAX_ACTION_DIM, MAX_SEED, is_positive_int
 from fasttok_plugin.codec import MAX_TRAINER_INT, MAX_VOCAB_SIZE
 from fasttok_plugin.codec.order import DEFAULT_ORDER, ORDERS
+from fasttok_plugin.codec.rounding import DEFAULT_ROUNDING, ROUNDINGS
 from fasttok_plugin.conventions import Convention, convention_from_dict
 from fasttok_plugin.defaults import (
     DEFAULT_CHUNK_SIZE,
@@ -112,6 +113,10 @@ class FitSettings:
             dim first), ``"dims"`` (each dim's coefficients contiguous: shortest) or ``"dc_dims"`` (every
             dim's DC first, then dim-major); the others need ``pipeline="char"``. docs/fitting.md has the
             measured trade-off.
+        rounding: How encode rounds the scaled coefficients: ``"nearest"`` (the reference's) or
+            ``"token_aware"`` (rounds some values the other way when that shortens the chunk's sequence:
+            fewer tokens, a slightly larger error; the BPE is fit the same); the latter needs
+            ``pipeline="char"``. docs/fitting.md has the measured trade-off.
         layout: ``"padded"`` (chunks zero-padded to ``max_action_dim``, the reference's layout) or
             ``"native"`` (each chunk keeps its entry's native width: one tokenizer over mixed widths, as
             LeRobot ``pi0_fast`` and openpi tokenize; the report measures every head at that width). A
@@ -148,6 +153,7 @@ class FitSettings:
     stats_source: str | None = None
     transform: ActionTransform | None = None
     order: str = DEFAULT_ORDER
+    rounding: str = DEFAULT_ROUNDING
     layout: str = "padded"
     convention: str | Convention | None = None
 
@@ -274,6 +280,7 @@ class FitSettings:
             "max_token_length": self.max_token_length,
             "pipeline": self.pipeline,
             "order": self.order,
+            "rounding": self.rounding,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -326,6 +333,15 @@ def _choice_problems(settings: FitSettings) -> list[str]:
         problems.append(
             f"order {settings.order!r} needs pipeline 'char': the reference pipeline is the reference FAST "
             "tokenizer exactly, which flattens time-major ('time')"
+        )
+    if settings.rounding not in ROUNDINGS:
+        problems.append(
+            f"rounding must be one of {', '.join(map(repr, ROUNDINGS))}, got {settings.rounding!r:.60}"
+        )
+    elif settings.rounding != DEFAULT_ROUNDING and settings.pipeline == "reference":
+        problems.append(
+            f"rounding {settings.rounding!r} needs pipeline 'char': the reference pipeline is the reference "
+            "FAST tokenizer exactly, which rounds to nearest ('nearest')"
         )
     if str(settings.normalization) not in NORMALIZATIONS:
         problems.append(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "callback_fit_settings",
+    "callback_settings",
     "check_arguments",
     "check_transform_argument",
     "data_source_for",
@@ -34,6 +35,18 @@ def normalize_for(settings: FitSettings, heads: Any) -> Normalize:
     if settings.convention is not None:
         return Normalize.for_convention(heads, convention_from_dict(settings.convention))
     return Normalize(heads, mode=settings.normalization, zero_range=settings.zero_range, eps=settings.eps)
+
+
+def callback_settings(**arguments: Any) -> FitSettings:
+    """The callback's fit arguments as `FitSettings`, which validates every one and names each bad value.
+
+    Raises:
+        ValueError: Listing every invalid argument, prefixed with ``FastTokenizerCallback:``.
+    """
+    try:
+        return FitSettings(**arguments)
+    except ValueError as exc:
+        raise ValueError(f"FastTokenizerCallback: {exc}") from None
 
 
 def check_arguments(

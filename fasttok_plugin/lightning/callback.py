@@ -30,7 +30,7 @@ from fasttok_plugin.fit.settings import (
     DEFAULT_TOTAL_CHUNKS,
     FitSettings,
 )
-from fasttok_plugin.lightning._arguments import callback_fit_settings, check_arguments
+from fasttok_plugin.lightning._arguments import callback_fit_settings, callback_settings, check_arguments
 from fasttok_plugin.lightning._attach import attach
 from fasttok_plugin.lightning._cached import existing_matches, explainer, fit_into, load_matching, prepared
 from fasttok_plugin.lightning._copies import RankZeroDecision, read_folder, share_folder
@@ -89,6 +89,7 @@ class FastTokenizerCallback(Callback):
         scale: DCT coefficient scale before rounding.
         pipeline: ``"char"`` (full alphabet) or ``"reference"`` (byte-identical to the reference processor).
         order: Flatten order ``"time"`` (the reference's), ``"dims"`` or ``"dc_dims"`` (docs/fitting.md).
+        rounding: ``"nearest"`` (the reference's) or ``"token_aware"`` (shorter sequences; docs/fitting.md).
         tune_max_action_tokens: If set, ``scale`` is where `tune_tokenizer` starts: the largest scale whose
             held-out ``tune_quantile`` of token lengths fits this budget for every head is fit (and reused).
         min_frequency: BPE merge threshold.
@@ -152,6 +153,7 @@ class FastTokenizerCallback(Callback):
         scale: float = 10.0,
         pipeline: Literal["char", "reference"] = "char",
         order: Literal["time", "dims", "dc_dims"] = "time",
+        rounding: Literal["nearest", "token_aware"] = "nearest",
         tune_max_action_tokens: int | None = None,
         tune_quantile: float = 0.99,
         min_frequency: int = 2,
@@ -180,33 +182,30 @@ class FastTokenizerCallback(Callback):
     ) -> None:
         super().__init__()
         check_arguments(tokenizer_dir, on_mismatch, attribute, normalize_attribute)
-        try:
-            # FitSettings validates every fit argument and names each bad value.
-            self._settings = FitSettings(
-                vocab_size=vocab_size,
-                scale=scale,
-                pipeline=pipeline,
-                min_frequency=min_frequency,
-                max_token_length=max_token_length,
-                total_chunks=total_chunks,
-                max_fit_chunks=max_fit_chunks,
-                heldout_fraction=heldout_fraction,
-                max_action_tokens=max_action_tokens,
-                seed=seed,
-                workers=workers,
-                normalization=normalization,
-                zero_range=zero_range,
-                eps=eps,
-                on_dataset_error=on_dataset_error,
-                head_grouping=head_grouping,
-                stats_source=stats_source,
-                transform=transform,
-                order=order,
-                layout=layout or "padded",
-                convention=convention,
-            )
-        except ValueError as exc:
-            raise ValueError(f"FastTokenizerCallback: {exc}") from None
+        self._settings = callback_settings(
+            vocab_size=vocab_size,
+            scale=scale,
+            pipeline=pipeline,
+            min_frequency=min_frequency,
+            max_token_length=max_token_length,
+            total_chunks=total_chunks,
+            max_fit_chunks=max_fit_chunks,
+            heldout_fraction=heldout_fraction,
+            max_action_tokens=max_action_tokens,
+            seed=seed,
+            workers=workers,
+            normalization=normalization,
+            zero_range=zero_range,
+            eps=eps,
+            on_dataset_error=on_dataset_error,
+            head_grouping=head_grouping,
+            stats_source=stats_source,
+            transform=transform,
+            order=order,
+            rounding=rounding,
+            layout=layout or "padded",
+            convention=convention,
+        )
         self._tune = TuneRequest.of(tune_max_action_tokens, tune_quantile)
         self._scale: float | None = None  # the tuned scale, once known
 

@@ -36,6 +36,7 @@ _OTHER_VALUE: dict[str, Any] = {
     "eps": 1e-5,
     "on_dataset_error": "skip",
     "order": "dims",
+    "rounding": "token_aware",
     "layout": "native",
     "convention": "opentau",
 }
@@ -138,6 +139,25 @@ def test_describe_difference_names_fingerprinted_changes_only(
     )
     assert describe_difference(metadata, heads, old, {"other": 1}) == (
         "same norm heads; changed: the sampler settings (weights, action_freq, episodes)"
+    )
+
+
+def test_describe_difference_takes_a_setting_missing_from_an_older_report_as_its_default(
+    heads_and_sampler: tuple[NormHeads, ChunkSampler],
+) -> None:
+    heads, sampler = heads_and_sampler
+    old = FitSettings(chunk_size=10, max_action_dim=32)
+    metadata = _metadata(heads, old, sampler.settings())
+    del metadata[REPORT_KEY]["settings"]["rounding"]  # a report written before rounding existed
+    aware = dataclasses.replace(old, rounding="token_aware")
+    assert describe_difference(metadata, heads, aware, sampler.settings()) == (
+        "same norm heads; changed: rounding 'nearest' -> 'token_aware'"
+    )
+    assert describe_difference(metadata, heads, old, sampler.settings()) == "same norm heads, other settings"
+    # A recorded None is a value, not a missing setting.
+    uncapped = _metadata(heads, dataclasses.replace(old, max_fit_chunks=None), sampler.settings())
+    assert describe_difference(uncapped, heads, old, sampler.settings()) == (
+        "same norm heads; changed: max_fit_chunks None -> 30000"
     )
 
 

@@ -124,6 +124,32 @@ def test_changed_settings_are_named_in_the_mismatch(tmp_path, make_mixture) -> N
         _run(tmp_path, mixture.path, tokenizer_dir, scale=5.0)
 
 
+def test_token_aware_rounding_is_fit_attached_and_another_rounding_is_a_mismatch(
+    tmp_path, make_mixture, spy
+) -> None:
+    mixture = make_mixture(("arm", "base"))
+    tokenizer_dir = tmp_path / "tokenizer"
+    aware, model, _ = _run(tmp_path, mixture.path, tokenizer_dir, rounding="token_aware")
+    tok = model.action_tokenizer
+    assert (aware.fitted, tok.rounding) == (True, "token_aware")
+    assert aware.fit_report is not None
+    assert aware.fit_report.settings["rounding"] == "token_aware"
+    # The attached tokenizer is the folder's: the same token-aware ids as the tokenizer loaded from it.
+    chunks = np.random.default_rng(0).uniform(-1, 1, (16, CHUNK_SIZE, MAX_ACTION_DIM)).astype(np.float32)
+    assert tok.encode(chunks) == FastTokenizer.load(tokenizer_dir).encode(chunks)
+    fits = spy.fits
+    with pytest.raises(TokenizerMismatchError, match="changed: rounding 'token_aware' -> 'nearest'"):
+        _run(tmp_path, mixture.path, tokenizer_dir)
+    assert spy.fits == fits
+    with pytest.warns(UserWarning, match="refitting"):
+        near, model2, _ = _run(tmp_path, mixture.path, tokenizer_dir, on_mismatch="refit")
+    assert (near.fitted, model2.action_tokenizer.rounding) == (True, "nearest")
+    assert near.fingerprint != aware.fingerprint
+    # Same BPE, nearest rounding: never shorter than token-aware on the same chunks.
+    lengths = model2.action_tokenizer.encode_padded(chunks).lengths
+    assert (tok.encode_padded(chunks).lengths <= lengths).all()
+
+
 def test_refit_replaces_a_tokenizer_fit_for_another_mixture(tmp_path, make_mixture, spy) -> None:
     tokenizer_dir = tmp_path / "tokenizer"
     first, _, _ = _run(tmp_path, make_mixture(("arm", "base")).path, tokenizer_dir)

@@ -1,4 +1,4 @@
-"""FastTokenizerCallback(tune_max_action_tokens=N): tunes the scale once, reuses the folder, honours order."""
+"""FastTokenizerCallback(tune_max_action_tokens=N): tunes once, reuses the folder, keeps order, rounding."""
 
 from __future__ import annotations
 
@@ -27,15 +27,17 @@ def _run(
     return callback, model
 
 
-def test_the_callback_tunes_once_then_reuses_the_tuned_folder(tmp_path, make_mixture, spy) -> None:
+@pytest.mark.parametrize("rounding", ["nearest", "token_aware"])
+def test_the_callback_tunes_once_then_reuses_the_tuned_folder(tmp_path, make_mixture, spy, rounding) -> None:
     mixture = make_mixture(("arm", "base", "gripper")).path
     folder = tmp_path / "tokenizer"
-    first, model = _run(tmp_path, mixture, folder, tune_max_action_tokens=BUDGET, order="dims")
+    tuned = {"tune_max_action_tokens": BUDGET, "order": "dims", "rounding": rounding}
+    first, model = _run(tmp_path, mixture, folder, **tuned)
     assert first.fitted is True
     record = json.loads((folder / "fit_report.json").read_text())["settings"]["tune"]
     tok = model.action_tokenizer
     assert isinstance(tok, FastTokenizer)
-    assert (tok.scale, tok.order) == (record["scale"], "dims")
+    assert (tok.scale, tok.order, tok.rounding) == (record["scale"], "dims", rounding)
     assert record["max_action_tokens"] == BUDGET
     assert record["scale"] < 10.0  # the start scale did not fit this budget
     chosen = [s for s in record["steps"] if s["scale"] == record["scale"]]
@@ -44,7 +46,7 @@ def test_the_callback_tunes_once_then_reuses_the_tuned_folder(tmp_path, make_mix
     assert first.fingerprint == tok.metadata["fit_fingerprint"]
     fits = spy.fits
 
-    second, model2 = _run(tmp_path, mixture, folder, tune_max_action_tokens=BUDGET, order="dims")
+    second, model2 = _run(tmp_path, mixture, folder, **tuned)
     assert second.fitted is False
     assert spy.fits == fits, "a folder tuned for the same budget must be loaded, not tuned again"
     assert second.fingerprint == first.fingerprint
@@ -53,7 +55,7 @@ def test_the_callback_tunes_once_then_reuses_the_tuned_folder(tmp_path, make_mix
 
     # Another budget is another tokenizer: the folder is not silently replaced.
     with pytest.raises(TokenizerMismatchError, match="holds a tokenizer fit for fingerprint"):
-        _run(tmp_path, mixture, folder, tune_max_action_tokens=BUDGET + 20, order="dims")
+        _run(tmp_path, mixture, folder, **(tuned | {"tune_max_action_tokens": BUDGET + 20}))
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,11 @@ def test_the_callback_tunes_once_then_reuses_the_tuned_folder(tmp_path, make_mix
         ({"tune_max_action_tokens": 8, "tune_quantile": 0.0}, r"tune_quantile must be in \(0, 1\], got 0.0"),
         ({"order": "spiral"}, "order must be one of 'time', 'dims', 'dc_dims'"),
         ({"order": "dims", "pipeline": "reference"}, "order 'dims' needs pipeline 'char'"),
+        ({"rounding": "floor"}, "rounding must be one of 'nearest', 'token_aware', got 'floor'"),
+        (
+            {"rounding": "token_aware", "pipeline": "reference"},
+            "rounding 'token_aware' needs pipeline 'char'",
+        ),
     ],
 )
 def test_bad_tune_and_order_arguments_fail_in_init(tmp_path, kwargs, message) -> None:
