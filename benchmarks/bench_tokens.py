@@ -313,8 +313,8 @@ def report(rows: dict[str, list[Point]], extra: dict[str, list[Point]], scales: 
             lines.append(f"{label:<{LABEL}} {cells}")
     lines += ["", "at matched MSE, tokens relative to the reference FAST (mean, p99; < 1 is shorter):"]
     for label, values in rows.items():
-        mean = matched(ref, values + extra[label], "mean")
-        p99 = matched(ref, values + extra[label], "p99")
+        mean = matched(ref, values + extra.get(label, []), "mean")
+        p99 = matched(ref, values + extra.get(label, []), "p99")
         cells = "".join(f"{f'{a:.2f}, {b:.2f}':>26}" for a, b in zip(mean, p99, strict=True))
         lines.append(
             f"{label:<{LABEL}}{cells}   avg: {1 - np.mean(mean):+.0%} mean, {1 - np.mean(p99):+.0%} p99 fewer"

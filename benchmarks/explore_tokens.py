@@ -185,21 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = bench.sample(bench.write_corpus(Path(tmp), args.datasets, args.episodes, 0), settings)
     print(f"{corpus.fit.shape[0]} fit / {corpus.held.shape[0]} held-out chunks", flush=True)
-    rows = bench.measure(corpus, args.scales, args.vocab_size, BASELINES)
-    mse = [r[0] for r in rows["native, dims"]]  # lossless candidates share the quantization's error
+    rows, extra = bench.measure(corpus, args.scales, args.vocab_size, BASELINES)
+    mse = [p.mse for p in rows["native, dims"]]  # lossless candidates share the quantization's error
     for spec in CANDIDATES:
         if spec[0] not in labels:
             continue
         rows[spec[0]] = []
         for scale, error in zip(args.scales, mse, strict=True):
             n, seconds = candidate_row(corpus, spec, scale, args.vocab_size)
-            rows[spec[0]].append((error, float(n.mean()), float(np.percentile(n, 99)), int(n.max()), seconds))
+            point = (float(n.mean()), float(np.percentile(n, 99)), int(n.max()), seconds, float("nan"))
+            rows[spec[0]].append(bench.Point(scale, error, *point))
             print(
                 f"  {spec[0]:<26} scale {scale:>6g}: mean {n.mean():.1f} p99 {np.percentile(n, 99):.0f} "
                 f"max {n.max()} ({seconds:.1f} s)",
                 flush=True,
             )
-    sys.stdout.write(bench.report(rows, args.scales))
+    sys.stdout.write(bench.report(rows, extra, args.scales))
     return 0
 
 

@@ -186,17 +186,20 @@ def test_fit_and_training_normalize_and_tokenize_alike(
 
 
 @pytest.mark.parametrize(
-    ("convention", "layout", "num_workers"),
+    ("convention", "layout", "num_workers", "rounding"),
     [
-        ("opentau", "padded", 1),
-        (OPENPI_PER_ROBOT, "native", 1),  # every head 2 wide after the selection: a native fit of one width
-        (LEROBOT_PER_ROBOT, None, 0),
+        ("opentau", "padded", 1, "nearest"),
+        # every head 2 wide after the selection: a native fit of one width
+        (OPENPI_PER_ROBOT, "native", 1, "nearest"),
+        (LEROBOT_PER_ROBOT, None, 0, "nearest"),
         # LeRobot's own global native head is valid once the selection gives every entry the same width.
-        ("lerobot", None, 0),
+        ("lerobot", None, 0, "nearest"),
+        # token-aware ids in the worker process are the callback's tokenizer's own (the folder's rounding)
+        (LEROBOT_PER_ROBOT, "native", 1, "token_aware"),
     ],
 )
 def test_transforms_with_a_convention_and_tokens_in_the_workers(
-    tmp_path: Path, make_mixture, plans, convention, layout, num_workers
+    tmp_path: Path, make_mixture, plans, convention, layout, num_workers, rounding
 ) -> None:
     mixture = make_mixture(("arm", "base", "gripper"))
     datamodule = _datamodule(
@@ -207,8 +210,9 @@ def test_transforms_with_a_convention_and_tokens_in_the_workers(
         tokenize=True,
         num_workers=num_workers,
     )
-    callback, model = _train(tmp_path, datamodule, order="dc_dims")
+    callback, model = _train(tmp_path, datamodule, order="dc_dims", rounding=rounding)
     report = callback.fit_report
+    assert model.action_tokenizer.rounding == rounding
     assert report.transforms == ("columns 0:2 | relative 0:2 - observation.state[chunk start]",) * 3
     assert report.stats_source == "data"
     assert set(datamodule.norm_heads.native_dims) == {2}
