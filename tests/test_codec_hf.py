@@ -24,6 +24,7 @@ pytest.importorskip("transformers")
 
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
+from hf_support import run_offline_processor
 from reference_fast import ReferenceFast, smooth_chunks
 
 SCRIPT = """
@@ -76,23 +77,7 @@ def test_saved_directories_load_with_auto_processor_and_give_our_ids(tmp_path: P
     (nested / "special_tokens_map.json").unlink()
     directories[str(nested)] = directories[str(flat)]
 
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf_home"),
-        "HF_MODULES_CACHE": str(tmp_path / "hf_modules"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "chunks.npy"), *directories],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_offline_processor(SCRIPT, [str(tmp_path / "chunks.npy"), *directories], tmp_path)
 
     for directory, tok in directories.items():
         entry = report[directory]

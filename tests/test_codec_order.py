@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from fasttok_plugin.codec.order import ORDERS, apply_order, order_permutation, u
 
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
+from hf_support import run_offline_processor
 from reference_fast import smooth_chunks
 
 SCALE = 10.0
@@ -181,23 +180,7 @@ def test_the_shipped_processor_encodes_and_decodes_each_order_like_fast_tokenize
     chunks = smooth_chunks(25, 20, 6, seed=11)
     np.save(tmp_path / "chunks.npy", chunks)
     folders = {str(fitted[o].save(tmp_path / o)): o for o in ORDERS}
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf_home"),
-        "HF_MODULES_CACHE": str(tmp_path / "hf_modules"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", HF_SCRIPT, str(tmp_path / "chunks.npy"), *folders],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_offline_processor(HF_SCRIPT, [str(tmp_path / "chunks.npy"), *folders], tmp_path)
     for folder, order in folders.items():
         tok = fitted[order]
         assert report[folder]["order"] == order

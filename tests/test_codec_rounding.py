@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from fasttok_plugin.codec.rounding import MIN_ERROR, token_aware_codes
 
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
+from hf_support import run_offline_processor
 from reference_fast import smooth_chunks
 
 SCALE = 10.0
@@ -242,23 +241,7 @@ def test_the_shipped_processor_encodes_token_aware_like_fast_tokenizer(
     )
     tokenizers = {str(fitted[o, "token_aware"].save(tmp_path / o)): fitted[o, "token_aware"] for o in ORDERS}
     tokenizers[str(native.save(tmp_path / "native"))] = native
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(tmp_path / "hf_home"),
-        "HF_MODULES_CACHE": str(tmp_path / "hf_modules"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", HF_SCRIPT, str(tmp_path / "chunks.npy"), *tokenizers],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_offline_processor(HF_SCRIPT, [str(tmp_path / "chunks.npy"), *tokenizers], tmp_path)
     for directory, tok in tokenizers.items():
         got = report[directory]
         assert got["rounding"] == "token_aware"
