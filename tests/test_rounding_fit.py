@@ -20,16 +20,17 @@ import pytest
 from fasttok_plugin._report_text import render_report
 from fasttok_plugin.codec import FastTokenizer
 from fasttok_plugin.errors import FitError
-from fasttok_plugin.fit import FitPlan, FitReport, FitSettings, fit_fingerprint, fit_tokenizer, tune_tokenizer
-from fasttok_plugin.fit._progress import PhaseClock
+from fasttok_plugin.fit import FitReport, FitSettings, fit_fingerprint, fit_tokenizer, tune_tokenizer
 from fasttok_plugin.fit.fingerprint import FINGERPRINT_KEY
-from fasttok_plugin.fit.source import prepare_fit
 from fasttok_plugin.heads import build_norm_heads
 from fasttok_plugin.mixture import load_mixture
-from fasttok_plugin.normalize import Normalize
 from fasttok_plugin.resolve import resolve_mixture
 from fasttok_plugin.sampling import ChunkSampler
 from fasttok_plugin.testing import make_example_mixture
+
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+from heldout_support import heldout_chunks
 
 NEAREST = FitSettings(chunk_size=16, max_action_dim=16, total_chunks=600, vocab_size=300)
 TOKEN_AWARE = dataclasses.replace(NEAREST, rounding="token_aware")
@@ -51,16 +52,6 @@ def fits(mixture: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, t
         _, report = fit_tokenizer(mixture, settings, out_dir=folder, preflight=False)
         out[settings.rounding] = (folder, report)
     return out
-
-
-def _heldout(mixture: Path, settings: FitSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The held-out chunks the fit evaluates, sampled again here: (chunks, head, native dim per head)."""
-    prepared = prepare_fit(mixture, settings, preflight=False, clock=PhaseClock())
-    s = prepared.settings
-    plan = FitPlan(prepared.sampler, Normalize(prepared.heads, mode=s.normalization), s)
-    batches = list(plan.heldout_batches())
-    head = np.concatenate([b.head_index for b in batches])
-    return np.concatenate([b.normalized for b in batches]), head, np.asarray(prepared.heads.native_dims)
 
 
 def _head_mse(
@@ -128,7 +119,7 @@ def test_a_token_aware_fit_reports_fewer_tokens_and_its_real_slightly_larger_err
     assert near.settings["rounding"] == "nearest"
     assert tok.metadata[FINGERPRINT_KEY] == aware.fit_fingerprint != near.fit_fingerprint
     # The report's numbers are the tokenizer's own encode / decode of the held-out chunks, per head.
-    chunks, head, native = _heldout(mixture, TOKEN_AWARE)
+    chunks, head, native = heldout_chunks(mixture, TOKEN_AWARE)
     lengths = tok.encode_padded(chunks).lengths
     plain = FastTokenizer.load(near_dir)
     for h, mse in _head_mse(tok, chunks, head, native).items():
@@ -164,7 +155,7 @@ def test_tune_with_token_aware_rounding_meets_its_budget_on_held_out_chunks(
     assert (tok.rounding, tok.scale) == ("token_aware", result.scale)
     saved = json.loads((out / "fit_report.json").read_text())["settings"]
     assert (saved["rounding"], saved["tune"]["scale"]) == ("token_aware", result.scale)
-    chunks, head, native = _heldout(mixture, dataclasses.replace(TOKEN_AWARE, scale=result.scale))
+    chunks, head, native = heldout_chunks(mixture, dataclasses.replace(TOKEN_AWARE, scale=result.scale))
     lengths = tok.encode_padded(chunks).lengths
     for h in np.unique(head):
         assert np.mean(lengths[head == h] <= BUDGET) >= 0.99, int(h)

@@ -14,12 +14,13 @@ import pytest
 
 from fasttok_plugin.codec import FastTokenizer
 from fasttok_plugin.errors import FitError
-from fasttok_plugin.fit import FitPlan, FitSettings, fit_tokenizer, tune_tokenizer
-from fasttok_plugin.fit._progress import PhaseClock
+from fasttok_plugin.fit import FitSettings, fit_tokenizer, tune_tokenizer
 from fasttok_plugin.fit.fingerprint import FINGERPRINT_KEY
-from fasttok_plugin.fit.source import prepare_fit
-from fasttok_plugin.normalize import Normalize
 from fasttok_plugin.testing import make_example_mixture
+
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+from heldout_support import heldout_chunks
 
 SETTINGS = FitSettings(chunk_size=16, max_action_dim=16, total_chunks=600, vocab_size=300, order="dims")
 BUDGET = 18
@@ -41,22 +42,12 @@ def tuned(mixture: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     return out, (report, result)
 
 
-def _heldout(mixture: Path, settings: FitSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The held-out chunks the fit pipeline evaluates, sampled again here: (chunks, head, native dims)."""
-    prepared = prepare_fit(mixture, settings, preflight=False, clock=PhaseClock())
-    s = prepared.settings
-    plan = FitPlan(prepared.sampler, Normalize(prepared.heads, mode=s.normalization), s)
-    batches = list(plan.heldout_batches())
-    head = np.concatenate([b.head_index for b in batches])
-    return np.concatenate([b.normalized for b in batches]), head, np.asarray(prepared.heads.native_dims)
-
-
 def test_the_chosen_scale_fits_the_budget_for_every_head_on_held_out_chunks(
     mixture: Path, tuned: tuple[Path, object]
 ) -> None:
     out, (report, result) = tuned
     tok = FastTokenizer.load(out)
-    chunks, head, _ = _heldout(mixture, SETTINGS)
+    chunks, head, _ = heldout_chunks(mixture, SETTINGS)
     lengths = tok.encode_padded(chunks).lengths
     assert tok.scale == result.scale == report.settings["scale"]
     for h in np.unique(head):
@@ -98,7 +89,7 @@ def test_the_tuned_folder_is_the_plain_fit_at_the_chosen_scale_plus_the_walk(
 def test_target_mse_picks_the_smallest_scale_meeting_it_per_head(mixture: Path) -> None:
     target = 2e-3
     tok, _, result = tune_tokenizer(mixture, SETTINGS, target_mse=target, bisect_steps=2)
-    chunks, head, native = _heldout(mixture, SETTINGS)
+    chunks, head, native = heldout_chunks(mixture, SETTINGS)
     decoded = tok.decode(tok.encode_padded(chunks), strict=True).actions
     for h in np.unique(head):
         rows = head == h
